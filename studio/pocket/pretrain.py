@@ -38,7 +38,7 @@ class PretrainConfig:
     seed: int = 0
     threads: int = 2
     vocab_size: int = 8192
-    vae_steps: int = 1500
+    vae_steps: int = 1000
     vae_batch: int = 16
     vae_lr: float = 2e-3
     vae_kl_weight: float = 1e-6
@@ -51,7 +51,7 @@ class PretrainConfig:
     snr_gamma: float = 5.0
     ema_decay: float = 0.9995
     checkpoint_every: int = 250
-    probe_every: int = 1000
+    probe_every: int = 250
     eval_seeds: int = 4
     eval_steps: int = 25
     guidance: float = 6.0
