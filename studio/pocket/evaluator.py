@@ -20,6 +20,7 @@ _BORDER = 2  # pixels of frame used to read the background
 _FG_DISTANCE = 45.0  # RGB distance from the background that counts as "shape"
 _MIN_PIXELS = 16  # fewer foreground pixels than this: no shape at all
 _MIN_IOU = 0.55  # a best overlap below this: the shape is not one we know
+_MAX_ASPECT = 1.35  # every shape of the world is drawn in a square box
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ def judge(image: Image.Image, shapes: tuple[str, ...] = ALL_SHAPES) -> Judgement
 
     ys, xs = np.nonzero(foreground)
     box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    width, height = box[2] - box[0], box[3] - box[1]
+    if max(width, height) / min(width, height) > _MAX_ASPECT:
+        return Judgement("unknown", color, background, 0.0)
     observed = foreground.astype(np.float32)
     scores = {}
     for shape in shapes:

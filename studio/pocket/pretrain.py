@@ -40,7 +40,7 @@ class PretrainConfig:
     vocab_size: int = 8192
     vae_steps: int = 1000
     vae_batch: int = 16
-    vae_lr: float = 2e-3
+    vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
     vae_clutter_share: float = 0.2
     latent_images: int = 30_000
@@ -135,6 +135,14 @@ def probe_vae(vae, n: int = 96, seed: int = 123) -> dict:
 
 def train_vae(cfg: PretrainConfig, work: Path, log) -> "torch.nn.Module":
     vae = components.make_vae()
+    # Start with a near-deterministic posterior (log-variance ~ -10, std ~ 0.007).
+    # From the default init the sampled latents carry noise of std ~1 and the
+    # decoder learns through a fog; and a codec whose `latent_dist.sample()`
+    # is noisy would also corrupt every fine-tune that samples it.
+    with torch.no_grad():
+        channels = vae.config.latent_channels
+        vae.quant_conv.weight[channels:] *= 0.01
+        vae.quant_conv.bias[channels:] = -10.0
     done_path, state_path = work / "vae.done.pt", work / "vae.state.pt"
     finished = _load_state(done_path)
     if finished is not None:

@@ -176,6 +176,8 @@ def random_scene(
     shape = shapes[rng.integers(len(shapes))]
     background = backgrounds[rng.integers(len(backgrounds))]
     choices = [c for c in colors if c != background]
+    if not choices:
+        raise ValueError(f"no shape colour differs from the background {background!r}")
     color = choices[rng.integers(len(choices))]
     size = float(rng.uniform(MIN_SIZE, MAX_SIZE))
     margin = size / 2 + 0.03

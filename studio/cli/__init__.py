@@ -1,0 +1,33 @@
+"""`studio ...`: every action of the UI as a command over the same engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from studio.runtime import prepare_environment
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from studio.cli import generate, pocket, ui
+
+    parser = argparse.ArgumentParser(prog="studio", description="Diffusion Studio: fine-tune and use text-to-image models.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (generate, pocket, ui):
+        module.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    prepare_environment()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (ValueError, FileNotFoundError) as error:
+        # Bad input: one clear line, not a traceback.
+        print(f"studio {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

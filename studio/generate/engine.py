@@ -1,0 +1,184 @@
+"""Text-to-image generation: settings, a pipeline cache and the generate call.
+
+The UI and `studio generate` both call `GenerationEngine.generate`; neither
+holds model state of its own.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from PIL import Image
+
+from studio.generate.png_metadata import save_png
+from studio.generate.samplers import SAMPLERS, make_scheduler
+
+MAX_COUNT = 16
+CHUNK = 4  # images per pipeline call: bounds peak memory on big models
+
+
+@dataclass
+class GenerationSettings:
+    prompt: str = field(default="", metadata={"help": "What to draw, e.g. 'a yellow triangle on a black background'."})
+    negative_prompt: str = field(default="", metadata={"help": "What to steer away from."})
+    seed: int = field(default=0, metadata={"help": "Same seed + same settings = same image. -1 picks a random seed."})
+    steps: int = field(default=25, metadata={"help": "Denoising steps: more is slower and usually a little cleaner."})
+    guidance: float = field(
+        default=6.0, metadata={"help": "Classifier-free guidance: how strongly the image follows the prompt."}
+    )
+    width: int = field(default=0, metadata={"help": "Image width in pixels; 0 uses the model's native size."})
+    height: int = field(default=0, metadata={"help": "Image height in pixels; 0 uses the model's native size."})
+    count: int = field(default=1, metadata={"help": f"How many images (1-{MAX_COUNT}); image i uses seed + i."})
+    sampler: str = field(default="default", metadata={"help": "The sampling algorithm: " + ", ".join(SAMPLERS)})
+    model: str = field(
+        default="pocket", metadata={"help": "'pocket', a local diffusers folder, a .safetensors file or a hub id."}
+    )
+
+    def __post_init__(self) -> None:
+        if not self.prompt.strip():
+            raise ValueError("the prompt is empty: describe what to draw")
+        if not 1 <= self.steps <= 200:
+            raise ValueError(f"steps must be between 1 and 200, got {self.steps}")
+        if not 0 <= self.guidance <= 30:
+            raise ValueError(f"guidance must be between 0 and 30, got {self.guidance}")
+        if not 1 <= self.count <= MAX_COUNT:
+            raise ValueError(f"count must be between 1 and {MAX_COUNT}, got {self.count}")
+        if self.width < 0 or self.height < 0 or self.width > 4096 or self.height > 4096:
+            raise ValueError("width and height must be between 0 (native) and 4096")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+        if self.seed < -1:
+            raise ValueError("seed must be -1 (random) or a number from 0")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> GenerationSettings:
+        """Build from a dict, refusing keys we do not know (a typo must not pass silently)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown generation setting(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+@dataclass
+class GeneratedImage:
+    image: Image.Image
+    params: dict  # everything needed to make this exact image again
+
+
+class PipelineCache:
+    """Keeps one base model loaded; loading another releases the first."""
+
+    def __init__(self, loader: Callable | None = None) -> None:
+        if loader is None:
+            from studio.models import load_pipeline as loader
+        self._loader = loader
+        self._key: tuple | None = None
+        self._loaded = None
+        self.loads = 0  # how many times a model was actually loaded
+
+    def get(self, model: str, device: str | None = None, dtype=None):
+        key = (model, device, str(dtype))
+        if key != self._key:
+            self.release()
+            self._loaded = self._loader(model, device=device, dtype=dtype)
+            self._key = key
+            self.loads += 1
+        return self._loaded
+
+    def release(self) -> None:
+        if self._loaded is None:
+            return
+        self._loaded, self._key = None, None
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+class GenerationEngine:
+    def __init__(self, cache: PipelineCache | None = None, device: str | None = None) -> None:
+        self.cache = cache or PipelineCache()
+        self.device = device
+        # each model's own scheduler: every sampler is built from its config,
+        # so switching samplers never drifts from the model's noise schedule
+        self._model_schedulers: dict[int, object] = {}
+
+    def native_size(self, pipe) -> tuple[int, int]:
+        side = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        return side, side
+
+    def generate(
+        self, settings: GenerationSettings, on_step: Callable[[int, int], None] | None = None
+    ) -> list[GeneratedImage]:
+        import torch
+
+        loaded = self.cache.get(settings.model, device=self.device)
+        pipe = loaded.pipe
+        model_scheduler = self._model_schedulers.setdefault(id(pipe), pipe.scheduler)
+        pipe.scheduler = make_scheduler(settings.sampler, model_scheduler)
+
+        width, height = settings.width, settings.height
+        native_w, native_h = self.native_size(pipe)
+        width, height = width or native_w, height or native_h
+        multiple = pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+        if width % multiple or height % multiple:
+            raise ValueError(f"width and height must be multiples of {multiple} for this model, got {width}x{height}")
+
+        seed = settings.seed if settings.seed >= 0 else random.randrange(2**31)
+        total = settings.count * settings.steps
+        done = 0
+
+        def step_end(_pipe, _step, _timestep, kwargs):
+            nonlocal done
+            done += 1
+            if on_step:
+                on_step(done, total)
+            return kwargs
+
+        results = []
+        for start in range(0, settings.count, CHUNK):
+            seeds = [seed + i for i in range(start, min(settings.count, start + CHUNK))]
+            generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+            started = time.perf_counter()
+            images = pipe(
+                [settings.prompt] * len(seeds),
+                negative_prompt=[settings.negative_prompt] * len(seeds) if settings.negative_prompt else None,
+                num_inference_steps=settings.steps,
+                guidance_scale=settings.guidance,
+                width=width,
+                height=height,
+                generator=generators,
+                callback_on_step_end=step_end,
+            ).images
+            seconds = (time.perf_counter() - started) / len(seeds)
+            for image_seed, image in zip(seeds, images):
+                params = asdict(settings) | {
+                    "seed": image_seed,
+                    "count": 1,
+                    "width": width,
+                    "height": height,
+                    "sampler": settings.sampler,
+                    "family": getattr(loaded.family, "value", loaded.family),
+                    "seconds": round(seconds, 3),
+                }
+                results.append(GeneratedImage(image, params))
+        return results
+
+
+def save_images(results: list[GeneratedImage], out_dir: str | Path) -> list[Path]:
+    """Write each image as a PNG that carries its parameters."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    paths = []
+    for index, result in enumerate(results):
+        path = out / f"{stamp}-{index:02d}-seed{result.params['seed']}.png"
+        paths.append(save_png(result.image, path, result.params))
+    return paths

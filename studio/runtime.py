@@ -1,0 +1,51 @@
+"""Process-wide settings that must be chosen before heavy work starts.
+
+CPU threads are a budget, not a free resource: on a 2-core host two busy
+PyTorch processes with default threads slow each other down ~8x, because
+OpenMP threads spin while they wait. The studio runs the UI (with preview
+generation) and a training process side by side, so each process takes a
+share of the cores and waiting threads sleep instead of spinning.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def prepare_environment() -> None:
+    """Call first thing in an entry point, before torch is imported."""
+    # Sleeping (not spinning) OpenMP threads: essential when processes share cores.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # No telemetry, and no surprise downloads: the hub is used only when the
+    # user names a hub model, and then only if it is cached or reachable.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def thread_budget(role: str, sharing: bool = False) -> int:
+    """Threads for a process in `role`: "train", or "ui"/"generate".
+
+    `STUDIO_THREADS` overrides. Alone (`sharing=False`), a process takes
+    every core. When training runs beside the UI, the UI keeps one core for
+    previews and training gets the rest.
+    """
+    override = os.environ.get("STUDIO_THREADS")
+    if override:
+        return max(1, int(override))
+    cores = cpu_cores()
+    if not sharing:
+        return cores
+    return max(1, cores - 1) if role == "train" else 1
+
+
+def apply_thread_budget(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)

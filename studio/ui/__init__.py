@@ -1,0 +1,1 @@
+"""The Gradio studio: one module per tab. UI code only: no torch, no model math."""

@@ -1,0 +1,88 @@
+"""Generate tab: prompt in, images out, each PNG carrying the settings that made it."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
+from studio.generate.samplers import sampler_labels
+from studio.paths import DATA_DIR
+
+EXAMPLES = [
+    "a yellow triangle on a black background",
+    "a red circle on a white background",
+    "a blue diamond on a gray background",
+    "a green square on a brown background",
+]
+
+
+def _help(name: str) -> str:
+    return GenerationSettings.__dataclass_fields__[name].metadata["help"]
+
+
+def build(engine: GenerationEngine) -> None:
+    defaults = GenerationSettings(prompt="-")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(
+                label="Prompt", value=EXAMPLES[0], lines=2, info=_help("prompt"), elem_id="gen-prompt"
+            )
+            negative = gr.Textbox(label="Negative prompt", lines=1, info=_help("negative_prompt"), elem_id="gen-negative")
+            with gr.Row():
+                sampler = gr.Dropdown(
+                    label="Sampler",
+                    choices=[(label, name) for name, label in sampler_labels().items()],
+                    value="default",
+                    info="DPM++ 2M is fast and clean; Euler a is more varied.",
+                    elem_id="gen-sampler",
+                )
+                steps = gr.Slider(1, 100, value=defaults.steps, step=1, label="Steps", info=_help("steps"))
+            with gr.Row():
+                guidance = gr.Slider(0, 20, value=defaults.guidance, step=0.5, label="Guidance", info=_help("guidance"))
+                count = gr.Slider(1, MAX_COUNT, value=4, step=1, label="Images", info=_help("count"))
+            with gr.Row():
+                seed = gr.Number(value=0, precision=0, label="Seed", info=_help("seed"), elem_id="gen-seed")
+                model = gr.Textbox(value="pocket", label="Base model", info=_help("model"), elem_id="gen-model")
+            button = gr.Button("Generate", variant="primary", elem_id="gen-button")
+            gr.Examples(EXAMPLES, inputs=prompt, label="Try")
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(
+                label="Images", columns=4, height=420, format="png", object_fit="contain", elem_id="gen-gallery"
+            )
+            status = gr.Markdown(elem_id="gen-status")
+            details = gr.JSON(label="Settings of the selected image", elem_id="gen-details")
+
+    state = gr.State([])  # parameters of the images in the gallery, in order
+    inputs = {prompt, negative, sampler, steps, guidance, count, seed, model}
+
+    def run(values: dict, progress=gr.Progress()):
+        try:
+            settings = GenerationSettings(
+                prompt=values[prompt],
+                negative_prompt=values[negative],
+                sampler=values[sampler],
+                steps=int(values[steps]),
+                guidance=float(values[guidance]),
+                count=int(values[count]),
+                seed=int(values[seed]),
+                model=values[model].strip() or "pocket",
+            )
+        except ValueError as error:
+            raise gr.Error(str(error)) from error
+        progress(0, desc="loading model")
+        try:
+            results = engine.generate(settings, on_step=lambda done, total: progress(done / total, desc="denoising"))
+        except (ValueError, OSError) as error:
+            raise gr.Error(str(error)) from error
+        paths = save_images(results, DATA_DIR / "outputs")
+        params = [r.params for r in results]
+        seconds = sum(p["seconds"] for p in params)
+        note = f"{len(paths)} image(s) in {seconds:.1f} s, seeds {params[0]['seed']}–{params[-1]['seed']}. Saved to `data/outputs`."
+        return [str(p) for p in paths], note, params[0], params
+
+    def select(params: list, event: gr.SelectData):
+        return params[event.index] if 0 <= event.index < len(params) else None
+
+    button.click(run, inputs=inputs, outputs=[gallery, status, details, state], concurrency_limit=1)
+    prompt.submit(run, inputs=inputs, outputs=[gallery, status, details, state], concurrency_limit=1)
+    gallery.select(select, inputs=state, outputs=details)
