@@ -1,10 +1,19 @@
-"""Where the project's files live. Every folder the studio reads or serves is under one of these."""
+"""Where the project's files live, so no module hard-codes a relative path.
+
+Paths are derived from this file's location (the project root is the folder
+that holds the `studio` package), so they work whatever the current directory is.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-POCKET_MODEL_DIR = PROJECT_ROOT / "assets" / "pocket"
-DATA_DIR = Path(os.environ.get("STUDIO_DATA_DIR", PROJECT_ROOT / "data")).resolve()
+PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
+
+# The small SD1-style model trained by `studio.pocket.pretrain` and shipped with the project.
+POCKET_MODEL_DIR: Path = PROJECT_ROOT / "assets" / "pocket"
+
+# User data (datasets, runs, exports); movable with STUDIO_DATA_DIR, e.g. onto a bigger disk.
+_data_env = os.environ.get("STUDIO_DATA_DIR")
+DATA_DIR: Path = Path(_data_env).expanduser().resolve() if _data_env else PROJECT_ROOT / "data"

@@ -1,0 +1,46 @@
+"""Session fixtures: the tiny pipelines of `tiny_pipelines`, saved once as diffusers folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from tiny_pipelines import build_sd, build_sdxl
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in these tests may touch the network
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory: pytest.TempPathFactory):
+    """A real CLIP BPE tokenizer with a 600-token vocabulary (trained in ~1 s)."""
+    from studio.pocket.tokenizer import build_tokenizer
+
+    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"), vocab_size=600)
+
+
+def _saved(pipe, folder: Path) -> Path:
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sd1_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Path:
+    return _saved(build_sd(tiny_tokenizer, text_width=32), tmp_path_factory.mktemp("tiny-sd1"))
+
+
+@pytest.fixture(scope="session")
+def sd2_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Path:
+    # SD2's shape: 1024-wide cross-attention and linear projections in the transformer blocks.
+    pipe = build_sd(tiny_tokenizer, text_width=1024, text_layers=1, use_linear_projection=True)
+    return _saved(pipe, tmp_path_factory.mktemp("tiny-sd2"))
+
+
+@pytest.fixture(scope="session")
+def sdxl_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Path:
+    return _saved(build_sdxl(tiny_tokenizer), tmp_path_factory.mktemp("tiny-sdxl"))
