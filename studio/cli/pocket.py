@@ -8,7 +8,6 @@ from dataclasses import fields
 from pathlib import Path
 
 
-
 def register(commands) -> None:
     p = commands.add_parser("pocket", help="Pocket model and shapes world tools.")
     sub = p.add_subparsers(dest="pocket_command", required=True, metavar="ACTION")
@@ -76,5 +75,3 @@ def run_world(args: argparse.Namespace) -> int:
         stem.with_suffix(".txt").write_text(scene.caption + "\n")
     print(f"wrote {args.count} images with captions to {out}")
     return 0
-
-

@@ -7,6 +7,7 @@ holds model state of its own.
 from __future__ import annotations
 
 import gc
+import math
 import random
 import time
 from collections.abc import Callable
@@ -82,11 +83,12 @@ class PipelineCache:
         self._loaded = None
         self.loads = 0  # how many times a model was actually loaded
 
-    def get(self, model: str, device: str | None = None, dtype=None):
-        key = (model, device, str(dtype))
+    def get(self, model: str, device: str | None = None, dtype=None, **options):
+        """The loaded model; `options` go to the loader (e.g. config_folder, allow_pickle)."""
+        key = (model, device, str(dtype), tuple(sorted(options.items())))
         if key != self._key:
             self.release()
-            self._loaded = self._loader(model, device=device, dtype=dtype)
+            self._loaded = self._loader(model, device=device, dtype=dtype, **options)
             self._key = key
             self.loads += 1
         return self._loaded
@@ -103,12 +105,19 @@ class PipelineCache:
 
 
 class GenerationEngine:
-    def __init__(self, cache: PipelineCache | None = None, device: str | None = None) -> None:
+    def __init__(
+        self, cache: PipelineCache | None = None, device: str | None = None, load_options: dict | None = None
+    ) -> None:
         self.cache = cache or PipelineCache()
         self.device = device
+        self.load_options = load_options or {}  # e.g. config_folder for a single-file checkpoint
         # each model's own scheduler: every sampler is built from its config,
         # so switching samplers never drifts from the model's noise schedule
         self._model_schedulers: dict[int, object] = {}
+
+    def load(self, model: str):
+        """Load (or reuse) a base model; generate() does this itself, callers may do it early."""
+        return self.cache.get(model, device=self.device, **self.load_options)
 
     def native_size(self, pipe) -> tuple[int, int]:
         side = pipe.unet.config.sample_size * pipe.vae_scale_factor
@@ -119,7 +128,7 @@ class GenerationEngine:
     ) -> list[GeneratedImage]:
         import torch
 
-        loaded = self.cache.get(settings.model, device=self.device)
+        loaded = self.load(settings.model)
         pipe = loaded.pipe
         model_scheduler = self._model_schedulers.setdefault(id(pipe), pipe.scheduler)
         pipe.scheduler = make_scheduler(settings.sampler, model_scheduler)
@@ -127,12 +136,13 @@ class GenerationEngine:
         width, height = settings.width, settings.height
         native_w, native_h = self.native_size(pipe)
         width, height = width or native_w, height or native_h
-        multiple = pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+        # the UNet halves the latent once per extra block; the pipelines also insist on multiples of 8
+        multiple = math.lcm(8, pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1))
         if width % multiple or height % multiple:
             raise ValueError(f"width and height must be multiples of {multiple} for this model, got {width}x{height}")
 
         seed = settings.seed if settings.seed >= 0 else random.randrange(2**31)
-        total = settings.count * settings.steps
+        total = math.ceil(settings.count / CHUNK) * settings.steps  # one callback per step of each batch
         done = 0
 
         def step_end(_pipe, _step, _timestep, kwargs):

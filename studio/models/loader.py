@@ -370,7 +370,7 @@ def load_pipeline(
         if not (Path(source.location) / "model_index.json").is_file():
             raise ModelLoadError(
                 f"The pocket model has not been built yet (no model_index.json in '{source.location}'); train it with "
-                "`studio.pocket.pretrain`, or pass another model."
+                "`studio pocket pretrain`, or pass another model."
             )
         pipe, family = _from_local_folder(source.location, torch_dtype)
     elif source.kind == "folder":

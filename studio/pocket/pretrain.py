@@ -38,7 +38,7 @@ class PretrainConfig:
     seed: int = 0
     threads: int = 2
     vocab_size: int = 8192
-    vae_steps: int = 1000
+    vae_steps: int = 1400
     vae_batch: int = 16
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
@@ -110,7 +110,9 @@ def _vae_batch(cfg: PretrainConfig, step: int):
             images.append(_clutter_image(rng, components.IMAGE_SIZE))
         else:
             scene = world.random_scene(
-                rng, shapes=world.ALL_SHAPES, colors=world.BASE_COLORS + world.NEW_COLORS,
+                rng,
+                shapes=world.ALL_SHAPES,
+                colors=world.BASE_COLORS + world.NEW_COLORS,
                 backgrounds=world.BASE_BACKGROUNDS,
             )
             images.append(world.render(scene, components.IMAGE_SIZE))
@@ -127,13 +129,11 @@ def probe_vae(vae, n: int = 96, seed: int = 123) -> dict:
     rec = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
     mse = F.mse_loss(rec, x).item() / 4  # pixels in [-1, 1]: a quarter of the error in [0, 1]
     arrays = ((rec.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
-    right = sum(
-        judge(Image.fromarray(a)).matches(s.shape, s.color, s.background) for a, s in zip(arrays, scenes)
-    )
+    right = sum(judge(Image.fromarray(a)).matches(s.shape, s.color, s.background) for a, s in zip(arrays, scenes))
     return {"psnr": round(10 * math.log10(1 / max(mse, 1e-10)), 2), "joint": right / n}
 
 
-def train_vae(cfg: PretrainConfig, work: Path, log) -> "torch.nn.Module":
+def train_vae(cfg: PretrainConfig, work: Path, log) -> torch.nn.Module:
     vae = components.make_vae()
     # Start with a near-deterministic posterior (log-variance ~ -10, std ~ 0.007).
     # From the default init the sampled latents carry noise of std ~1 and the
@@ -206,9 +206,16 @@ def encode_latents(cfg: PretrainConfig, vae, tokenizer, work: Path, log) -> dict
     # As in Stable Diffusion: scale latents to unit variance for the UNet.
     scaling_factor = float(1.0 / latents.std())
     captions = [s.caption for s in scenes]
-    ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
+    ids = tokenizer(
+        captions, padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt"
+    ).input_ids
     empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
-    cache = {"latents": latents, "input_ids": ids, "empty_ids": empty[0], "scaling_factor": torch.tensor(scaling_factor)}
+    cache = {
+        "latents": latents,
+        "input_ids": ids,
+        "empty_ids": empty[0],
+        "scaling_factor": torch.tensor(scaling_factor),
+    }
     _save_atomic(cache, path)
     log(f"latents: {tuple(latents.shape)}, scaling factor {scaling_factor:.4f}")
     return cache

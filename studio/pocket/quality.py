@@ -49,9 +49,7 @@ def measure(
         prompts = [caption_for(*combo) for combo, _ in chunk]
         # one generator per image, seeded by its place in the job list: results do not depend on batch size
         generators = [torch.Generator().manual_seed(seed * 100_003 + i) for i, (_, seed) in enumerate(chunk, start)]
-        images = pipe(
-            prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators
-        ).images
+        images = pipe(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators).images
         for (combo, seed), image in zip(chunk, images):
             verdict = judge(image)
             shape, color, background = combo
@@ -63,6 +61,10 @@ def measure(
                 report.joint += 1
             else:
                 report.misses.append(
-                    {"prompt": caption_for(*combo), "seed": seed, "judged": caption_for(verdict.shape, verdict.color, verdict.background)}
+                    {
+                        "prompt": caption_for(*combo),
+                        "seed": seed,
+                        "judged": caption_for(verdict.shape, verdict.color, verdict.background),
+                    }
                 )
     return report

@@ -14,9 +14,9 @@ compare. Shapes are upright; they vary in size and position only.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterator
+from functools import cache
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -62,7 +62,7 @@ def _unit(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [((x - x0) / (x1 - x0), (y - y0) / (y1 - y0)) for x, y in points]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _outline(shape: str) -> tuple[tuple[float, float], ...]:
     """Polygon of a shape in the unit box (y grows downwards)."""
     if shape == "square":

@@ -10,6 +10,8 @@ from studio.ui import generate_tab
 CSS = """
 #studio-header h1 { margin-bottom: 0; }
 #studio-header p { margin-top: 4px; opacity: 0.8; }
+/* small models make small images: show their pixels crisply when enlarged */
+#gen-gallery img { image-rendering: pixelated; }
 """
 
 
@@ -34,4 +36,12 @@ def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
     apply_thread_budget(thread_budget("ui"))
     app = build_app()
     app.queue(default_concurrency_limit=1)
-    app.launch(server_name=host, server_port=port, css=CSS, theme=gr.themes.Soft(), footer_links=["api"])
+    app.launch(server_name=host, server_port=port, css=CSS, theme=theme(), footer_links=["api"])
+
+
+def theme() -> gr.themes.Base:
+    # System fonts only: the default theme pulls web fonts from the internet,
+    # which an offline workstation or a locked-down Space cannot reach.
+    return gr.themes.Soft(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+    )

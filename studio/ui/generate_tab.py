@@ -24,10 +24,10 @@ def build(engine: GenerationEngine) -> None:
     defaults = GenerationSettings(prompt="-")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            prompt = gr.Textbox(
-                label="Prompt", value=EXAMPLES[0], lines=2, info=_help("prompt"), elem_id="gen-prompt"
+            prompt = gr.Textbox(label="Prompt", value=EXAMPLES[0], lines=2, info=_help("prompt"), elem_id="gen-prompt")
+            negative = gr.Textbox(
+                label="Negative prompt", lines=1, info=_help("negative_prompt"), elem_id="gen-negative"
             )
-            negative = gr.Textbox(label="Negative prompt", lines=1, info=_help("negative_prompt"), elem_id="gen-negative")
             with gr.Row():
                 sampler = gr.Dropdown(
                     label="Sampler",

@@ -40,3 +40,17 @@ def test_bad_input_shows_a_clear_error_and_keeps_the_form(page):
     page.locator("#gen-button").click()
     page.get_by_text("the prompt is empty").first.wait_for(timeout=30_000)
     assert page.locator("#gen-model input, #gen-model textarea").first.input_value() == "pocket"
+
+
+def test_the_page_loads_nothing_from_outside_this_machine(browser, studio_server):
+    from urllib.parse import urlparse
+
+    context = browser.new_context()
+    page = context.new_page()
+    hosts = set()
+    page.on("request", lambda request: hosts.add(urlparse(request.url).hostname))
+    page.goto(studio_server["url"])
+    page.locator("#gen-button").wait_for()
+    page.wait_for_load_state("networkidle")
+    context.close()
+    assert hosts <= {"127.0.0.1", "localhost", None}, hosts

@@ -16,9 +16,7 @@ def _accuracy(scenes, side=64, transform=None):
 
 
 def test_ground_truth_accuracy_over_every_shape_and_colour():
-    scenes = list(
-        world.scenes(400, seed=11, shapes=world.ALL_SHAPES, colors=world.BASE_COLORS + world.NEW_COLORS)
-    )
+    scenes = list(world.scenes(400, seed=11, shapes=world.ALL_SHAPES, colors=world.BASE_COLORS + world.NEW_COLORS))
     assert _accuracy(scenes) >= 0.99
 
 

@@ -1,4 +1,4 @@
-"""Session fixtures: the tiny pipelines of `tiny_pipelines`, saved once as diffusers folders."""
+"""Shared fixtures: no network, and the tiny pipelines of `tiny_pipelines` saved once as diffusers folders."""
 
 from __future__ import annotations
 

@@ -21,8 +21,17 @@ def test_settings_validate_with_specific_messages():
 
 
 def test_png_round_trips_its_parameters(tmp_path):
-    params = {"prompt": "a red circle on a white background", "seed": 7, "steps": 25, "guidance": 6.0,
-              "sampler": "dpmpp_2m", "width": 64, "height": 64, "model": "pocket", "negative_prompt": "blur"}
+    params = {
+        "prompt": "a red circle on a white background",
+        "seed": 7,
+        "steps": 25,
+        "guidance": 6.0,
+        "sampler": "dpmpp_2m",
+        "width": 64,
+        "height": 64,
+        "model": "pocket",
+        "negative_prompt": "blur",
+    }
     path = save_png(Image.new("RGB", (8, 8)), tmp_path / "x.png", params)
     assert read_params(path) == params
     text = Image.open(path).text["parameters"]
@@ -38,8 +47,9 @@ def test_foreign_png_has_no_parameters(tmp_path):
 def test_every_sampler_keeps_the_models_noise_schedule():
     from diffusers import DDPMScheduler
 
-    base = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
-                         prediction_type="v_prediction")
+    base = DDPMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="v_prediction"
+    )
     for name in SAMPLERS:
         scheduler = make_scheduler(name, base)
         assert scheduler.config.prediction_type == "v_prediction", name
