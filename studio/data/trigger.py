@@ -1,0 +1,90 @@
+"""The trigger word: prepended to captions, and enforced so a caption without it is never used silently.
+
+Only *instance* images carry the trigger. Class (prior-preservation) images must not: they teach the model
+what a plain "dog" looks like, and the trigger in their captions would tie it to every dog.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from studio.data.issues import Issue
+
+
+class _Captioned(Protocol):
+    file: str
+    role: str
+    caption: str
+
+
+class MissingTriggerError(ValueError):
+    """Captions that break the trigger rule; `files` lists them."""
+
+    def __init__(self, trigger: str, files: list[str], problem: str = "lack") -> None:
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        super().__init__(f"{len(files)} caption(s) {problem} the trigger '{trigger}': {shown}")
+        self.trigger = trigger
+        self.files = files
+
+
+def validate_trigger(trigger: str) -> str:
+    trigger = trigger.strip()
+    if not trigger or "\n" in trigger or "," in trigger:
+        raise ValueError(f"a trigger must be a non-empty word or phrase without commas or newlines, got {trigger!r}")
+    return trigger
+
+
+def _pattern(trigger: str) -> re.Pattern[str]:
+    # whole words only ("sks" is not in "asks"); case-insensitive because CLIP lower-cases everything it reads
+    return re.compile(rf"(?<!\w){re.escape(trigger)}(?!\w)", re.IGNORECASE)
+
+
+def has_trigger(caption: str, trigger: str) -> bool:
+    return bool(_pattern(trigger).search(caption))
+
+
+def with_trigger(caption: str, trigger: str, separator: str = ", ") -> str:
+    """`caption` with the trigger in front, unless it already holds it."""
+    if has_trigger(caption, trigger):
+        return caption
+    return f"{trigger}{separator}{caption}" if caption else trigger
+
+
+def missing_trigger(captions: Mapping[str, str], trigger: str) -> list[str]:
+    """Names whose caption lacks the trigger."""
+    return [name for name, caption in captions.items() if not has_trigger(caption, trigger)]
+
+
+def enforce_trigger(captions: Mapping[str, str], trigger: str) -> None:
+    """Raise MissingTriggerError naming every caption without the trigger."""
+    missing = missing_trigger(captions, validate_trigger(trigger))
+    if missing:
+        raise MissingTriggerError(trigger, missing)
+
+
+def trigger_issues(items: Iterable[_Captioned], trigger: str | None) -> dict[str, Issue]:
+    """File -> problem: instance captions without the trigger, class captions with it."""
+    if not trigger:
+        return {}
+    problems = {}
+    for item in items:
+        present = has_trigger(item.caption, trigger)
+        if item.role == "instance" and not present:
+            problems[item.file] = Issue("trigger-missing", f"the caption lacks the trigger '{trigger}'")
+        elif item.role == "class" and present:
+            problems[item.file] = Issue(
+                "trigger-in-class-caption", f"a class image's caption names the trigger '{trigger}'"
+            )
+    return problems
+
+
+def enforce_trigger_on_items(items: Iterable[_Captioned], trigger: str) -> None:
+    """Raise MissingTriggerError unless instance captions hold the trigger and class captions do not."""
+    problems = trigger_issues(items, validate_trigger(trigger))
+    missing = [file for file, issue in problems.items() if issue.code == "trigger-missing"]
+    if missing:
+        raise MissingTriggerError(trigger, missing)
+    if problems:
+        raise MissingTriggerError(trigger, list(problems), problem="are class images but contain")
