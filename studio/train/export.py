@@ -1,0 +1,110 @@
+"""LoRA exports users can take elsewhere (safetensors only), and the check that each reloads to the same output.
+
+- diffusers format (`pytorch_lora_weights.safetensors`) through `save_lora_weights`, with peft's adapter config
+  stored as metadata so a LoRA whose alpha differs from its rank reloads with the right scale;
+- one kohya / AUTOMATIC1111 / ComfyUI file (`lora_unet_…`, `lora_te1_…` keys). diffusers'
+  `convert_state_dict_to_kohya` writes `.alpha = rank` for every module (the length of lora_down), which would
+  rescale any LoRA trained with alpha != rank; we overwrite each `.alpha` with the true value.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+DIFFUSERS_WEIGHTS = "pytorch_lora_weights.safetensors"
+
+
+def _adapter_parts(pipe: Any) -> dict[str, torch.nn.Module]:
+    parts = {"unet": pipe.unet}
+    if getattr(pipe.text_encoder, "peft_config", None):
+        parts["text_encoder"] = pipe.text_encoder
+    return parts
+
+
+def save_lora_diffusers(pipe: Any, folder: Path) -> Path:
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    parts = _adapter_parts(pipe)
+    layers = {name: convert_state_dict_to_diffusers(get_peft_model_state_dict(m)) for name, m in parts.items()}
+    metadata = {name: m.peft_config["default"].to_dict() for name, m in parts.items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(
+        folder,
+        unet_lora_layers=layers["unet"],
+        text_encoder_lora_layers=layers.get("text_encoder"),
+        unet_lora_adapter_metadata=metadata["unet"],
+        text_encoder_lora_adapter_metadata=metadata.get("text_encoder"),
+        safe_serialization=True,
+    )
+    return folder / DIFFUSERS_WEIGHTS
+
+
+def kohya_state_dict(pipe: Any) -> dict[str, torch.Tensor]:
+    from diffusers.utils import convert_state_dict_to_kohya
+    from peft.utils import get_peft_model_state_dict
+
+    state, alphas = {}, {}
+    for name, module in _adapter_parts(pipe).items():
+        config = module.peft_config["default"]
+        for key, value in get_peft_model_state_dict(module).items():
+            state[f"{name}.{key}"] = value
+        alphas[name] = float(config.lora_alpha)
+    kohya = convert_state_dict_to_kohya(state)
+    for key in kohya:
+        if key.endswith(".alpha"):
+            part = "text_encoder" if key.startswith("lora_te1") else "unet"
+            kohya[key] = torch.tensor(alphas[part])  # the true alpha, not diffusers' rank
+    return {k: v.detach().contiguous() for k, v in kohya.items()}
+
+
+def save_lora_kohya(pipe: Any, path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    save_file(kohya_state_dict(pipe), str(temporary), metadata={"ss_network_module": "networks.lora"})
+    temporary.replace(path)
+    return path
+
+
+def save_peft_adapter(pipe: Any, folder: Path) -> Path:
+    """LoHa / LoKr: peft's own adapter format (diffusers' load_lora_weights does not read these)."""
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = pipe.unet.peft_config["default"].to_dict()
+    state = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(pipe.unet).items()}
+    save_file(state, str(folder / "adapter_model.safetensors"))
+    (folder / "adapter_config.json").write_text(json.dumps(config, indent=2, default=list), encoding="utf-8")
+    return folder / "adapter_model.safetensors"
+
+
+def render(pipe: Any, prompt: str, resolution: int, seed: int = 0, steps: int = 4) -> np.ndarray:
+    """A deterministic image for comparing two pipelines."""
+    pipe.set_progress_bar_config(disable=True)
+    generator = torch.Generator("cpu").manual_seed(seed)
+    with torch.no_grad():
+        out = pipe(
+            prompt,
+            num_inference_steps=steps,
+            guidance_scale=3.0,
+            height=resolution,
+            width=resolution,
+            generator=generator,
+            output_type="np",
+        )
+    return out.images[0]
+
+
+def verify_lora_file(reference: np.ndarray, fresh_pipe: Any, file: Path, prompt: str, resolution: int) -> float:
+    """Load `file` into a fresh base pipeline and return the largest pixel difference to `reference`."""
+    fresh_pipe.load_lora_weights(str(file.parent), weight_name=file.name)
+    return float(np.abs(render(fresh_pipe, prompt, resolution) - reference).max())

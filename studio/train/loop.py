@@ -1,0 +1,554 @@
+"""The training loop every method shares: noise, timesteps, loss, accumulation, checkpoints, resume, commands.
+
+Kept as plain functions so a reader can follow one step from top to bottom. A method (methods/<name>/) only
+decides what is trainable and what is exported; everything here is the same for all of them.
+
+Determinism: every random draw of the loop (latent sampling, noise, timesteps, caption dropout) comes from one
+`torch.Generator` whose state is checkpointed; the data order is a pure function of (seed, position); torch's,
+numpy's and Python's global RNG states are checkpointed too (peft's dropout uses torch's). So on CPU a run
+cancelled at step k and resumed ends bit-identical to one never interrupted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from studio.train import runs
+from studio.train.config import RunConfig, TrainingConfig, load_config_file
+from studio.train.data import TrainingImage, load_training_images
+
+TRAINABLE = "trainable.safetensors"
+TRAINING_STATE = "training_state.pt"
+STATE_JSON = "state.json"
+# Test hook: seconds to sleep in the middle of a checkpoint save (so a test can SIGKILL the process there).
+SLEEP_IN_SAVE_ENV = "STUDIO_TEST_SLEEP_IN_SAVE"
+
+OOM_ADVICE = (
+    "out of GPU memory: lower batch_size (use gradient_accumulation to keep the effective batch), "
+    "lower the resolution, use mixed_precision fp16/bf16, or optimizer adamw8bit"
+)
+
+
+class TrainingStopped(Exception):
+    """The run stopped with a recorded reason (failed event already written)."""
+
+
+# ------------------------------------------------------------------ the math of one step
+
+
+def sample_noise(latents: torch.Tensor, offset_noise: float, generator: torch.Generator) -> torch.Tensor:
+    noise = torch.randn(latents.shape, generator=generator).to(latents)
+    if offset_noise:
+        # offset noise: a per-channel constant lets the model learn to shift overall brightness
+        # (plain noise has zero mean per image, so very dark or bright images are hard to learn)
+        offset = torch.randn((latents.shape[0], latents.shape[1], 1, 1), generator=generator)
+        noise = noise + offset_noise * offset.to(latents)
+    return noise
+
+
+def training_target(scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor):
+    """What the UNet must predict: the noise (epsilon) or the velocity (v-prediction, SD 2.x 768)."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(latents, noise, timesteps)
+    raise ValueError(f"prediction_type {kind!r} is not supported for training")
+
+
+def diffusion_loss(
+    prediction: torch.Tensor, target: torch.Tensor, timesteps: torch.Tensor, scheduler: Any, min_snr_gamma: float
+) -> torch.Tensor:
+    """MSE, optionally Min-SNR weighted (Hang et al. 2023): easy low-noise timesteps stop dominating the loss."""
+    if not min_snr_gamma:
+        return F.mse_loss(prediction.float(), target.float(), reduction="mean")
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(scheduler, timesteps)
+    weights = torch.clamp(snr, max=min_snr_gamma)
+    # divide by what the target already implies: snr for epsilon, snr + 1 for velocity
+    weights = weights / (snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr)
+    per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=[1, 2, 3])
+    return (per_sample * weights).mean()
+
+
+# ------------------------------------------------------------------ data order
+
+
+def batch_at(items: list[TrainingImage], batch_size: int, seed: int, position: int) -> list[TrainingImage]:
+    """The micro-batch at `position` (0, 1, 2, ... across epochs): a pure function, so resume needs only the index."""
+    from studio.data.prepare import bucket_batches
+
+    first = bucket_batches(items, batch_size, seed=seed)
+    epoch, index = divmod(position, len(first))
+    # every epoch its own shuffle, seeded by (seed, epoch)
+    return bucket_batches(items, batch_size, seed=seed * 100_003 + epoch)[index] if epoch else first[index]
+
+
+# ------------------------------------------------------------------ caches
+
+
+@dataclass
+class Caches:
+    """Latents (as the VAE's mean and std, sampled each step) and text embeddings, when those parts are frozen."""
+
+    latents: dict[Path, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    text: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def encode_text(pipe: Any, captions: list[str], device: str) -> torch.Tensor:
+    tokens = pipe.tokenizer(
+        captions, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids.to(device)
+    return pipe.text_encoder(tokens)[0]
+
+
+def text_embeddings(pipe: Any, captions: list[str], caches: Caches, trains_text: bool, device: str) -> torch.Tensor:
+    if trains_text:
+        tokens = pipe.tokenizer(
+            captions,
+            padding="max_length",
+            max_length=pipe.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(device)
+        return pipe.text_encoder(tokens)[0]
+    for caption in captions:
+        if caption not in caches.text:  # one caption at a time, for the same reason as fill_caches
+            caches.text[caption] = encode_text(pipe, [caption], device)[0]
+    return torch.stack([caches.text[c] for c in captions])
+
+
+@torch.no_grad()
+def encode_latent_distribution(pipe: Any, images: list[TrainingImage], device, dtype):
+    pixels = torch.from_numpy(np.stack([i.pixels() for i in images])).to(device, dtype)
+    dist = pipe.vae.encode(pixels).latent_dist
+    return dist.mean, dist.std
+
+
+def fill_caches(pipe: Any, items: list[TrainingImage], caches: Caches, device, dtype) -> None:
+    """Encode every image once, one at a time: the same numbers whatever batch an image later lands in."""
+    for item in items:
+        if item.path not in caches.latents:
+            mean, std = encode_latent_distribution(pipe, [item], device, dtype)
+            caches.latents[item.path] = (mean[0], std[0])
+
+
+def latent_distribution(pipe: Any, images: list[TrainingImage], caches: Caches | None, device, dtype):
+    """(mean, std) of each image's latent, from the cache when there is one."""
+    if caches is None:
+        return encode_latent_distribution(pipe, images, device, dtype)
+    means, stds = zip(*(caches.latents[i.path] for i in images))
+    return torch.stack(means), torch.stack(stds)
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as stream:
+        os.fsync(stream.fileno())
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first. Half-written ones are hidden `.step-*.tmp` folders and never listed."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-"))
+
+
+def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
+    """Write a checkpoint beside the others and rename it into place: it exists whole or not at all."""
+    from safetensors.torch import save_file
+
+    final = run_dir / "checkpoints" / checkpoint_name(state["step"])
+    building = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    save_file(state["trainable"], str(building / TRAINABLE))
+    if os.environ.get(SLEEP_IN_SAVE_ENV):
+        time.sleep(float(os.environ[SLEEP_IN_SAVE_ENV]))
+    torch.save(state["torch"], building / TRAINING_STATE)
+    (building / STATE_JSON).write_text(json.dumps(state["json"]), encoding="utf-8")
+    for file in building.iterdir():
+        _fsync_file(file)
+    _fsync_dir(building)
+    if final.exists():  # the same step saved again (save_now right after a periodic save)
+        shutil.rmtree(final)
+    os.replace(building, final)
+    _fsync_dir(final.parent)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return {
+        "trainable": load_file(str(folder / TRAINABLE)),
+        # our own file, and still only tensors and plain containers allowed
+        "torch": torch.load(folder / TRAINING_STATE, weights_only=True),
+        "json": json.loads((folder / STATE_JSON).read_text(encoding="utf-8")),
+    }
+
+
+def _rng_json() -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": [version, list(internal), gauss],
+    }
+
+
+def _restore_rng_json(data: dict) -> None:
+    kind, keys, pos, has_gauss, cached = data["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = data["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# ------------------------------------------------------------------ the trainer
+
+
+@dataclass
+class Trainer:
+    """Everything a running loop holds. Built by `prepare_trainer`; `train` runs it."""
+
+    run_dir: Path
+    config: RunConfig
+    pipe: Any
+    method: Any
+    noise_scheduler: Any
+    items: list[TrainingImage]
+    accelerator: Any
+    optimizer: Any
+    lr_scheduler: Any
+    params: list[torch.nn.Parameter]
+    generator: torch.Generator
+    caches: Caches | None
+    text_caches: Caches
+    step: int = 0
+    on_event: Callable[[dict], None] | None = None
+
+    @property
+    def training(self) -> TrainingConfig:
+        return self.config.training
+
+    def emit(self, kind: str, **fields: Any) -> dict:
+        event = runs.append_event(self.run_dir, kind, **fields)
+        if self.on_event:
+            self.on_event(event)
+        return event
+
+
+def build_optimizer(params: list[torch.nn.Parameter], training: TrainingConfig):
+    if training.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise ValueError(
+                "optimizer adamw8bit needs bitsandbytes (pip install bitsandbytes, CUDA only); or use adamw"
+            ) from None
+        return bnb.optim.AdamW8bit(params, lr=training.learning_rate, weight_decay=training.adam_weight_decay)
+    return torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=training.adam_weight_decay)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = None) -> Trainer:
+    """Load the model, add the method's trainable parts, build optimizer and schedule, restore a checkpoint."""
+    from accelerate import Accelerator
+    from diffusers import DDPMScheduler
+    from diffusers.optimization import get_scheduler
+
+    from studio.models import load_pipeline
+    from studio.train.methods import method_class
+
+    config = load_config_file(run_dir / runs.CONFIG)
+    training = config.training
+    cpu = training.device == "cpu" or (training.device == "auto" and not torch.cuda.is_available())
+    if cpu and training.mixed_precision != "no":
+        raise ValueError(f"mixed_precision {training.mixed_precision} needs a GPU; use 'no' on CPU")
+    accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=cpu)
+    seed_everything(training.seed)
+
+    manifest = json.loads((run_dir / runs.DATASET).read_text(encoding="utf-8"))
+    items = load_training_images(manifest["source"], training.resolution)
+    if [i.sha256 for i in items] != [i["sha256"] for i in manifest["items"]]:
+        raise ValueError(f"the dataset {manifest['source']!r} changed since this run started; start a new run")
+
+    weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[training.mixed_precision]
+    pipe = load_pipeline(training.base_model, device=str(accelerator.device), dtype=weight_dtype).pipe
+    pipe.set_progress_bar_config(disable=True)
+    # training noise: DDPM with the model's own betas and prediction type
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    method = method_class(config.method)(config.method_config)
+    params = method.setup(pipe)
+
+    optimizer = build_optimizer(params, training)
+    lr_scheduler = get_scheduler(
+        training.lr_scheduler, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.steps
+    )
+    optimizer, lr_scheduler = accelerator.prepare(optimizer, lr_scheduler)
+    generator = torch.Generator("cpu").manual_seed(training.seed)
+    caches = Caches() if training.cache_latents and not method.trains_vae else None
+    if caches is not None:
+        fill_caches(pipe, items, caches, accelerator.device, pipe.vae.dtype)
+    trainer = Trainer(
+        run_dir,
+        config,
+        pipe,
+        method,
+        noise_scheduler,
+        items,
+        accelerator,
+        optimizer,
+        lr_scheduler,
+        params,
+        generator,
+        caches,
+        Caches(),
+        on_event=on_event,
+    )
+    checkpoints = list_checkpoints(run_dir)
+    if checkpoints:
+        restore(trainer, load_checkpoint(checkpoints[-1]))
+    return trainer
+
+
+def checkpoint_state(trainer: Trainer) -> dict:
+    return {
+        "step": trainer.step,
+        "trainable": trainer.method.trainable_state_dict(trainer.pipe),
+        "torch": {
+            "optimizer": trainer.optimizer.state_dict(),
+            "lr_scheduler": trainer.lr_scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "generator": trainer.generator.get_state(),
+        },
+        "json": {
+            "step": trainer.step,
+            "position": trainer.step * trainer.training.gradient_accumulation,
+            **_rng_json(),
+        },
+    }
+
+
+def restore(trainer: Trainer, state: dict) -> None:
+    trainer.method.load_trainable_state_dict(trainer.pipe, state["trainable"])
+    trainer.optimizer.load_state_dict(state["torch"]["optimizer"])
+    trainer.lr_scheduler.load_state_dict(state["torch"]["lr_scheduler"])
+    torch.set_rng_state(state["torch"]["torch_rng"])
+    trainer.generator.set_state(state["torch"]["generator"])
+    _restore_rng_json(state["json"])
+    trainer.step = state["json"]["step"]
+
+
+def save(trainer: Trainer) -> Path:
+    folder = save_checkpoint(trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints)
+    trainer.emit("checkpoint", step=trainer.step, path=str(folder.relative_to(trainer.run_dir)))
+    return folder
+
+
+def micro_batch_loss(trainer: Trainer, position: int) -> torch.Tensor:
+    """One micro-batch from pixels to loss."""
+    training, pipe, generator = trainer.training, trainer.pipe, trainer.generator
+    device = trainer.accelerator.device
+    batch = batch_at(trainer.items, training.batch_size, training.seed, position)
+
+    # images -> latents: sample from the VAE's distribution each step (the cache holds mean and std)
+    mean, std = latent_distribution(pipe, batch, trainer.caches, device, pipe.vae.dtype)
+    sample = torch.randn(mean.shape, generator=generator).to(mean)
+    latents = (mean + std * sample) * pipe.vae.config.scaling_factor
+
+    # add noise according to each timestep's magnitude; the UNet learns to undo it
+    noise = sample_noise(latents, training.offset_noise, generator)
+    timesteps = torch.randint(
+        0, trainer.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator
+    ).to(device)
+    noisy = trainer.noise_scheduler.add_noise(latents, noise, timesteps)
+    target = training_target(trainer.noise_scheduler, latents, noise, timesteps)
+
+    # caption dropout: some samples see an empty prompt, so the model keeps its unconditional branch for CFG
+    drop = torch.rand(len(batch), generator=generator) < training.caption_dropout
+    captions = ["" if dropped else item.caption for item, dropped in zip(batch, drop.tolist())]
+    encoder_states = text_embeddings(pipe, captions, trainer.text_caches, trainer.method.trains_text_encoder, device)
+
+    with trainer.accelerator.autocast():
+        prediction = pipe.unet(noisy, timesteps, encoder_states.to(noisy.dtype)).sample
+    return diffusion_loss(prediction, target, timesteps, trainer.noise_scheduler, training.min_snr_gamma)
+
+
+def optimizer_step(trainer: Trainer) -> float:
+    """Gradient accumulation over micro-batches, clipping, one optimizer step; returns the mean loss."""
+    training = trainer.training
+    total = 0.0
+    for micro in range(training.gradient_accumulation):
+        position = trainer.step * training.gradient_accumulation + micro
+        loss = micro_batch_loss(trainer, position)
+        if not torch.isfinite(loss):
+            fail(
+                trainer,
+                f"loss became {loss.item()} at step {trainer.step + 1}: the training diverged; lower the "
+                f"learning_rate (now {training.learning_rate:g}), e.g. to {training.learning_rate / 10:g}",
+            )
+        # scaled so the accumulated gradient is the mean over the effective batch
+        trainer.accelerator.backward(loss / training.gradient_accumulation)
+        total += loss.item()
+    if training.max_grad_norm:
+        trainer.accelerator.clip_grad_norm_(trainer.params, training.max_grad_norm)
+    trainer.optimizer.step()
+    trainer.lr_scheduler.step()
+    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.step += 1
+    return total / training.gradient_accumulation
+
+
+def render_samples(trainer: Trainer) -> None:
+    """Validation prompts with a fixed seed, so samples of successive steps are comparable."""
+    from studio.data.files import write_bytes_atomic
+
+    training = trainer.training
+    trainer.pipe.unet.eval()
+    # sampling must not move the training RNG: fork it and give the pipeline its own generator
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        for index, prompt in enumerate(training.sample_prompts):
+            generator = torch.Generator("cpu").manual_seed(training.sample_seed + index)
+            image = trainer.pipe(
+                prompt,
+                num_inference_steps=training.sample_steps,
+                height=training.resolution,
+                width=training.resolution,
+                generator=generator,
+            ).images[0]
+            path = trainer.run_dir / "samples" / f"{checkpoint_name(trainer.step)}-{index}.png"
+            buffer = io.BytesIO()
+            image.save(buffer, "PNG")
+            write_bytes_atomic(path, buffer.getvalue())
+            trainer.emit("sample", step=trainer.step, path=str(path.relative_to(trainer.run_dir)), prompt=prompt)
+    trainer.pipe.unet.train()
+
+
+def fail(trainer: Trainer, reason: str) -> None:
+    trainer.emit("failed", step=trainer.step, reason=reason)
+    raise TrainingStopped(reason)
+
+
+def train(trainer: Trainer) -> str:
+    """Run from trainer.step to the configured steps. Returns "finished" or "cancelled"."""
+    training = trainer.training
+    watcher = runs.CommandWatcher(trainer.run_dir)
+    trainer.emit("started", step=trainer.step, total_steps=training.steps, pid=os.getpid(), resumed=trainer.step > 0)
+    trainer.pipe.unet.train()
+    if trainer.method.trains_text_encoder:
+        trainer.pipe.text_encoder.train()
+    last_saved = trainer.step
+    try:
+        while trainer.step < training.steps:
+            started = time.perf_counter()
+            loss = optimizer_step(trainer)
+            if trainer.step % training.log_every == 0 or trainer.step == training.steps:
+                trainer.emit(
+                    "step",
+                    step=trainer.step,
+                    loss=loss,
+                    lr=trainer.lr_scheduler.get_last_lr()[0],
+                    seconds=round(time.perf_counter() - started, 4),
+                )
+            commands = watcher.poll()
+            if "cancel" in commands:
+                if last_saved != trainer.step:
+                    save(trainer)
+                trainer.emit("cancelled", step=trainer.step)
+                return "cancelled"
+            if (training.checkpoint_every and trainer.step % training.checkpoint_every == 0) or "save_now" in commands:
+                save(trainer)
+                last_saved = trainer.step
+            if (training.sample_every and trainer.step % training.sample_every == 0) or (
+                "sample_now" in commands and training.sample_prompts
+            ):
+                render_samples(trainer)
+    except torch.cuda.OutOfMemoryError:
+        fail(trainer, OOM_ADVICE)
+    if last_saved != trainer.step:
+        save(trainer)  # the final weights, resumable and exportable
+    return "finished"
+
+
+def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, export: bool = True) -> str:
+    """The one entry point (CLI, UI subprocess, tests): train a run folder from its latest checkpoint, if any."""
+    run_dir = Path(run_dir)
+    try:
+        trainer = prepare_trainer(run_dir, on_event)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        runs.append_event(run_dir, "failed", reason=str(error))
+        raise
+    if trainer.step >= trainer.training.steps and runs.replay(run_dir).status == "finished":
+        return "finished"
+    try:
+        outcome = train(trainer)
+        if outcome == "finished":
+            if export:
+                export_trainer(trainer)
+            trainer.emit("finished", step=trainer.step)
+    except TrainingStopped:
+        raise
+    except Exception as error:
+        trainer.emit("failed", step=trainer.step, reason=f"{type(error).__name__}: {error}")
+        raise
+    return outcome
+
+
+def export_trainer(trainer: Trainer, verify: bool = True) -> list[Path]:
+    """Export the method's files into outputs/ and check that each reloads to the in-memory output."""
+    from studio.models import load_pipeline
+    from studio.train import export
+
+    trainer.pipe.unet.eval()
+    files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
+    prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
+    reference = export.render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
+    for file in files:
+        fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
+        if verify and file.name.endswith(".safetensors") and file.parent.name != "peft":
+            fresh = load_pipeline(trainer.training.base_model, device="cpu", dtype=torch.float32).pipe
+            fields["max_difference"] = export.verify_lora_file(
+                reference, fresh, file, prompt, trainer.training.resolution
+            )
+            if fields["max_difference"] > 1e-3:
+                trainer.emit("warning", message=f"{file.name} reloads with a difference of {fields['max_difference']}")
+        trainer.emit("export", **fields)
+    return files

@@ -1,0 +1,18 @@
+"""Training methods, one folder each with the same files: config.py (dataclass + help + validation), method.py."""
+
+from __future__ import annotations
+
+from studio.train.methods.base import TrainingMethod
+
+METHOD_NAMES = ("lora",)
+
+
+def method_class(name: str) -> type[TrainingMethod]:
+    if name == "lora":
+        from studio.train.methods.lora.method import LoraMethod
+
+        return LoraMethod
+    raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {name!r}")
+
+
+__all__ = ["METHOD_NAMES", "TrainingMethod", "method_class"]

@@ -1,0 +1,34 @@
+"""What the shared loop asks of every method (LoRA now; DreamBooth, Textual Inversion, full fine-tune later)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import torch
+
+
+class TrainingMethod(Protocol):
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+
+    def __init__(self, config: Any) -> None: ...
+
+    def setup(self, pipe: Any) -> list[torch.nn.Parameter]:
+        """Make the right parts of `pipe` trainable (and only those); return the parameters to optimise."""
+
+    @property
+    def trains_text_encoder(self) -> bool:
+        """If False the loop may cache text embeddings."""
+
+    @property
+    def trains_vae(self) -> bool:
+        """If False the loop may cache latents."""
+
+    def trainable_state_dict(self, pipe: Any) -> dict[str, torch.Tensor]:
+        """Exactly the trained weights: what a checkpoint stores and a resume restores."""
+
+    def load_trainable_state_dict(self, pipe: Any, state: dict[str, torch.Tensor]) -> None: ...
+
+    def export(self, pipe: Any, outputs: Path) -> list[Path]:
+        """Write the user-facing files (safetensors only), each checked by reloading; return their paths."""

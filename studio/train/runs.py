@@ -1,0 +1,217 @@
+"""The run folder: everything about a run lives in `DATA_DIR/runs/<run-id>/`, so its state can be rebuilt from disk.
+
+Layout (fixed roles, see docs/architecture):
+    config.yaml     the resolved config (defaults -> preset -> user overrides), written once at creation
+    dataset.json    what was trained on: every file with its hash and caption
+    events.jsonl    append-only typed events, one JSON object per line (see EVENT_TYPES)
+    control.json    commands in: counters the training loop polls between steps (cancel, sample_now, save_now)
+    samples/        validation images, checkpoints/ resumable training state, outputs/ exported weights
+
+Two one-way channels: the training process only appends to events.jsonl; a watcher (CLI, UI) only writes
+control.json. A watcher holds no state the folder does not have, so `replay` gives every watcher the same view.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from studio.data.files import write_json_atomic, write_text_atomic
+
+EVENT_TYPES = ("started", "step", "sample", "checkpoint", "warning", "finished", "failed", "cancelled", "export")
+TERMINAL = {"finished": "finished", "failed": "failed", "cancelled": "cancelled"}
+COMMANDS = ("cancel", "sample_now", "save_now")
+
+CONFIG = "config.yaml"
+DATASET = "dataset.json"
+EVENTS = "events.jsonl"
+CONTROL = "control.json"
+
+
+def runs_root() -> Path:
+    from studio.paths import DATA_DIR
+
+    return Path(os.environ.get("STUDIO_DATA_DIR") or DATA_DIR) / "runs"
+
+
+def new_run_id(method: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{method}-{secrets.token_hex(2)}"
+
+
+def resolve_run(run: str | Path) -> Path:
+    """A run folder from a path or a run id under runs_root()."""
+    path = Path(run)
+    if path.is_dir() and (path / CONFIG).is_file():
+        return path
+    candidate = runs_root() / str(run)
+    if (candidate / CONFIG).is_file():
+        return candidate
+    raise FileNotFoundError(f"no run {str(run)!r} (looked in {runs_root()})")
+
+
+def create_run_folder(config_yaml: str, dataset_manifest: dict, run_id: str, root: Path | None = None) -> Path:
+    folder = (root or runs_root()) / run_id
+    if folder.exists():
+        raise ValueError(f"run {run_id!r} already exists")
+    for sub in ("samples", "checkpoints", "outputs"):
+        (folder / sub).mkdir(parents=True)
+    write_json_atomic(folder / DATASET, dataset_manifest)
+    write_json_atomic(folder / CONTROL, {name: 0 for name in COMMANDS})
+    # config last: a folder with config.yaml is a complete run (resolve_run looks for it)
+    write_text_atomic(folder / CONFIG, config_yaml)
+    return folder
+
+
+# ------------------------------------------------------------------ events out
+
+
+def append_event(run_dir: Path, kind: str, **fields: Any) -> dict:
+    """Append one event; flushed and fsynced, so a crash right after still leaves it on disk."""
+    if kind not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {kind!r}")
+    event = {"type": kind, "time": round(time.time(), 3), **fields}
+    # one write() of one line in append mode: concurrent readers never see half a line from us
+    with open(run_dir / EVENTS, "a", encoding="utf-8") as stream:
+        stream.write(json.dumps(event, ensure_ascii=False) + "\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+    return event
+
+
+def read_events(run_dir: Path) -> list[dict]:
+    path = run_dir / EVENTS
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a torn last line from a killed process: everything before it still counts
+    return events
+
+
+@dataclass
+class RunState:
+    run_id: str
+    folder: Path
+    status: str = "created"  # created, running, interrupted, finished, failed, cancelled
+    last_step: int = 0
+    total_steps: int | None = None
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    samples: list[dict] = field(default_factory=list)
+    checkpoints: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    exports: list[dict] = field(default_factory=list)
+    reason: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "last_step": self.last_step,
+            "total_steps": self.total_steps,
+            "last_loss": self.losses[-1][1] if self.losses else None,
+            "samples": len(self.samples),
+            "checkpoints": [c["step"] for c in self.checkpoints],
+            "reason": self.reason,
+        }
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def replay(run_dir: Path) -> RunState:
+    """Rebuild a run's state from its folder alone (the event log plus what is on disk)."""
+    run_dir = Path(run_dir)
+    state = RunState(run_dir.name, run_dir)
+    pid = None
+    for event in read_events(run_dir):
+        kind = event.get("type")
+        if kind == "started":
+            state.status, state.reason = "running", None
+            state.total_steps = event.get("total_steps", state.total_steps)
+            pid = event.get("pid")
+        elif kind == "step":
+            state.last_step = event["step"]
+            state.losses.append((event["step"], event["loss"]))
+        elif kind == "sample":
+            state.samples.append(event)
+        elif kind == "checkpoint":
+            state.checkpoints.append(event)
+        elif kind == "warning":
+            state.warnings.append(event.get("message", ""))
+        elif kind == "export":
+            state.exports.append(event)
+        elif kind in TERMINAL:
+            state.status = TERMINAL[kind]
+            state.reason = event.get("reason")
+            state.last_step = event.get("step", state.last_step)
+    # a resumed run replays its steps again from the checkpoint: keep the last value for each step
+    state.losses = sorted(dict(state.losses).items())
+    # checkpoints pruned since (keep last K) are no longer usable
+    state.checkpoints = [c for c in state.checkpoints if (run_dir / c["path"]).is_dir()]
+    if state.status == "running" and not _alive(pid):
+        state.status = "interrupted"  # the process died without a word (SIGKILL, power loss): resumable
+    return state
+
+
+def list_runs(root: Path | None = None) -> list[RunState]:
+    root = root or runs_root()
+    if not root.is_dir():
+        return []
+    return [replay(folder) for folder in sorted(root.iterdir()) if (folder / CONFIG).is_file()]
+
+
+# ------------------------------------------------------------------ commands in
+
+
+def read_control(run_dir: Path) -> dict[str, int]:
+    try:
+        data = json.loads((run_dir / CONTROL).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        data = {}
+    return {name: int(data.get(name, 0)) for name in COMMANDS}
+
+
+def send_command(run_dir: Path, command: str) -> None:
+    """Ask a run to cancel, sample now or save now.
+
+    Commands are counters, not flags: the loop remembers the last count it acted on, so it never has to write
+    this file back and a watcher's request cannot be lost in a race with the run.
+    """
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
+    control = read_control(run_dir)
+    control[command] += 1
+    write_json_atomic(run_dir / CONTROL, control)
+
+
+class CommandWatcher:
+    """Seen by the loop between steps: which commands arrived since the last poll."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.seen = read_control(run_dir)
+
+    def poll(self) -> set[str]:
+        current = read_control(self.run_dir)
+        arrived = {name for name in COMMANDS if current[name] > self.seen[name]}
+        self.seen = current
+        return arrived

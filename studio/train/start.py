@@ -1,0 +1,45 @@
+"""Starting, resuming and exporting runs: the functions the CLI (and later the UI's subprocess) call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from studio.train import runs
+from studio.train.config import RunConfig
+from studio.train.data import dataset_manifest, load_training_images
+
+
+def create_run(config: RunConfig, dataset: str | Path, run_id: str | None = None, root: Path | None = None) -> Path:
+    """Check the dataset, then write the run folder (resolved config + dataset manifest). Nothing is loaded yet.
+
+    The config was validated when it was built, so a bad config never gets this far.
+    """
+    items = load_training_images(dataset, config.training.resolution)
+    source = Path(dataset)
+    source_text = str(source.resolve()) if source.exists() else str(dataset)
+    manifest = dataset_manifest(source_text, items)
+    return runs.create_run_folder(config.to_yaml(), manifest, run_id or runs.new_run_id(config.method), root)
+
+
+def resume_run(run: str | Path, on_event: Callable[[dict], None] | None = None) -> str:
+    """Continue a cancelled or interrupted run from its latest checkpoint."""
+    from studio.train.loop import run_training
+
+    run_dir = runs.resolve_run(run)
+    status = runs.replay(run_dir).status
+    if status == "running":
+        raise ValueError(f"run {run_dir.name} is still running")
+    if status == "finished":
+        raise ValueError(f"run {run_dir.name} has already finished")
+    return run_training(run_dir, on_event)
+
+
+def export_run(run: str | Path, verify: bool = True) -> list[Path]:
+    """(Re-)export a run's latest checkpoint into outputs/."""
+    from studio.train.loop import export_trainer, list_checkpoints, prepare_trainer
+
+    run_dir = runs.resolve_run(run)
+    if not list_checkpoints(run_dir):
+        raise ValueError(f"run {run_dir.name} has no checkpoint to export yet")
+    return export_trainer(prepare_trainer(run_dir), verify=verify)
