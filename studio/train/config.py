@@ -189,6 +189,7 @@ def config_from_dict(data: dict) -> RunConfig:
     """A full (not sparse) config dict -> RunConfig; unknown sections and keys refused."""
     data = migrate(dict(data))
     method = data.get("method", "lora")
+    data.pop("description", None)  # presets explain themselves; not part of a run's config
     sections = {"version", "method", "training", method}
     unknown = sorted(set(data) - sections)
     if unknown:
@@ -285,7 +286,7 @@ def resolve_config(
         layer = migrate(_read_yaml(preset_path(preset) if preset else Path(config_file)))
         data["method"] = layer.get("method", "lora")
         for key, value in layer.items():
-            if key in ("version", "method"):
+            if key in ("version", "method", "description"):
                 continue
             if not isinstance(value, dict):
                 raise ValueError(f"unknown key(s) in config: {key}")

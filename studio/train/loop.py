@@ -33,7 +33,7 @@ from studio.train.data import TrainingImage, load_training_images
 TRAINABLE = "trainable.safetensors"
 TRAINING_STATE = "training_state.pt"
 STATE_JSON = "state.json"
-# Test hook: seconds to sleep in the middle of a checkpoint save (so a test can SIGKILL the process there).
+# Test hook, "STEP:SECONDS": sleep in the middle of saving the checkpoint of STEP, so a test can SIGKILL there.
 SLEEP_IN_SAVE_ENV = "STUDIO_TEST_SLEEP_IN_SAVE"
 
 OOM_ADVICE = (
@@ -184,6 +184,14 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-"))
 
 
+def _test_sleep(step: int) -> None:
+    hook = os.environ.get(SLEEP_IN_SAVE_ENV)
+    if hook:
+        at, _, seconds = hook.partition(":")
+        if int(at) == step:
+            time.sleep(float(seconds))
+
+
 def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
     """Write a checkpoint beside the others and rename it into place: it exists whole or not at all."""
     from safetensors.torch import save_file
@@ -193,8 +201,7 @@ def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     save_file(state["trainable"], str(building / TRAINABLE))
-    if os.environ.get(SLEEP_IN_SAVE_ENV):
-        time.sleep(float(os.environ[SLEEP_IN_SAVE_ENV]))
+    _test_sleep(state["step"])
     torch.save(state["torch"], building / TRAINING_STATE)
     (building / STATE_JSON).write_text(json.dumps(state["json"]), encoding="utf-8")
     for file in building.iterdir():

@@ -16,6 +16,7 @@ def create_run(config: RunConfig, dataset: str | Path, run_id: str | None = None
     The config was validated when it was built, so a bad config never gets this far.
     """
     items = load_training_images(dataset, config.training.resolution)
+    _fill_trigger(config, dataset)
     source = Path(dataset)
     source_text = str(source.resolve()) if source.exists() else str(dataset)
     manifest = dataset_manifest(source_text, items)
@@ -43,3 +44,35 @@ def export_run(run: str | Path, verify: bool = True) -> list[Path]:
     if not list_checkpoints(run_dir):
         raise ValueError(f"run {run_dir.name} has no checkpoint to export yet")
     return export_trainer(prepare_trainer(run_dir), verify=verify)
+
+
+TRIGGER_PLACEHOLDER = "<trigger>"
+
+
+def _fill_trigger(config: RunConfig, dataset: str | Path) -> None:
+    """Presets write sample prompts with `<trigger>`; the dataset's own trigger word goes there."""
+    prompts = config.training.sample_prompts
+    if not any(TRIGGER_PLACEHOLDER in p for p in prompts):
+        return
+    trigger = dataset_trigger(dataset)
+    if not trigger:
+        raise ValueError(
+            f"sample_prompts use {TRIGGER_PLACEHOLDER} but dataset {str(dataset)!r} has no trigger word; "
+            "set one on the dataset or --set sample_prompts='[\"a ...\"]'"
+        )
+    config.training.sample_prompts = [p.replace(TRIGGER_PLACEHOLDER, trigger) for p in prompts]
+
+
+def dataset_trigger(dataset: str | Path) -> str | None:
+    import json
+
+    from studio.data.dataset import datasets_root
+
+    path = Path(dataset)
+    if not path.exists():
+        path = datasets_root() / str(dataset)
+    for candidate in (path, path.parent.parent):  # a dataset, or one of its prepared/<variant> folders
+        manifest = candidate / "manifest.json"
+        if manifest.is_file():
+            return json.loads(manifest.read_text(encoding="utf-8")).get("trigger")
+    return None

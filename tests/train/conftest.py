@@ -1,0 +1,90 @@
+"""Tiny training fixtures: a folder of shapes-world images with captions, and configs on the tiny SD1 pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+RESOLUTION = 32  # the tiny pipelines' image size
+
+
+@pytest.fixture(scope="session")
+def shapes_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four 32 px shapes-world images with .txt captions (the simplest dataset a run accepts)."""
+    from studio.pocket.world import Scene, render
+
+    folder = tmp_path_factory.mktemp("shapes")
+    scenes = [
+        Scene("circle", "red", "white"),
+        Scene("square", "blue", "green", cx=0.4),
+        Scene("triangle", "yellow", "black", size=0.7),
+        Scene("circle", "green", "blue", cy=0.6),
+    ]
+    for index, scene in enumerate(scenes):
+        render(scene, RESOLUTION).save(folder / f"shape{index}.png")
+        (folder / f"shape{index}.txt").write_text(scene.caption, encoding="utf-8")
+    return folder
+
+
+def tiny_config(sd1_dir: Path, **overrides):
+    """A resolved LoRA config on the tiny SD1 pipeline; `overrides` are --set style (key -> value)."""
+    from studio.train.config import resolve_config
+
+    settings = {
+        "base_model": str(sd1_dir),
+        "device": "cpu",
+        "resolution": RESOLUTION,
+        "steps": 4,
+        "rank": 4,
+        "checkpoint_every": 0,
+        "sample_steps": 2,
+    }
+    settings.update(overrides)
+    return resolve_config(overrides={k: str(v) for k, v in settings.items()})
+
+
+# Everything the loop can randomise, on: what exact resume must reproduce.
+RESUME_SETTINGS = {
+    "steps": 6,
+    "batch_size": 2,
+    "gradient_accumulation": 2,
+    "learning_rate": 1e-3,
+    "lr_scheduler": "cosine",
+    "warmup_steps": 2,
+    "min_snr_gamma": 5.0,
+    "offset_noise": 0.1,
+    "caption_dropout": 0.3,
+    "dropout": 0.1,
+    "checkpoint_every": 2,
+    "keep_checkpoints": 2,
+}
+
+
+def final_weights(run_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    from studio.train.loop import TRAINABLE, list_checkpoints
+
+    return load_file(str(list_checkpoints(run_dir)[-1] / TRAINABLE))
+
+
+@pytest.fixture(scope="session")
+def uninterrupted_weights(tmp_path_factory: pytest.TempPathFactory, sd1_dir: Path, shapes_folder: Path) -> dict:
+    """The final adapter weights of a RESUME_SETTINGS run that was never interrupted."""
+    from studio.train.loop import run_training
+    from studio.train.start import create_run
+
+    run_dir = create_run(
+        tiny_config(sd1_dir, **RESUME_SETTINGS), shapes_folder, root=tmp_path_factory.mktemp("runs-reference")
+    )
+    assert run_training(run_dir, export=False) == "finished"
+    return final_weights(run_dir)
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    import torch
+
+    assert a.keys() == b.keys()
+    different = [name for name in a if not torch.equal(a[name], b[name])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"

@@ -1,0 +1,130 @@
+"""Config validation, round trips, presets and overrides: a bad config is refused before anything loads."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from studio.train.config import (
+    TrainingConfig,
+    config_from_dict,
+    list_presets,
+    load_config_file,
+    resolve_config,
+    save_config_file,
+)
+from studio.train.methods.lora.config import LoraConfig
+
+
+def test_every_field_has_a_default_and_help() -> None:
+    for cls in (TrainingConfig, LoraConfig):
+        for f in dataclasses.fields(cls):
+            assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
+            assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+
+
+@pytest.mark.parametrize("preset", [None, *list_presets()])
+def test_round_trip_save_load_equal(tmp_path, preset) -> None:
+    config = resolve_config(preset, overrides={"rank": "8", "alpha": "4", "sample_prompts": "[a, b]"})
+    save_config_file(config, tmp_path / "config.yaml")
+    loaded = load_config_file(tmp_path / "config.yaml")
+    assert loaded == config
+    assert loaded.to_dict() == config.to_dict()
+
+
+def test_presets_are_sparse_and_versioned() -> None:
+    from studio.train.config import preset_path
+
+    for name in list_presets():
+        data = yaml.safe_load(preset_path(name).read_text())
+        assert data["version"] == 1 and data["method"] == "lora"
+        assert data.get("description"), f"{name} does not say what it is for (VRAM, time)"
+        # sparse: a handful of keys, all known (the headline numbers may repeat a default, to be visible)
+        assert set(data.get("training", {})) <= {f.name for f in dataclasses.fields(TrainingConfig)}
+        assert len(data.get("training", {})) + len(data.get("lora", {})) <= 15
+
+
+def test_sd15_preset_has_the_fields_defaults() -> None:
+    config = resolve_config("lora-sd15")
+    assert (config.training.learning_rate, config.method_config.rank, config.training.steps) == (1e-4, 16, 1000)
+
+
+def test_overrides_win_over_preset() -> None:
+    config = resolve_config("lora-pocket", overrides={"training.steps": "7", "lora.rank": "2", "learning_rate": "3e-4"})
+    assert (config.training.steps, config.method_config.rank, config.training.learning_rate) == (7, 2, 3e-4)
+    assert config.training.resolution == 64  # from the preset
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"lora.rnak": "4"}, "rnak"),
+        ({"learning_rte": "1"}, "learning_rte"),
+        ({"trainig.steps": "1"}, "trainig"),
+    ],
+)
+def test_unknown_keys_are_refused_by_name(overrides, named) -> None:
+    with pytest.raises(ValueError, match=named):
+        resolve_config(overrides=overrides)
+
+
+def test_unknown_key_in_a_file_is_refused(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nmethod: lora\ntraining: {steps: 3, warmup_stesp: 1}\n")
+    with pytest.raises(ValueError, match="warmup_stesp"):
+        load_config_file(path)
+    path.write_text("version: 1\nmethod: lora\nextra: 1\n")
+    with pytest.raises(ValueError, match="extra"):
+        load_config_file(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("learning_rate", "0", "learning_rate"),
+        ("steps", "-3", "steps"),
+        ("lr_scheduler", "warp", "lr_scheduler"),
+        ("caption_dropout", "1.5", "caption_dropout"),
+        ("resolution", "30", "resolution"),
+        ("mixed_precision", "fp8", "mixed_precision"),
+        ("rank", "0", "rank"),
+        ("variant", "lorra", "variant"),
+        ("dropout", "1", "dropout"),
+        ("target_modules", "[]", "target_modules"),
+        ("steps", "many", "steps"),
+        ("sample_every", "5", "sample_prompts"),
+    ],
+)
+def test_bad_values_name_the_field(key, value, named) -> None:
+    with pytest.raises(ValueError, match=named):
+        resolve_config(overrides={key: value})
+
+
+def test_old_version_migrates_and_new_version_is_refused() -> None:
+    config = config_from_dict({"method": "lora", "train": {"steps": 5}})  # version 0 spelt the section `train`
+    assert config.training.steps == 5
+    with pytest.raises(ValueError, match="newer"):
+        config_from_dict({"version": 99, "method": "lora"})
+
+
+def test_unknown_method_is_refused() -> None:
+    with pytest.raises(ValueError, match="method"):
+        config_from_dict({"version": 1, "method": "hypernetwork"})
+
+
+def test_cli_refuses_a_bad_config_before_loading_a_model(tmp_path, monkeypatch, capsys, shapes_folder) -> None:
+    import studio.models
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded for a bad config")
+
+    monkeypatch.setattr(studio.models, "load_pipeline", no_loading)
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path))
+    from studio.cli import main
+
+    code = main(["train", "--preset", "lora-pocket", "--dataset", str(shapes_folder), "--set", "learning_rate=-1"])
+    assert code == 2
+    assert "learning_rate" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

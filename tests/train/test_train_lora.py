@@ -1,0 +1,130 @@
+"""LoRA smoke training on the tiny SD1 pipeline: only the adapter learns; NaN stops the run; exports reload."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import RESOLUTION, tiny_config
+
+from studio.train import runs
+from studio.train.loop import TrainingStopped, prepare_trainer, run_training, train
+from studio.train.start import create_run
+
+
+def _all_parameters(pipe) -> dict[str, torch.Tensor]:
+    out = {}
+    for part in ("unet", "text_encoder", "vae"):
+        for name, p in getattr(pipe, part).named_parameters():
+            out[f"{part}.{name}"] = p.detach().clone()
+    return out
+
+
+@pytest.mark.parametrize("variant", ["lora", "dora", "loha", "lokr"])
+def test_smoke_train_changes_the_adapter_and_nothing_else(tmp_path, sd1_dir, shapes_folder, variant) -> None:
+    config = tiny_config(sd1_dir, steps=3, learning_rate=1e-2, variant=variant)
+    run_dir = create_run(config, shapes_folder, root=tmp_path)
+    trainer = prepare_trainer(run_dir)
+    before = _all_parameters(trainer.pipe)
+    assert train(trainer) == "finished"
+    after = _all_parameters(trainer.pipe)
+
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    adapter = {name for name in before if any(tag in name for tag in ("lora_", "hada_", "lokr_"))}
+    assert adapter and changed, "no adapter was added or nothing learned"
+    assert changed <= adapter, f"base weights changed: {sorted(changed - adapter)[:3]}"
+    assert set(trainer.method.parameters(trainer.pipe)) <= adapter
+    losses = [e for e in runs.read_events(run_dir) if e["type"] == "step"]
+    assert [e["step"] for e in losses] == [1, 2, 3] and all(e["loss"] > 0 for e in losses)
+
+
+def test_nan_loss_stops_with_a_failed_event(tmp_path, sd1_dir, shapes_folder, monkeypatch) -> None:
+    from studio.train import loop
+
+    real_loss, calls = loop.diffusion_loss, []
+
+    def loss_that_explodes(*args, **kwargs):
+        calls.append(1)
+        loss = real_loss(*args, **kwargs)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    monkeypatch.setattr(loop, "diffusion_loss", loss_that_explodes)
+    run_dir = create_run(tiny_config(sd1_dir, steps=5), shapes_folder, root=tmp_path)
+    with pytest.raises(TrainingStopped, match="learning_rate"):
+        run_training(run_dir)
+    state = runs.replay(run_dir)
+    assert state.status == "failed" and state.last_step == 2
+    assert "lower the learning_rate" in state.reason
+
+
+def test_commands_sample_now_and_save_now(tmp_path, sd1_dir, shapes_folder) -> None:
+    config = tiny_config(sd1_dir, steps=3, sample_prompts='["a red circle"]')
+    run_dir = create_run(config, shapes_folder, root=tmp_path)
+
+    def on_event(event):
+        if event["type"] == "step" and event["step"] == 1:
+            runs.send_command(run_dir, "sample_now")
+            runs.send_command(run_dir, "save_now")
+
+    assert run_training(run_dir, on_event=on_event, export=False) == "finished"
+    state = runs.replay(run_dir)
+    assert [s["step"] for s in state.samples] == [1]
+    assert (run_dir / state.samples[0]["path"]).stat().st_size > 0
+    assert [c["step"] for c in state.checkpoints] == [1, 3]
+
+
+def test_exports_reload_and_reproduce_with_alpha_not_rank(tmp_path, sd1_dir, shapes_folder) -> None:
+    """alpha (2) != rank (4): the reloaded files must carry the true scale and reproduce the in-memory model."""
+    from diffusers.utils import convert_state_dict_to_kohya
+    from peft.utils import get_peft_model_state_dict
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from studio.models import load_pipeline
+    from studio.train.export import render
+    from studio.train.loop import export_trainer
+
+    config = tiny_config(sd1_dir, steps=4, learning_rate=5e-2, rank=4, alpha=2, sample_prompts='["a red circle"]')
+    run_dir = create_run(config, shapes_folder, root=tmp_path)
+    trainer = prepare_trainer(run_dir)
+    train(trainer)
+    files = export_trainer(trainer)
+    names = sorted(f.relative_to(run_dir).as_posix() for f in files)
+    assert names == ["outputs/lora-diffusers/pytorch_lora_weights.safetensors", "outputs/lora-kohya.safetensors"]
+    assert not [p for p in (run_dir / "outputs").rglob("*") if p.is_file() and p.suffix != ".safetensors"]
+
+    # the adapted model must differ from the base, or the comparison below proves nothing
+    base = load_pipeline(str(sd1_dir), device="cpu", dtype=torch.float32).pipe
+    adapted = render(trainer.pipe, "a red circle", RESOLUTION)
+    assert float(abs(render(base, "a red circle", RESOLUTION) - adapted).max()) > 1e-3
+
+    exports = [e for e in runs.read_events(run_dir) if e["type"] == "export"]
+    assert len(exports) == 2 and all(e["max_difference"] < 1e-4 for e in exports)
+
+    # kohya: true alpha, where diffusers' own conversion writes the rank
+    kohya = load_file(str(run_dir / "outputs/lora-kohya.safetensors"))
+    alphas = {k: v.item() for k, v in kohya.items() if k.endswith(".alpha")}
+    assert alphas and set(alphas.values()) == {2.0}
+    assert all(k.startswith("lora_unet_") for k in kohya)
+    naive = convert_state_dict_to_kohya(
+        {f"unet.{k}": v for k, v in get_peft_model_state_dict(trainer.pipe.unet).items()}
+    )
+    assert {v.item() for k, v in naive.items() if k.endswith(".alpha")} == {4}  # why we overwrite it
+
+    # diffusers: adapter metadata carries alpha
+    with safe_open(str(run_dir / names[0]), "pt") as stream:
+        metadata = json.loads(stream.metadata()["lora_adapter_metadata"])
+    assert metadata["unet.lora_alpha"] == 2 and metadata["unet.r"] == 4
+
+
+def test_text_encoder_lora_exports_reload(tmp_path, sd1_dir, shapes_folder) -> None:
+    config = tiny_config(sd1_dir, steps=2, learning_rate=5e-2, train_text_encoder="true", alpha=8)
+    run_dir = create_run(config, shapes_folder, root=tmp_path)
+    assert run_training(run_dir) == "finished"
+    exports = [e for e in runs.read_events(run_dir) if e["type"] == "export"]
+    assert len(exports) == 2 and all(e["max_difference"] < 1e-4 for e in exports)
+    from safetensors.torch import load_file
+
+    kohya = load_file(str(run_dir / "outputs/lora-kohya.safetensors"))
+    assert any(k.startswith("lora_te1_") for k in kohya)
