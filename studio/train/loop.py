@@ -350,6 +350,9 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
         Caches(),
         on_event=on_event,
     )
+    # a save cut short (SIGKILL, power loss) left a hidden folder: never listed, cleared here
+    for leftover in (run_dir / "checkpoints").glob(".step-*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
     checkpoints = list_checkpoints(run_dir)
     if checkpoints:
         restore(trainer, load_checkpoint(checkpoints[-1]))

@@ -77,12 +77,21 @@ def append_event(run_dir: Path, kind: str, **fields: Any) -> dict:
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {kind!r}")
     event = {"type": kind, "time": round(time.time(), 3), **fields}
+    path = run_dir / EVENTS
+    # a process killed mid-write leaves a torn last line: end it, so this event starts on a line of its own
+    prefix = "\n" if path.is_file() and path.stat().st_size and not _ends_with_newline(path) else ""
     # one write() of one line in append mode: concurrent readers never see half a line from us
     with open(run_dir / EVENTS, "a", encoding="utf-8") as stream:
-        stream.write(json.dumps(event, ensure_ascii=False) + "\n")
+        stream.write(prefix + json.dumps(event, ensure_ascii=False) + "\n")
         stream.flush()
         os.fsync(stream.fileno())
     return event
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as stream:
+        stream.seek(-1, os.SEEK_END)
+        return stream.read(1) == b"\n"
 
 
 def read_events(run_dir: Path) -> list[dict]:
