@@ -109,27 +109,20 @@ class Caches:
     text: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-@torch.no_grad()
-def encode_text(pipe: Any, captions: list[str], device: str) -> torch.Tensor:
+def encode_prompts(pipe: Any, captions: list[str], device) -> torch.Tensor:
     tokens = pipe.tokenizer(
         captions, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
     ).input_ids.to(device)
     return pipe.text_encoder(tokens)[0]
 
 
-def text_embeddings(pipe: Any, captions: list[str], caches: Caches, trains_text: bool, device: str) -> torch.Tensor:
-    if trains_text:
-        tokens = pipe.tokenizer(
-            captions,
-            padding="max_length",
-            max_length=pipe.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids.to(device)
-        return pipe.text_encoder(tokens)[0]
-    for caption in captions:
-        if caption not in caches.text:  # one caption at a time, for the same reason as fill_caches
-            caches.text[caption] = encode_text(pipe, [caption], device)[0]
+def text_embeddings(pipe: Any, captions: list[str], caches: Caches, trains_text: bool, device) -> torch.Tensor:
+    if trains_text:  # the text encoder learns: encode every step, with gradients
+        return encode_prompts(pipe, captions, device)
+    with torch.no_grad():
+        for caption in captions:
+            if caption not in caches.text:  # one caption at a time, for the same reason as fill_caches
+                caches.text[caption] = encode_prompts(pipe, [caption], device)[0]
     return torch.stack([caches.text[c] for c in captions])
 
 

@@ -128,3 +128,56 @@ def test_text_encoder_lora_exports_reload(tmp_path, sd1_dir, shapes_folder) -> N
 
     kohya = load_file(str(run_dir / "outputs/lora-kohya.safetensors"))
     assert any(k.startswith("lora_te1_") for k in kohya)
+
+
+def test_a_studio_dataset_is_prepared_and_its_trigger_fills_sample_prompts(tmp_path, sd1_dir, shapes_folder) -> None:
+    from studio.data.importer import ImportOptions, import_dataset
+    from studio.data.validate import ImageRules
+
+    dataset, report = import_dataset(
+        "shapes",
+        [shapes_folder],
+        root=tmp_path / "datasets",
+        options=ImportOptions(rules=ImageRules(resolution=RESOLUTION), trigger="zq"),
+    )
+    assert len(report.accepted) == 4, report.summary()
+    config = tiny_config(sd1_dir, steps=1, sample_prompts='["a <trigger> on a green background"]', sample_every=1)
+    run_dir = create_run(config, dataset.root, root=tmp_path / "runs")
+    manifest = json.loads((run_dir / runs.DATASET).read_text())
+    assert len(manifest["items"]) == 4 and all(i["caption"].startswith("zq") for i in manifest["items"])
+    assert (dataset.root / "prepared" / f"center-{RESOLUTION}" / "prepared.json").is_file()
+    assert run_training(run_dir, export=False) == "finished"
+    assert [s["prompt"] for s in runs.replay(run_dir).samples] == ["a zq on a green background"]
+
+
+def test_dora_exports_reload_and_reproduce(tmp_path, sd1_dir, shapes_folder) -> None:
+    config = tiny_config(sd1_dir, steps=2, learning_rate=5e-2, variant="dora", alpha=2)
+    run_dir = create_run(config, shapes_folder, root=tmp_path)
+    assert run_training(run_dir) == "finished"
+    exports = [e for e in runs.read_events(run_dir) if e["type"] == "export"]
+    assert [e["path"] for e in exports] == ["outputs/lora-diffusers/pytorch_lora_weights.safetensors"]
+    assert exports[0]["max_difference"] < 1e-4
+
+
+def test_out_of_memory_fails_with_concrete_advice(tmp_path, sd1_dir, shapes_folder, monkeypatch) -> None:
+    from studio.train import loop
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(loop, "micro_batch_loss", out_of_memory)
+    run_dir = create_run(tiny_config(sd1_dir), shapes_folder, root=tmp_path)
+    with pytest.raises(TrainingStopped):
+        run_training(run_dir)
+    reason = runs.replay(run_dir).reason
+    assert all(word in reason for word in ("batch_size", "resolution", "adamw8bit", "mixed_precision"))
+
+
+def test_adamw8bit_without_bitsandbytes_says_what_to_do(tmp_path, sd1_dir, shapes_folder, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as if not installed
+    run_dir = create_run(tiny_config(sd1_dir, optimizer="adamw8bit"), shapes_folder, root=tmp_path)
+    with pytest.raises(ValueError, match="bitsandbytes"):
+        run_training(run_dir)
+    assert "bitsandbytes" in runs.replay(run_dir).reason
