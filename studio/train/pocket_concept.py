@@ -1,0 +1,52 @@
+"""A new concept for the pocket model: a few shapes-world images of a shape it never saw, with a trigger word.
+
+Used by the pocket LoRA benchmark (bench/lora_pocket.py) and the slow learning test: render `count` images of
+`shape` (say a star) captioned "a <trigger> on a <background> background", train, then ask for
+"a <trigger> on a green background" and let the evaluator say which shape came out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from studio.pocket.world import BASE_BACKGROUNDS, BASE_COLORS, Scene, render
+
+
+def write_concept_folder(folder: Path, shape: str, trigger: str, count: int = 5, side: int = 64, seed: int = 0) -> Path:
+    """`count` images of `shape` in varied colours, places and sizes, each with a .txt caption naming the trigger."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        background = BASE_BACKGROUNDS[index % len(BASE_BACKGROUNDS)]
+        color = [c for c in BASE_COLORS if c != background][int(rng.integers(len(BASE_COLORS) - 1))]
+        size = float(rng.uniform(0.5, 0.7))
+        margin = size / 2 + 0.03
+        scene = Scene(
+            shape,
+            color,
+            background,
+            float(rng.uniform(margin, 1 - margin)),
+            float(rng.uniform(margin, 1 - margin)),
+            size,
+        )
+        render(scene, side).save(folder / f"{trigger}-{index}.png")
+        (folder / f"{trigger}-{index}.txt").write_text(f"a {trigger} on a {background} background", encoding="utf-8")
+    return folder
+
+
+def shape_rate(pipe, prompt: str, shape: str, seeds: range, resolution: int, steps: int = 20) -> float:
+    """The fraction of seeds for which the evaluator sees `shape` in the image generated for `prompt`."""
+    import torch
+
+    from studio.pocket.evaluator import judge
+
+    pipe.set_progress_bar_config(disable=True)
+    hits = 0
+    with torch.no_grad():
+        for seed in seeds:
+            generator = torch.Generator("cpu").manual_seed(seed)
+            image = pipe(prompt, num_inference_steps=steps, height=resolution, width=resolution, generator=generator)
+            hits += judge(image.images[0]).shape == shape
+    return hits / len(seeds)
