@@ -64,6 +64,9 @@ class TrainingConfig:
     caption_dropout: float = field(
         default=0.0, metadata={"help": "Probability of training a sample with an empty caption (helps CFG)."}
     )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Recompute activations in the backward pass: much less VRAM, ~20% slower."}
+    )
     cache_latents: bool = field(default=True, metadata={"help": "Encode images once when the VAE is frozen."})
     checkpoint_every: int = field(default=250, metadata={"help": "Save resumable state every N steps (0: never)."})
     keep_checkpoints: int = field(default=2, metadata={"help": "How many recent checkpoints to keep."})

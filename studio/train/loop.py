@@ -38,7 +38,7 @@ SLEEP_IN_SAVE_ENV = "STUDIO_TEST_SLEEP_IN_SAVE"
 
 OOM_ADVICE = (
     "out of GPU memory: lower batch_size (use gradient_accumulation to keep the effective batch), "
-    "lower the resolution, use mixed_precision fp16/bf16, or optimizer adamw8bit"
+    "turn on gradient_checkpointing, use mixed_precision fp16/bf16, optimizer adamw8bit, or a lower resolution"
 )
 
 
@@ -300,6 +300,8 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     config = load_config_file(run_dir / runs.CONFIG)
     training = config.training
     cpu = training.device == "cpu" or (training.device == "auto" and not torch.cuda.is_available())
+    if training.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device is cuda but no CUDA GPU is available; use device auto or cpu")
     if cpu and training.mixed_precision != "no":
         raise ValueError(f"mixed_precision {training.mixed_precision} needs a GPU; use 'no' on CPU")
     accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=cpu)
@@ -317,6 +319,8 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     method = method_class(config.method)(config.method_config)
     params = method.setup(pipe)
+    if training.gradient_checkpointing:
+        pipe.unet.enable_gradient_checkpointing()
 
     optimizer = build_optimizer(params, training)
     lr_scheduler = get_scheduler(

@@ -21,9 +21,12 @@ def _all_parameters(pipe) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("variant", ["lora", "dora", "loha", "lokr"])
-def test_smoke_train_changes_the_adapter_and_nothing_else(tmp_path, sd1_dir, shapes_folder, variant) -> None:
-    config = tiny_config(sd1_dir, steps=3, learning_rate=1e-2, variant=variant)
+@pytest.mark.parametrize(
+    ("variant", "extra"),
+    [("lora", {}), ("dora", {}), ("loha", {}), ("lokr", {}), ("lora", {"gradient_checkpointing": "true"})],
+)
+def test_smoke_train_changes_the_adapter_and_nothing_else(tmp_path, sd1_dir, shapes_folder, variant, extra) -> None:
+    config = tiny_config(sd1_dir, steps=3, learning_rate=1e-2, variant=variant, **extra)
     run_dir = create_run(config, shapes_folder, root=tmp_path)
     trainer = prepare_trainer(run_dir)
     before = _all_parameters(trainer.pipe)
@@ -170,7 +173,8 @@ def test_out_of_memory_fails_with_concrete_advice(tmp_path, sd1_dir, shapes_fold
     with pytest.raises(TrainingStopped):
         run_training(run_dir)
     reason = runs.replay(run_dir).reason
-    assert all(word in reason for word in ("batch_size", "resolution", "adamw8bit", "mixed_precision"))
+    advice = ("batch_size", "gradient_checkpointing", "resolution", "adamw8bit", "mixed_precision")
+    assert all(word in reason for word in advice)
 
 
 def test_adamw8bit_without_bitsandbytes_says_what_to_do(tmp_path, sd1_dir, shapes_folder, monkeypatch) -> None:
