@@ -449,7 +449,7 @@ def render_samples(trainer: Trainer) -> None:
     from studio.data.files import write_bytes_atomic
 
     training = trainer.training
-    trainer.pipe.unet.eval()
+    set_train_mode(trainer, False)
     # sampling must not move the training RNG: fork it and give the pipeline its own generator
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         for index, prompt in enumerate(training.sample_prompts):
@@ -466,7 +466,13 @@ def render_samples(trainer: Trainer) -> None:
             image.save(buffer, "PNG")
             write_bytes_atomic(path, buffer.getvalue())
             trainer.emit("sample", step=trainer.step, path=str(path.relative_to(trainer.run_dir)), prompt=prompt)
-    trainer.pipe.unet.train()
+    set_train_mode(trainer, True)
+
+
+def set_train_mode(trainer: Trainer, training: bool) -> None:
+    """Adapter dropout on while training, off for samples and exports; frozen parts always in eval mode."""
+    trainer.pipe.unet.train(training)
+    trainer.pipe.text_encoder.train(training and trainer.method.trains_text_encoder)
 
 
 def fail(trainer: Trainer, reason: str) -> None:
@@ -479,9 +485,7 @@ def train(trainer: Trainer) -> str:
     training = trainer.training
     watcher = runs.CommandWatcher(trainer.run_dir)
     trainer.emit("started", step=trainer.step, total_steps=training.steps, pid=os.getpid(), resumed=trainer.step > 0)
-    trainer.pipe.unet.train()
-    if trainer.method.trains_text_encoder:
-        trainer.pipe.text_encoder.train()
+    set_train_mode(trainer, True)
     last_saved = trainer.step
     try:
         while trainer.step < training.steps:
@@ -510,6 +514,12 @@ def train(trainer: Trainer) -> str:
                 render_samples(trainer)
     except torch.cuda.OutOfMemoryError:
         fail(trainer, OOM_ADVICE)
+    except KeyboardInterrupt:
+        # Ctrl-C may land half-way through a step, so nothing is saved: the last checkpoint is what resumes
+        trainer.emit(
+            "cancelled", step=last_saved, reason="interrupted from the keyboard; resumes from the last checkpoint"
+        )
+        raise
     if last_saved != trainer.step:
         save(trainer)  # the final weights, resumable and exportable
     return "finished"
@@ -544,7 +554,7 @@ def export_trainer(trainer: Trainer, verify: bool = True) -> list[Path]:
     from studio.models import load_pipeline
     from studio.train import export
 
-    trainer.pipe.unet.eval()
+    set_train_mode(trainer, False)
     files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
     prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
     reference = export.render(trainer.pipe, prompt, trainer.training.resolution) if verify else None

@@ -185,3 +185,13 @@ def test_adamw8bit_without_bitsandbytes_says_what_to_do(tmp_path, sd1_dir, shape
     with pytest.raises(ValueError, match="bitsandbytes"):
         run_training(run_dir)
     assert "bitsandbytes" in runs.replay(run_dir).reason
+
+
+def test_lokr_exports_a_peft_adapter_only(tmp_path, sd1_dir, shapes_folder) -> None:
+    from safetensors.torch import load_file
+
+    run_dir = create_run(tiny_config(sd1_dir, steps=1, variant="lokr"), shapes_folder, root=tmp_path)
+    assert run_training(run_dir) == "finished"
+    assert [e["path"] for e in runs.replay(run_dir).exports] == ["outputs/peft/adapter_model.safetensors"]
+    assert any("lokr_" in key for key in load_file(str(run_dir / "outputs/peft/adapter_model.safetensors")))
+    assert json.loads((run_dir / "outputs/peft/adapter_config.json").read_text())["peft_type"] == "LOKR"
