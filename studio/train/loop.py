@@ -455,7 +455,8 @@ def render_samples(trainer: Trainer) -> None:
     training = trainer.training
     set_train_mode(trainer, False)
     # sampling must not move the training RNG: fork it and give the pipeline its own generator
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    # autocast: a fully trained UNet is float32 beside half-precision frozen parts under mixed precision
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), trainer.accelerator.autocast():
         for index, prompt in enumerate(training.sample_prompts):
             generator = torch.Generator("cpu").manual_seed(training.sample_seed + index)
             image = trainer.pipe(

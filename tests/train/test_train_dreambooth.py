@@ -248,3 +248,11 @@ def test_export_is_a_pipeline_folder_that_reloads_to_the_same_output(
     )
     base = StableDiffusionPipeline.from_pretrained(sd1_dir)
     assert np.abs(render(base, prompt, RESOLUTION) - render(reloaded, prompt, RESOLUTION)).max() > 1e-4
+
+
+def test_every_field_has_a_default_and_help() -> None:
+    import dataclasses
+
+    for f in dataclasses.fields(DreamBoothConfig):
+        assert f.metadata.get("help"), f"DreamBoothConfig.{f.name} has no help"
+        assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING

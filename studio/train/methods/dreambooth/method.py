@@ -55,6 +55,12 @@ def prior_preservation_loss(
     return instance + prior_loss_weight * prior
 
 
+def half_precision_autocast(pipe: Any):
+    """Under mixed precision the trained UNet is float32 and the frozen parts half: autocast lets them meet."""
+    mixed = pipe.unet.dtype != pipe.vae.dtype
+    return torch.autocast(pipe.device.type, dtype=pipe.vae.dtype, enabled=mixed)
+
+
 # ------------------------------------------------------------------ class images, generated once and cached
 
 
@@ -101,7 +107,7 @@ def ensure_class_images(
         pipe.unet.eval()
         pipe.text_encoder.eval()
         # generation must not move the training RNG
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), half_precision_autocast(pipe):
             for done in range(1, missing + 1):
                 seed = max([i["seed"] for i in images], default=-1) + 1
                 image = pipe(
@@ -277,6 +283,8 @@ def save_pipeline(pipe: Any, folder: Path, prompt: str) -> float:
 
     resolution = pipe.unet.config.sample_size * pipe.vae_scale_factor
     pipe.save_pretrained(folder, safe_serialization=True)
-    reference = export.render(pipe, prompt, resolution)
+    with half_precision_autocast(pipe):
+        reference = export.render(pipe, prompt, resolution)
     fresh = type(pipe).from_pretrained(folder).to(pipe.device)
-    return float(np.abs(export.render(fresh, prompt, resolution) - reference).max())
+    with half_precision_autocast(fresh):
+        return float(np.abs(export.render(fresh, prompt, resolution) - reference).max())
