@@ -165,14 +165,18 @@ def test_class_images_are_generated_once_and_reused(tmp_path, sd1_dir, shapes_fo
 # ------------------------------------------------------------------ training
 
 
-def test_full_dreambooth_trains_the_unet_only(tmp_path, sd1_dir, shapes_folder, shared_class_images) -> None:
-    run_dir = create_run(db_config(sd1_dir), shapes_folder, root=tmp_path)
+@pytest.mark.parametrize("train_text_encoder", [False, True])
+def test_full_dreambooth_trains_the_unet(tmp_path, sd1_dir, shapes_folder, shared_class_images, train_text_encoder):
+    run_dir = create_run(db_config(sd1_dir, train_text_encoder=train_text_encoder), shapes_folder, root=tmp_path)
     trainer = prepare_trainer(run_dir)
     before = _parameters(trainer.pipe)
     assert train(trainer) == "finished"
     after = _parameters(trainer.pipe)
     changed = {name for name in before if not torch.equal(before[name], after[name])}
-    assert changed and all(name.startswith("unet.") for name in changed)
+    trained = ("unet.", "text_encoder.") if train_text_encoder else ("unet.",)
+    assert {name.split(".")[0] + "." for name in changed} == set(trained)
+    record = json.loads((run_dir / "class_images.json").read_text(encoding="utf-8"))
+    assert [i["caption"] for i in record["items"]] == [DREAMBOOTH["class_prompt"]] * DREAMBOOTH["num_class_images"]
     assert not any(e["type"] == "warning" for e in runs.read_events(run_dir))
 
 
@@ -221,6 +225,16 @@ def test_cancel_then_resume_is_bit_identical(tmp_path, sd1_dir, shapes_folder, s
     assert [c["step"] for c in runs.replay(run_dir).checkpoints] == [2, 3]
     assert resume_run(run_dir) == "finished"
     assert_same_weights(final_weights(run_dir), final_weights(reference))
+
+
+def test_resume_refuses_changed_class_images(tmp_path, sd1_dir, shapes_folder, shared_class_images) -> None:
+    run_dir = create_run(db_config(sd1_dir, {"steps": 3}), shapes_folder, root=tmp_path)
+    prepare_trainer(run_dir)
+    record = json.loads((run_dir / "class_images.json").read_text(encoding="utf-8"))
+    record["items"][0]["sha256"] = "0" * 64
+    (run_dir / "class_images.json").write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(ValueError, match="class images .* changed"):
+        prepare_trainer(run_dir)
 
 
 def test_export_is_a_pipeline_folder_that_reloads_to_the_same_output(

@@ -28,6 +28,7 @@ from studio.train.methods.lora.method import LoraMethod
 
 CLASS_MANIFEST = "manifest.json"
 PIPELINE_FOLDER = "pipeline"
+CLASS_IMAGES_RECORD = "class_images.json"
 
 
 # ------------------------------------------------------------------ the loss
@@ -135,6 +136,21 @@ def ensure_class_images(
     return [TrainingImage(folder / i["file"], config.class_prompt, i["sha256"], resolution, resolution) for i in chosen]
 
 
+def record_class_images(run_dir: Path, items: list[TrainingImage]) -> None:
+    """The run's own list of the class images it trains on (beside dataset.json); a resume must find the same."""
+    from studio.data.files import write_json_atomic
+
+    listing = {
+        "folder": str(items[0].path.parent),
+        "items": [{"file": i.path.name, "sha256": i.sha256, "caption": i.caption} for i in items],
+    }
+    path = run_dir / CLASS_IMAGES_RECORD
+    if not path.is_file():
+        write_json_atomic(path, listing)
+    elif json.loads(path.read_text(encoding="utf-8"))["items"] != listing["items"]:
+        raise ValueError(f"the class images in {listing['folder']} changed since this run started; start a new run")
+
+
 # ------------------------------------------------------------------ the method
 
 
@@ -215,6 +231,7 @@ class DreamBoothMethod:
         self.class_items = ensure_class_images(
             trainer.pipe, training.base_model, self.config, training.resolution, trainer.emit
         )
+        record_class_images(trainer.run_dir, self.class_items)
         if trainer.caches is not None:
             loop.fill_caches(
                 trainer.pipe, self.class_items, trainer.caches, trainer.accelerator.device, trainer.pipe.vae.dtype
