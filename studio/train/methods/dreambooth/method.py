@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from studio.train.data import TrainingImage
+from studio.train.methods.base import load_parameters, parameters_state_dict
 from studio.train.methods.dreambooth.config import DreamBoothConfig
 from studio.train.methods.lora.config import LoraConfig
 from studio.train.methods.lora.method import LoraMethod
@@ -202,16 +203,10 @@ class DreamBoothMethod:
         return params
 
     def trainable_state_dict(self, pipe: Any) -> dict[str, torch.Tensor]:
-        return {name: p.detach().clone().contiguous() for name, p in self.parameters(pipe).items()}
+        return parameters_state_dict(self.parameters(pipe))
 
     def load_trainable_state_dict(self, pipe: Any, state: dict[str, torch.Tensor]) -> None:
-        params = self.parameters(pipe)
-        if set(params) != set(state):
-            missing, extra = sorted(set(params) - set(state)), sorted(set(state) - set(params))
-            raise ValueError(f"checkpoint does not match this model (missing {missing[:3]}, unexpected {extra[:3]})")
-        with torch.no_grad():
-            for name, param in params.items():
-                param.copy_(state[name])
+        load_parameters(self.parameters(pipe), state, "model")
 
     # ---------------------------------------------------------------- data and loss (hooks of the shared loop)
 
