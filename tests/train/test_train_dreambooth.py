@@ -160,6 +160,18 @@ def test_class_images_are_generated_once_and_reused(tmp_path, sd1_dir, shapes_fo
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.png")} == before
     assert [(e["done"], e["total"]) for e in progress(3, "third")][-1] == (1, 1)  # only the missing one
     assert class_images_dir(str(sd1_dir), "a photo of a square", RESOLUTION) != folder
+    assert class_images_dir(str(sd1_dir), DREAMBOOTH["class_prompt"], 64) != folder
+
+
+def test_a_retrained_base_model_gets_its_own_class_images(tmp_path, sd1_dir) -> None:
+    import os
+    import shutil
+
+    copy = shutil.copytree(sd1_dir, tmp_path / "model")
+    before = class_images_dir(str(copy), "a photo of a circle", RESOLUTION)
+    weights = next((copy / "unet").glob("*.safetensors"))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert class_images_dir(str(copy), "a photo of a circle", RESOLUTION) != before
 
 
 # ------------------------------------------------------------------ training

@@ -72,9 +72,24 @@ def class_images_root() -> Path:
     return Path(os.environ.get("STUDIO_DATA_DIR") or DATA_DIR) / "class-images"
 
 
+def base_model_fingerprint(base_model: str) -> list:
+    """What names the base model's weights: its resolved location, and for local files their sizes and times,
+    so a retrained model (the pocket model rebuilt in place) gets fresh class images instead of stale ones."""
+    from studio.models.loader import resolve_source
+
+    source = resolve_source(base_model)
+    location = Path(source.location)
+    files = sorted(location.glob("unet/*.safetensors")) if location.is_dir() else [location]
+    return [
+        source.kind,
+        source.location,
+        [[f.name, f.stat().st_mtime_ns, f.stat().st_size] for f in files if f.is_file()],
+    ]
+
+
 def class_images_dir(base_model: str, class_prompt: str, resolution: int) -> Path:
     """One folder per (base model, class prompt, resolution): a different model draws a different 'dog'."""
-    model = str(Path(base_model).resolve()) if Path(base_model).exists() else base_model
+    model = base_model_fingerprint(base_model)
     key = hashlib.sha256(json.dumps([model, class_prompt, resolution]).encode()).hexdigest()[:12]
     slug = re.sub(r"[^a-z0-9]+", "-", class_prompt.lower()).strip("-")[:40] or "class"
     return class_images_root() / f"{slug}-{resolution}px-{key}"
