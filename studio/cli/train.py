@@ -54,6 +54,10 @@ class _Progress:
 
     def __call__(self, event: dict) -> None:
         kind = event["type"]
+        if kind == "progress" and self.enabled:  # before the first step, e.g. DreamBooth drawing class images
+            done = event["done"] == event["total"]
+            print(f"\r{event['task']}: {event['done']}/{event['total']}", end="\n" if done else "", flush=True)
+            return
         if not self.enabled:
             if kind != "step":
                 print(json.dumps({k: v for k, v in event.items() if k != "time"}), flush=True)

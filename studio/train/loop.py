@@ -350,6 +350,8 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     # a save cut short (SIGKILL, power loss) left a hidden folder: never listed, cleared here
     for leftover in (run_dir / "checkpoints").glob(".step-*.tmp"):
         shutil.rmtree(leftover, ignore_errors=True)
+    if hasattr(method, "prepare"):  # a method's own data (DreamBooth's class images), from the base model
+        method.prepare(trainer)
     checkpoints = list_checkpoints(run_dir)
     if checkpoints:
         restore(trainer, load_checkpoint(checkpoints[-1]))
@@ -392,6 +394,8 @@ def save(trainer: Trainer) -> Path:
 
 def micro_batch_loss(trainer: Trainer, position: int) -> torch.Tensor:
     """One micro-batch from pixels to loss."""
+    if hasattr(trainer.method, "micro_batch_loss"):  # a method with its own batches (DreamBooth's two halves)
+        return trainer.method.micro_batch_loss(trainer, position)
     training, pipe, generator = trainer.training, trainer.pipe, trainer.generator
     device = trainer.accelerator.device
     batch = batch_at(trainer.items, training.batch_size, training.seed, position)
@@ -451,7 +455,8 @@ def render_samples(trainer: Trainer) -> None:
     training = trainer.training
     set_train_mode(trainer, False)
     # sampling must not move the training RNG: fork it and give the pipeline its own generator
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    # autocast: a fully trained UNet is float32 beside half-precision frozen parts under mixed precision
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), trainer.accelerator.autocast():
         for index, prompt in enumerate(training.sample_prompts):
             generator = torch.Generator("cpu").manual_seed(training.sample_seed + index)
             image = trainer.pipe(

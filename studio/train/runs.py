@@ -25,6 +25,8 @@ from typing import Any
 from studio.data.files import write_json_atomic, write_text_atomic
 
 EVENT_TYPES = ("started", "step", "sample", "checkpoint", "warning", "finished", "failed", "cancelled", "export")
+# long preparation before the first step (DreamBooth's class images): task, done, total
+EVENT_TYPES += ("progress",)
 TERMINAL = {"finished": "finished", "failed": "failed", "cancelled": "cancelled"}
 COMMANDS = ("cancel", "sample_now", "save_now")
 

@@ -68,8 +68,8 @@ def test_commands_are_counters_seen_once(tmp_path) -> None:
 
 
 def test_unknown_event_type_is_refused(tmp_path) -> None:
-    with pytest.raises(ValueError, match="progress"):
-        runs.append_event(_folder(tmp_path), "progress")
+    with pytest.raises(ValueError, match="telemetry"):
+        runs.append_event(_folder(tmp_path), "telemetry")
 
 
 def test_run_folder_holds_config_and_dataset_manifest(tmp_path, sd1_dir, shapes_folder) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from studio.train.methods.base import TrainingMethod
 
-METHOD_NAMES = ("lora",)
+METHOD_NAMES = ("lora", "dreambooth")
 
 
 def method_class(name: str) -> type[TrainingMethod]:
@@ -12,6 +12,10 @@ def method_class(name: str) -> type[TrainingMethod]:
         from studio.train.methods.lora.method import LoraMethod
 
         return LoraMethod
+    if name == "dreambooth":
+        from studio.train.methods.dreambooth.method import DreamBoothMethod
+
+        return DreamBoothMethod
     raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {name!r}")
 
 

@@ -32,3 +32,21 @@ class TrainingMethod(Protocol):
 
     def export(self, pipe: Any, outputs: Path) -> list[Path]:
         """Write the user-facing files (safetensors only), each checked by reloading; return their paths."""
+
+
+# ------------------------------------------------------------------ shared by the methods' checkpoint functions
+
+
+def parameters_state_dict(params: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
+    """Detached copies (safetensors refuses shared storage) of the named trained parameters."""
+    return {name: p.detach().clone().contiguous() for name, p in params.items()}
+
+
+def load_parameters(params: dict[str, torch.nn.Parameter], state: dict[str, torch.Tensor], what: str) -> None:
+    """Copy a checkpoint into the named parameters, refusing one that holds other names."""
+    if set(params) != set(state):
+        missing, extra = sorted(set(params) - set(state)), sorted(set(state) - set(params))
+        raise ValueError(f"checkpoint does not match this {what} (missing {missing[:3]}, unexpected {extra[:3]})")
+    with torch.no_grad():
+        for name, param in params.items():
+            param.copy_(state[name])

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from studio.train.methods.base import load_parameters, parameters_state_dict
 from studio.train.methods.lora.config import LoraConfig
 
 
@@ -73,16 +74,10 @@ class LoraMethod:
         return params
 
     def trainable_state_dict(self, pipe: Any) -> dict[str, torch.Tensor]:
-        return {name: p.detach().clone().contiguous() for name, p in self.parameters(pipe).items()}
+        return parameters_state_dict(self.parameters(pipe))
 
     def load_trainable_state_dict(self, pipe: Any, state: dict[str, torch.Tensor]) -> None:
-        params = self.parameters(pipe)
-        if set(params) != set(state):
-            missing, extra = sorted(set(params) - set(state)), sorted(set(state) - set(params))
-            raise ValueError(f"checkpoint does not match this adapter (missing {missing[:3]}, unexpected {extra[:3]})")
-        with torch.no_grad():
-            for name, param in params.items():
-                param.copy_(state[name])
+        load_parameters(self.parameters(pipe), state, "adapter")
 
     def export(self, pipe: Any, outputs: Path) -> list[Path]:
         from studio.train import export

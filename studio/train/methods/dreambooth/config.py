@@ -1,0 +1,71 @@
+"""DreamBooth (Ruiz et al. 2022) with prior preservation, and DreamBooth-LoRA: a typed config with strict validation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from studio.train.config import non_negative, positive
+
+
+def _has_word(text: str, word: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) is not None
+
+
+@dataclass
+class DreamBoothConfig:
+    trigger: str = field(
+        default="sks",
+        metadata={"help": "The rare word that will mean your subject (e.g. 'sks'); it must be in the instance prompt."},
+    )
+    instance_prompt: str = field(
+        default="a photo of sks dog",
+        metadata={"help": "The prompt for every instance image: trigger + class noun, e.g. 'a photo of sks dog'."},
+    )
+    class_prompt: str = field(
+        default="a photo of a dog",
+        metadata={"help": "The same prompt without the trigger, e.g. 'a photo of a dog': what prior images show."},
+    )
+    with_prior_preservation: bool = field(
+        default=True,
+        metadata={"help": "Also train on class images so the class ('a dog') keeps its meaning (no language drift)."},
+    )
+    prior_loss_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the class half's loss (1.0 is the paper's and diffusers' default)."}
+    )
+    num_class_images: int = field(
+        default=100,
+        metadata={"help": "Class images to use; missing ones are generated once with the base model and cached."},
+    )
+    class_image_steps: int = field(
+        default=25, metadata={"help": "Denoising steps when generating class images with the base model."}
+    )
+    class_guidance_scale: float = field(
+        default=7.5, metadata={"help": "Classifier-free guidance when generating class images."}
+    )
+    train_text_encoder: bool = field(
+        default=False,
+        metadata={"help": "Also fine-tune the text encoder (better faces/subjects, more memory; no cached text)."},
+    )
+    use_lora: bool = field(
+        default=False,
+        metadata={"help": "DreamBooth-LoRA: the same loss, but train LoRA adapters instead of the full UNet."},
+    )
+    lora_rank: int = field(default=16, metadata={"help": "With use_lora: rank of the LoRA update."})
+    lora_alpha: float = field(default=16.0, metadata={"help": "With use_lora: the update is scaled by alpha / rank."})
+
+    def __post_init__(self) -> None:
+        positive(self, "num_class_images", "class_image_steps", "lora_rank", "lora_alpha")
+        non_negative(self, "prior_loss_weight", "class_guidance_scale")
+        for name in ("num_class_images", "class_image_steps", "lora_rank"):
+            if not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        for name in ("trigger", "instance_prompt", "class_prompt"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise ValueError(f"{name} must be a non-empty string")
+        if re.search(r"\s", self.trigger.strip()):
+            raise ValueError(f"trigger must be one word, got {self.trigger!r}")
+        if not _has_word(self.instance_prompt, self.trigger):
+            raise ValueError(f"instance_prompt must contain the trigger {self.trigger!r}, got {self.instance_prompt!r}")
+        if _has_word(self.class_prompt, self.trigger):
+            raise ValueError(f"class_prompt must not contain the trigger {self.trigger!r}, got {self.class_prompt!r}")

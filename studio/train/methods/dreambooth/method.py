@@ -1,0 +1,317 @@
+"""DreamBooth: fine-tune the UNet (optionally the text encoder) on a subject, with prior preservation.
+
+Every micro-batch holds two halves, as in diffusers' `train_dreambooth.py`: instance images with the instance
+prompt ("a photo of sks dog") and class images with the class prompt ("a photo of a dog"). The class images are
+what the *base* model draws for the class prompt; training on them keeps the model's idea of "a dog" while the
+trigger learns the subject (prior preservation). With `use_lora` the same loss trains LoRA adapters instead,
+through the LoRA method.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from studio.train.data import TrainingImage
+from studio.train.methods.base import load_parameters, parameters_state_dict
+from studio.train.methods.dreambooth.config import DreamBoothConfig
+from studio.train.methods.lora.config import LoraConfig
+from studio.train.methods.lora.method import LoraMethod
+
+CLASS_MANIFEST = "manifest.json"
+PIPELINE_FOLDER = "pipeline"
+CLASS_IMAGES_RECORD = "class_images.json"
+
+
+# ------------------------------------------------------------------ the loss
+
+
+def prior_preservation_loss(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    timesteps: torch.Tensor,
+    scheduler: Any,
+    min_snr_gamma: float,
+    prior_loss_weight: float,
+    instance_count: int,
+) -> torch.Tensor:
+    """Loss of the instance half + prior_loss_weight x loss of the class half (the first `instance_count` rows
+    are instance images, the rest class images)."""
+    from studio.train import loop
+
+    instance = loop.diffusion_loss(
+        prediction[:instance_count], target[:instance_count], timesteps[:instance_count], scheduler, min_snr_gamma
+    )
+    prior = loop.diffusion_loss(
+        prediction[instance_count:], target[instance_count:], timesteps[instance_count:], scheduler, min_snr_gamma
+    )
+    return instance + prior_loss_weight * prior
+
+
+def half_precision_autocast(pipe: Any):
+    """Under mixed precision the trained UNet is float32 and the frozen parts half: autocast lets them meet."""
+    mixed = pipe.unet.dtype != pipe.vae.dtype
+    return torch.autocast(pipe.device.type, dtype=pipe.vae.dtype, enabled=mixed)
+
+
+# ------------------------------------------------------------------ class images, generated once and cached
+
+
+def class_images_root() -> Path:
+    from studio.paths import DATA_DIR
+
+    return Path(os.environ.get("STUDIO_DATA_DIR") or DATA_DIR) / "class-images"
+
+
+def base_model_fingerprint(base_model: str) -> list:
+    """What names the base model's weights: its resolved location, and for local files their sizes and times,
+    so a retrained model (the pocket model rebuilt in place) gets fresh class images instead of stale ones."""
+    from studio.models.loader import resolve_source
+
+    source = resolve_source(base_model)
+    location = Path(source.location)
+    files = sorted(location.glob("unet/*.safetensors")) if location.is_dir() else [location]
+    return [
+        source.kind,
+        source.location,
+        [[f.name, f.stat().st_mtime_ns, f.stat().st_size] for f in files if f.is_file()],
+    ]
+
+
+def class_images_dir(base_model: str, class_prompt: str, resolution: int) -> Path:
+    """One folder per (base model, class prompt, resolution): a different model draws a different 'dog'."""
+    model = base_model_fingerprint(base_model)
+    key = hashlib.sha256(json.dumps([model, class_prompt, resolution]).encode()).hexdigest()[:12]
+    slug = re.sub(r"[^a-z0-9]+", "-", class_prompt.lower()).strip("-")[:40] or "class"
+    return class_images_root() / f"{slug}-{resolution}px-{key}"
+
+
+def _read_manifest(folder: Path) -> list[dict]:
+    path = folder / CLASS_MANIFEST
+    if not path.is_file():
+        return []
+    return [i for i in json.loads(path.read_text(encoding="utf-8"))["images"] if (folder / i["file"]).is_file()]
+
+
+def ensure_class_images(
+    pipe: Any,
+    base_model: str,
+    config: DreamBoothConfig,
+    resolution: int,
+    emit: Callable[..., Any] = lambda *args, **kwargs: None,
+) -> list[TrainingImage]:
+    """The first `num_class_images` class images, generating (with the base model in `pipe`) only the missing ones.
+
+    Image i is drawn with seed i, so the set is the same whoever generated it; the manifest is rewritten
+    atomically after each image, so an interrupted generation continues where it stopped.
+    """
+    from studio.data.files import write_bytes_atomic, write_json_atomic
+
+    folder = class_images_dir(base_model, config.class_prompt, resolution)
+    images = _read_manifest(folder)
+    missing = config.num_class_images - len(images)
+    if missing > 0:
+        emit("progress", task="class_images", done=0, total=missing, folder=str(folder))
+        pipe.unet.eval()
+        pipe.text_encoder.eval()
+        # generation must not move the training RNG
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), half_precision_autocast(pipe):
+            for done in range(1, missing + 1):
+                seed = max([i["seed"] for i in images], default=-1) + 1
+                image = pipe(
+                    config.class_prompt,
+                    num_inference_steps=config.class_image_steps,
+                    guidance_scale=config.class_guidance_scale,
+                    height=resolution,
+                    width=resolution,
+                    generator=torch.Generator("cpu").manual_seed(seed),
+                ).images[0]
+                buffer = io.BytesIO()
+                image.save(buffer, "PNG")
+                name = f"class-{seed:05d}.png"
+                write_bytes_atomic(folder / name, buffer.getvalue())
+                images.append({"file": name, "seed": seed, "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()})
+                manifest = {
+                    "base_model": base_model,
+                    "class_prompt": config.class_prompt,
+                    "resolution": resolution,
+                    "images": images,
+                }
+                write_json_atomic(folder / CLASS_MANIFEST, manifest)
+                emit("progress", task="class_images", done=done, total=missing, folder=str(folder))
+    chosen = sorted(images, key=lambda i: i["seed"])[: config.num_class_images]
+    return [TrainingImage(folder / i["file"], config.class_prompt, i["sha256"], resolution, resolution) for i in chosen]
+
+
+def record_class_images(run_dir: Path, items: list[TrainingImage]) -> None:
+    """The run's own list of the class images it trains on (beside dataset.json); a resume must find the same."""
+    from studio.data.files import write_json_atomic
+
+    listing = {
+        "folder": str(items[0].path.parent),
+        "items": [{"file": i.path.name, "sha256": i.sha256, "caption": i.caption} for i in items],
+    }
+    path = run_dir / CLASS_IMAGES_RECORD
+    if not path.is_file():
+        write_json_atomic(path, listing)
+    elif json.loads(path.read_text(encoding="utf-8"))["items"] != listing["items"]:
+        raise ValueError(f"the class images in {listing['folder']} changed since this run started; start a new run")
+
+
+# ------------------------------------------------------------------ the method
+
+
+class DreamBoothMethod:
+    name: ClassVar[str] = "dreambooth"
+    config_class: ClassVar[type] = DreamBoothConfig
+
+    def __init__(self, config: DreamBoothConfig) -> None:
+        self.config = config
+        self.class_items: list[TrainingImage] = []
+        self.emit: Callable[..., Any] | None = None
+        # DreamBooth-LoRA: the LoRA method owns adapters, checkpoints and exports; only the loss is ours
+        self.lora = (
+            LoraMethod(
+                LoraConfig(rank=config.lora_rank, alpha=config.lora_alpha, train_text_encoder=config.train_text_encoder)
+            )
+            if config.use_lora
+            else None
+        )
+
+    @property
+    def trains_text_encoder(self) -> bool:
+        return self.config.train_text_encoder
+
+    @property
+    def trains_vae(self) -> bool:
+        return False
+
+    # ---------------------------------------------------------------- what learns
+
+    def setup(self, pipe: Any) -> list[torch.nn.Parameter]:
+        if self.lora is not None:
+            return self.lora.setup(pipe)
+        pipe.vae.requires_grad_(False)
+        pipe.text_encoder.requires_grad_(self.config.train_text_encoder)
+        pipe.unet.requires_grad_(True)
+        # the trained weights are the master copy: float32 even when the frozen parts run in half precision
+        pipe.unet.to(torch.float32)
+        if self.config.train_text_encoder:
+            pipe.text_encoder.to(torch.float32)
+        return list(self.parameters(pipe).values())
+
+    def parameters(self, pipe: Any) -> dict[str, torch.nn.Parameter]:
+        if self.lora is not None:
+            return self.lora.parameters(pipe)
+        params = {f"unet.{n}": p for n, p in pipe.unet.named_parameters()}
+        if self.config.train_text_encoder:
+            params.update({f"text_encoder.{n}": p for n, p in pipe.text_encoder.named_parameters()})
+        return params
+
+    def trainable_state_dict(self, pipe: Any) -> dict[str, torch.Tensor]:
+        return parameters_state_dict(self.parameters(pipe))
+
+    def load_trainable_state_dict(self, pipe: Any, state: dict[str, torch.Tensor]) -> None:
+        load_parameters(self.parameters(pipe), state, "model")
+
+    # ---------------------------------------------------------------- data and loss (hooks of the shared loop)
+
+    def prepare(self, trainer: Any) -> None:
+        """Before any checkpoint is restored, while `trainer.pipe` still draws like the base model."""
+        from studio.train import loop
+
+        self.emit = trainer.emit
+        training = trainer.training
+        if not self.config.with_prior_preservation:
+            trainer.emit(
+                "warning",
+                message="prior preservation is off: the class word may drift towards your subject "
+                "(language drift); turn on with_prior_preservation to keep it",
+            )
+            return
+        self.class_items = ensure_class_images(
+            trainer.pipe, training.base_model, self.config, training.resolution, trainer.emit
+        )
+        record_class_images(trainer.run_dir, self.class_items)
+        if trainer.caches is not None:
+            loop.fill_caches(
+                trainer.pipe, self.class_items, trainer.caches, trainer.accelerator.device, trainer.pipe.vae.dtype
+            )
+
+    def micro_batch_loss(self, trainer: Any, position: int) -> torch.Tensor:
+        """One micro-batch: instance half (+ class half), one UNet pass, the weighted two-part loss."""
+        from studio.train import loop
+
+        training, pipe, generator = trainer.training, trainer.pipe, trainer.generator
+        device = trainer.accelerator.device
+        images = list(loop.batch_at(trainer.items, training.batch_size, training.seed, position))
+        prompts = [self.config.instance_prompt] * len(images)
+        instance_count = len(images)
+        if self.class_items:
+            # prior-preservation: the class half keeps the model's idea of the class (e.g. 'a dog')
+            class_batch = loop.batch_at(self.class_items, training.batch_size, training.seed + 1, position)
+            images += class_batch
+            prompts += [self.config.class_prompt] * len(class_batch)
+
+        mean, std = loop.latent_distribution(pipe, images, trainer.caches, device, pipe.vae.dtype)
+        sample = torch.randn(mean.shape, generator=generator).to(mean)
+        latents = (mean + std * sample) * pipe.vae.config.scaling_factor
+
+        # add noise according to each timestep's magnitude; the UNet learns to undo it
+        noise = loop.sample_noise(latents, training.offset_noise, generator)
+        timesteps = torch.randint(
+            0, trainer.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator
+        ).to(device)
+        noisy = trainer.noise_scheduler.add_noise(latents, noise, timesteps)
+        target = loop.training_target(trainer.noise_scheduler, latents, noise, timesteps)
+
+        drop = torch.rand(len(prompts), generator=generator) < training.caption_dropout
+        prompts = ["" if dropped else prompt for prompt, dropped in zip(prompts, drop.tolist())]
+        encoder_states = loop.text_embeddings(pipe, prompts, trainer.text_caches, self.trains_text_encoder, device)
+
+        with trainer.accelerator.autocast():
+            prediction = pipe.unet(noisy, timesteps, encoder_states.to(noisy.dtype)).sample
+        if not self.class_items:
+            return loop.diffusion_loss(prediction, target, timesteps, trainer.noise_scheduler, training.min_snr_gamma)
+        return prior_preservation_loss(
+            prediction,
+            target,
+            timesteps,
+            trainer.noise_scheduler,
+            training.min_snr_gamma,
+            self.config.prior_loss_weight,
+            instance_count,
+        )
+
+    # ---------------------------------------------------------------- outputs
+
+    def export(self, pipe: Any, outputs: Path) -> list[Path]:
+        if self.lora is not None:
+            return self.lora.export(pipe, outputs)
+        folder = outputs / PIPELINE_FOLDER
+        difference = save_pipeline(pipe, folder, self.config.instance_prompt)
+        if difference > 1e-3 and self.emit is not None:
+            self.emit("warning", message=f"{folder.name} reloads with a difference of {difference}")
+        return [folder]
+
+
+def save_pipeline(pipe: Any, folder: Path, prompt: str) -> float:
+    """A diffusers pipeline folder (safetensors only); returns the largest pixel difference of its reload."""
+    from studio.train import export
+
+    resolution = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    pipe.save_pretrained(folder, safe_serialization=True)
+    with half_precision_autocast(pipe):
+        reference = export.render(pipe, prompt, resolution)
+    fresh = type(pipe).from_pretrained(folder).to(pipe.device)
+    with half_precision_autocast(fresh):
+        return float(np.abs(export.render(fresh, prompt, resolution) - reference).max())
