@@ -51,8 +51,8 @@ the VAE frozen and it has to be able to draw what users teach.
 VAE {cfg.vae_steps} steps at batch {cfg.vae_batch} (L1 + MSE, KL weight {cfg.vae_kl_weight});
 {cfg.latent_images} cached latents; UNet and text encoder {cfg.unet_steps} steps at batch {cfg.unet_batch},
 AdamW lr {cfg.unet_lr} with cosine decay, min-SNR gamma {cfg.snr_gamma}, caption dropout {cfg.caption_dropout},
-EMA weights shipped. Seed {cfg.seed}; {cfg.threads} CPU threads; the last invocation of the recipe took
-{metrics.get("train_minutes")} minutes. The full settings are in `pretrain_config.json`.
+EMA weights shipped. Seed {cfg.seed}; {cfg.threads} CPU threads. {metrics.get("wall_time", "")}
+The full settings are in `pretrain_config.json`.
 
 ## What it scores
 Judged by the shapes-world evaluator (`studio.pocket.evaluator`) over all
@@ -68,6 +68,6 @@ Judged by the shapes-world evaluator (`studio.pocket.evaluator`) over all
 | VAE reconstructions, joint accuracy | {vae.get("joint", 0):.1%} |
 | VAE reconstructions, PSNR | {vae.get("psnr", 0)} dB |
 
-The figures are in `metrics.json`; `tests/pocket/test_pocket_quality.py` re-measures a sample.
+The figures are in `metrics.json`; `tests/pocket/test_pocket_model.py` re-measures a sample.
 """
     (out_dir / "README.md").write_text(text)

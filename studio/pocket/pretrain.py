@@ -384,7 +384,7 @@ def pretrain(cfg: PretrainConfig, log=print) -> dict:
         "steps": cfg.eval_steps,
         "guidance": cfg.guidance,
         "vae_reconstruction": vae_probe,
-        "train_minutes": round((time.time() - started) / 60, 1),
+        "last_invocation_minutes": round((time.time() - started) / 60, 1),
         "misses": report.misses[:20],
     }
     write_model_card(out, cfg, metrics)

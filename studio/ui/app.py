@@ -42,6 +42,4 @@ def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
 def theme() -> gr.themes.Base:
     # System fonts only: the default theme pulls web fonts from the internet,
     # which an offline workstation or a locked-down Space cannot reach.
-    return gr.themes.Soft(
-        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
-    )
+    return gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
