@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from studio.train.methods.base import TrainingMethod
 
-METHOD_NAMES = ("lora",)
+METHOD_NAMES = ("lora", "textual_inversion")
 
 
 def method_class(name: str) -> type[TrainingMethod]:
@@ -12,6 +12,10 @@ def method_class(name: str) -> type[TrainingMethod]:
         from studio.train.methods.lora.method import LoraMethod
 
         return LoraMethod
+    if name == "textual_inversion":
+        from studio.train.methods.textual_inversion.method import TextualInversionMethod
+
+        return TextualInversionMethod
     raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {name!r}")
 
 
