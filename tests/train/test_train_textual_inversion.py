@@ -12,7 +12,7 @@ from conftest import RESOLUTION, assert_same_weights, final_weights
 from studio.train import export, loop, runs
 from studio.train.config import resolve_config
 from studio.train.methods.textual_inversion.config import TextualInversionConfig
-from studio.train.methods.textual_inversion.method import OBJECT_TEMPLATES, TextualInversionMethod
+from studio.train.methods.textual_inversion.method import OBJECT_TEMPLATES, STYLE_TEMPLATES, TextualInversionMethod
 from studio.train.start import create_run, resume_run
 
 TOKEN = "<shape-x>"
@@ -30,7 +30,7 @@ def ti_config(sd1_dir: Path, **overrides):
         "learning_rate": 5e-2,
         "adam_weight_decay": 1e-2,  # on, so a missed restore of the other rows would show
         "checkpoint_every": 0,
-        "sample_every": 0,
+        "sample_every": 3,
         "sample_steps": 2,
         "sample_prompts": f'["{PROMPT}"]',
         "placeholder_token": TOKEN,
@@ -55,6 +55,7 @@ def tiny_pipe(sd1_dir: Path):
         ({"learnable_property": "texture"}, "learnable_property must be one of object, style"),
         ({"placeholder_token": "my token"}, "placeholder_token must be one word"),
         ({"initializer_token": ""}, "initializer_token must be one word"),
+        ({"placeholder_token": "<a/b>"}, "placeholder_token must not contain path characters"),
     ],
 )
 def test_config_refuses_bad_values(fields: dict, message: str) -> None:
@@ -134,13 +135,24 @@ def test_placeholder_expands_to_all_vectors(trained) -> None:
     assert all(token_id in ids for token_id in trainer.method.token_ids)
     # sample and export prompts: diffusers' pipeline expands the bare placeholder the same way
     assert trainer.pipe.maybe_convert_prompt(PROMPT, trainer.pipe.tokenizer) == PROMPT.replace(TOKEN, expanded)
+    samples = [e for e in runs.read_events(trainer.run_dir) if e["type"] == "sample"]
+    assert [e["prompt"] for e in samples] == [PROMPT] and (trainer.run_dir / samples[0]["path"]).is_file()
+
+
+def test_style_uses_the_style_templates() -> None:
+    method = TextualInversionMethod(
+        TextualInversionConfig(placeholder_token="<s>", num_vectors=3, learnable_property="style")
+    )
+    captions = {method.training_caption(seed=0, position=p, index=0) for p in range(20)}
+    assert len(captions) > 1 and all(c.replace("<s> <s>_1 <s>_2", "{}") in STYLE_TEMPLATES for c in captions)
+    assert method.training_caption(0, 5, 1) == method.training_caption(0, 5, 1)  # resume sees the same prompt
 
 
 def test_both_exports_reload_and_reproduce_the_trained_output(trained, sd1_dir) -> None:
     from safetensors.torch import load_file
 
     trainer, files, _ = trained
-    assert [f.name for f in files] == ["learned_embeds.safetensors", "shape-x-a1111.safetensors"]
+    assert [f.name for f in files] == ["learned_embeds.safetensors", "shape-x.safetensors"]
     embeds = trainer.method.learned_embeds(trainer.pipe)
     diffusers_file, a1111_file = (load_file(str(f)) for f in files)
     assert diffusers_file.keys() == {TOKEN} and torch.equal(diffusers_file[TOKEN], embeds)
@@ -185,3 +197,21 @@ def test_cancel_then_resume_is_bit_identical(tmp_path, sd1_dir, shapes_folder) -
     assert checkpoint.keys() == {"learned_embeds", "token_ids"} and checkpoint["learned_embeds"].shape[0] == 2
     assert resume_run(run_dir) == "finished"
     assert_same_weights(final_weights(run_dir), final_weights(reference))
+
+
+def test_cli_trains_the_style_preset_and_exports_again(tmp_path, monkeypatch, capsys, sd1_dir, shapes_folder) -> None:
+    from studio.cli import main
+
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("STUDIO_THREADS", "1")
+    settings = {"base_model": sd1_dir, "device": "cpu", "resolution": RESOLUTION, "steps": 2, "sample_every": 0}
+    settings |= {"initializer_token": "art", "learning_rate": 5e-2}
+    argv = ["train", "--preset", "ti-style-pocket", "--dataset", str(shapes_folder), "--run-id", "ti-cli"]
+    argv += [f"--set={k}={v}" for k, v in settings.items()]
+    assert main(argv) == 0
+    assert "finished" in capsys.readouterr().out
+    # a later export rebuilds the placeholder from the checkpoint alone and still reproduces the output
+    assert main(["runs", "export", "ti-cli"]) == 0
+    assert "a1111/style.safetensors" in capsys.readouterr().out
+    exports = [e for e in runs.read_events(tmp_path / "runs" / "ti-cli") if e["type"] == "export"]
+    assert len(exports) == 4 and all(e["max_difference"] < 1e-5 for e in exports)

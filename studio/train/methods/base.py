@@ -32,3 +32,9 @@ class TrainingMethod(Protocol):
 
     def export(self, pipe: Any, outputs: Path) -> list[Path]:
         """Write the user-facing files (safetensors only), each checked by reloading; return their paths."""
+
+
+# Optional hooks the loop calls when a method has them (Textual Inversion does):
+#   training_caption(seed, position, index) -> str   the prompt for a sample, replacing the dataset caption
+#   after_optimizer_step(pipe) -> None                 runs right after each optimizer step
+#   load_export(pipe, file) -> None                    loads an exported file into a fresh pipeline to verify it

@@ -42,5 +42,7 @@ class TextualInversionConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
                 raise ValueError(f"{name} must be one word without spaces, got {value!r}")
+        if any(c in self.placeholder_token for c in '/\\:*?"|'):
+            raise ValueError(f"placeholder_token must not contain path characters, got {self.placeholder_token!r}")
         if self.placeholder_token == self.initializer_token:
             raise ValueError("placeholder_token must differ from initializer_token")

@@ -186,8 +186,9 @@ class TextualInversionMethod:
         stem = self.config.placeholder_token.strip("<>") or "embedding"
         written = {outputs / DIFFUSERS_FILE: {self.config.placeholder_token: embeds}}
         if self.config.export_a1111:
-            # AUTOMATIC1111 / ComfyUI: one tensor `emb_params`; the file name is the word used in prompts
-            written[outputs / f"{stem}-a1111.safetensors"] = {"emb_params": embeds}
+            # AUTOMATIC1111 / ComfyUI: one tensor `emb_params`; the file name is the word used in prompts there
+            (outputs / "a1111").mkdir(exist_ok=True)
+            written[outputs / "a1111" / f"{stem}.safetensors"] = {"emb_params": embeds}
         for path, tensors in written.items():
             temporary = path.with_name(f".{path.name}.tmp")
             save_file(tensors, str(temporary))
