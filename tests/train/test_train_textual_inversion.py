@@ -76,6 +76,14 @@ def test_setup_refuses_words_the_tokenizer_cannot_use(sd1_dir, fields: dict, mes
         method.setup(tiny_pipe(sd1_dir))
 
 
+def test_sdxl_is_refused_clearly(sdxl_dir) -> None:
+    from studio.models import load_pipeline
+
+    pipe = load_pipeline(str(sdxl_dir), device="cpu", dtype=torch.float32).pipe
+    with pytest.raises(ValueError, match="not SDXL"):
+        TextualInversionMethod(TextualInversionConfig()).setup(pipe)
+
+
 def test_presets_resolve() -> None:
     for name, kind in [("ti-object-pocket", "object"), ("ti-style-pocket", "style")]:
         config = resolve_config(preset=name)

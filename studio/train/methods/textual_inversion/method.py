@@ -129,6 +129,8 @@ class TextualInversionMethod:
         return self.expand(template.format(self.config.placeholder_token))
 
     def setup(self, pipe: Any) -> list[torch.nn.Parameter]:
+        if getattr(pipe, "text_encoder_2", None) is not None:
+            raise ValueError("textual_inversion supports SD 1.x and 2.x models for now, not SDXL (two text encoders)")
         tokenizer, text_encoder = pipe.tokenizer, pipe.text_encoder
         tokens = placeholder_tokens(self.config)
         existing = [t for t in tokens if is_known_token(tokenizer, t)]
