@@ -104,6 +104,11 @@ def render(pipe: Any, prompt: str, resolution: int, seed: int = 0, steps: int = 
     return out.images[0]
 
 
+def max_difference(reference: np.ndarray, pipe: Any, prompt: str, resolution: int) -> float:
+    """The largest pixel difference between `reference` and what `pipe` renders for the same prompt and seed."""
+    return float(np.abs(render(pipe, prompt, resolution) - reference).max())
+
+
 def verify_lora_file(reference: np.ndarray, fresh_pipe: Any, file: Path, prompt: str, resolution: int) -> float:
     """Load `file` into a fresh base pipeline and return the largest pixel difference to `reference`."""
     fresh_pipe.load_lora_weights(str(file.parent), weight_name=file.name)

@@ -416,6 +416,11 @@ def micro_batch_loss(trainer: Trainer, position: int) -> torch.Tensor:
     # caption dropout: some samples see an empty prompt, so the model keeps its unconditional branch for CFG
     drop = torch.rand(len(batch), generator=generator) < training.caption_dropout
     captions = ["" if dropped else item.caption for item, dropped in zip(batch, drop.tolist())]
+    if hasattr(trainer.method, "training_caption"):  # Textual Inversion's templates replace the captions
+        captions = [
+            "" if dropped else trainer.method.training_caption(training.seed, position, i)
+            for i, dropped in enumerate(drop.tolist())
+        ]
     encoder_states = text_embeddings(pipe, captions, trainer.text_caches, trainer.method.trains_text_encoder, device)
 
     with trainer.accelerator.autocast():
@@ -442,6 +447,8 @@ def optimizer_step(trainer: Trainer) -> float:
     if training.max_grad_norm:
         trainer.accelerator.clip_grad_norm_(trainer.params, training.max_grad_norm)
     trainer.optimizer.step()
+    if hasattr(trainer.method, "after_optimizer_step"):  # e.g. Textual Inversion restores the frozen rows
+        trainer.method.after_optimizer_step(trainer.pipe)
     trainer.lr_scheduler.step()
     trainer.optimizer.zero_grad(set_to_none=True)
     trainer.step += 1
@@ -562,14 +569,20 @@ def export_trainer(trainer: Trainer, verify: bool = True) -> list[Path]:
     set_train_mode(trainer, False)
     files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
     prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
+    if not trainer.training.sample_prompts and hasattr(trainer.method, "training_caption"):
+        prompt = trainer.method.training_caption(trainer.training.seed, 0, 0)  # one that uses what was learnt
     reference = export.render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
     for file in files:
         fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
         if verify and file.name.endswith(".safetensors") and file.parent.name != "peft":
             fresh = load_pipeline(trainer.training.base_model, device="cpu", dtype=torch.float32).pipe
-            fields["max_difference"] = export.verify_lora_file(
-                reference, fresh, file, prompt, trainer.training.resolution
-            )
+            if hasattr(trainer.method, "load_export"):  # a method whose files are not LoRA weights
+                trainer.method.load_export(fresh, file)
+                fields["max_difference"] = export.max_difference(reference, fresh, prompt, trainer.training.resolution)
+            else:
+                fields["max_difference"] = export.verify_lora_file(
+                    reference, fresh, file, prompt, trainer.training.resolution
+                )
             if fields["max_difference"] > 1e-3:
                 trainer.emit("warning", message=f"{file.name} reloads with a difference of {fields['max_difference']}")
         trainer.emit("export", **fields)

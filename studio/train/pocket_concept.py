@@ -2,7 +2,7 @@
 
 Used by the pocket LoRA benchmark (bench/lora_pocket.py) and the slow learning test: render `count` images of
 `shape` (say a star) captioned "a <trigger> on a <background> background", train, then ask for
-"a <trigger> on a green background" and let the evaluator say which shape came out.
+"a <trigger> on a black background" and let the evaluator say which shape came out.
 """
 
 from __future__ import annotations

@@ -12,15 +12,25 @@ from studio.train.config import (
     config_from_dict,
     list_presets,
     load_config_file,
+    preset_path,
     resolve_config,
     save_config_file,
 )
 from studio.train.methods import METHOD_NAMES
+from studio.train.methods.dreambooth.config import DreamBoothConfig
 from studio.train.methods.lora.config import LoraConfig
+from studio.train.methods.textual_inversion.config import TextualInversionConfig
+
+# a method-specific override per method, for the round trip
+METHOD_OVERRIDES = {
+    "lora": {"rank": "8", "alpha": "4"},
+    "dreambooth": {"prior_loss_weight": "0.5"},
+    "textual_inversion": {"num_vectors": "3"},
+}
 
 
 def test_every_field_has_a_default_and_help() -> None:
-    for cls in (TrainingConfig, LoraConfig):
+    for cls in (TrainingConfig, LoraConfig, DreamBoothConfig, TextualInversionConfig):
         for f in dataclasses.fields(cls):
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
             assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
@@ -28,10 +38,8 @@ def test_every_field_has_a_default_and_help() -> None:
 
 @pytest.mark.parametrize("preset", [None, *list_presets()])
 def test_round_trip_save_load_equal(tmp_path, preset) -> None:
-    overrides = {"sample_prompts": "[a, b]"}
-    if resolve_config(preset).method == "lora":
-        overrides.update(rank="8", alpha="4")
-    config = resolve_config(preset, overrides=overrides)
+    method = yaml.safe_load(preset_path(preset).read_text())["method"] if preset else "lora"
+    config = resolve_config(preset, overrides={**METHOD_OVERRIDES[method], "sample_prompts": "[a, b]"})
     save_config_file(config, tmp_path / "config.yaml")
     loaded = load_config_file(tmp_path / "config.yaml")
     assert loaded == config
@@ -39,11 +47,9 @@ def test_round_trip_save_load_equal(tmp_path, preset) -> None:
 
 
 def test_presets_are_sparse_and_versioned() -> None:
-    from studio.train.config import preset_path
-
     for name in list_presets():
         data = yaml.safe_load(preset_path(name).read_text())
-        assert data["version"] == 1 and data["method"] in METHOD_NAMES
+        assert data["version"] == 1 and data["method"] in METHOD_NAMES and data["method"] in METHOD_OVERRIDES
         assert data.get("description"), f"{name} does not say what it is for (VRAM, time)"
         # sparse: a handful of keys, all known (the headline numbers may repeat a default, to be visible)
         assert set(data.get("training", {})) <= {f.name for f in dataclasses.fields(TrainingConfig)}

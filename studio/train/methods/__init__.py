@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from studio.train.methods.base import TrainingMethod
 
-METHOD_NAMES = ("lora", "dreambooth")
+METHOD_NAMES = ("lora", "dreambooth", "textual_inversion")
 
 
 def method_class(name: str) -> type[TrainingMethod]:
@@ -16,6 +16,10 @@ def method_class(name: str) -> type[TrainingMethod]:
         from studio.train.methods.dreambooth.method import DreamBoothMethod
 
         return DreamBoothMethod
+    if name == "textual_inversion":
+        from studio.train.methods.textual_inversion.method import TextualInversionMethod
+
+        return TextualInversionMethod
     raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {name!r}")
 
 

@@ -50,3 +50,9 @@ def load_parameters(params: dict[str, torch.nn.Parameter], state: dict[str, torc
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(state[name])
+
+
+# Optional hooks the loop calls when a method has them (Textual Inversion does):
+#   training_caption(seed, position, index) -> str   the prompt for a sample, replacing the dataset caption
+#   after_optimizer_step(pipe) -> None                 runs right after each optimizer step
+#   load_export(pipe, file) -> None                    loads an exported file into a fresh pipeline to verify it
