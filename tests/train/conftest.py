@@ -9,6 +9,18 @@ import pytest
 RESOLUTION = 32  # the tiny pipelines' image size
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    """Bit-identical comparisons need one thread count for every run in these tests, in-process or not
+    (a CLI call with STUDIO_THREADS=1 would otherwise change it half-way through the session)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def shapes_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four 32 px shapes-world images with .txt captions (the simplest dataset a run accepts)."""

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from conftest import RESUME_SETTINGS, assert_same_weights, final_weights, tiny_config
 
 from studio.train import runs
@@ -49,8 +50,9 @@ def test_sigkill_during_checkpoint_save_leaves_the_previous_one_resumable(
         **os.environ,
         "STUDIO_DATA_DIR": str(tmp_path / "data"),
         SLEEP_IN_SAVE_ENV: "4:60",  # the save of step 4 stops half-way (weights written, the rest not)
-        "OMP_NUM_THREADS": "1",
-        "STUDIO_THREADS": "1",  # bit-identical needs the same thread count as the reference run
+        # bit-identical needs the same thread count as the reference run, which ran in this process
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),
+        "STUDIO_THREADS": str(torch.get_num_threads()),
         "PYTHONPATH": str(PROJECT_ROOT),
     }
     command = [sys.executable, "-m", "studio", "train", "--config", str(config_file), "--dataset", str(shapes_folder)]
