@@ -27,14 +27,16 @@ import torch
 import torch.nn.functional as F
 
 from studio.train import runs
+from studio.train.checkpoints import (
+    checkpoint_name,
+    list_checkpoints,
+    load_checkpoint,
+    restore_rng_state,
+    rng_state_json,
+    save_checkpoint,
+)
 from studio.train.config import RunConfig, TrainingConfig, load_config_file
 from studio.train.data import TrainingImage, load_training_images
-
-TRAINABLE = "trainable.safetensors"
-TRAINING_STATE = "training_state.pt"
-STATE_JSON = "state.json"
-# Test hook, "STEP:SECONDS": sleep in the middle of saving the checkpoint of STEP, so a test can SIGKILL there.
-SLEEP_IN_SAVE_ENV = "STUDIO_TEST_SLEEP_IN_SAVE"
 
 OOM_ADVICE = (
     "out of GPU memory: lower batch_size (use gradient_accumulation to keep the effective batch), "
@@ -147,93 +149,6 @@ def latent_distribution(pipe: Any, images: list[TrainingImage], caches: Caches |
         return encode_latent_distribution(pipe, images, device, dtype)
     means, stds = zip(*(caches.latents[i.path] for i in images))
     return torch.stack(means), torch.stack(stds)
-
-
-# ------------------------------------------------------------------ checkpoints
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as stream:
-        os.fsync(stream.fileno())
-
-
-def checkpoint_name(step: int) -> str:
-    return f"step-{step:06d}"
-
-
-def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first. Half-written ones are hidden `.step-*.tmp` folders and never listed."""
-    folder = run_dir / "checkpoints"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-"))
-
-
-def _test_sleep(step: int) -> None:
-    hook = os.environ.get(SLEEP_IN_SAVE_ENV)
-    if hook:
-        at, _, seconds = hook.partition(":")
-        if int(at) == step:
-            time.sleep(float(seconds))
-
-
-def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
-    """Write a checkpoint beside the others and rename it into place: it exists whole or not at all."""
-    from safetensors.torch import save_file
-
-    final = run_dir / "checkpoints" / checkpoint_name(state["step"])
-    building = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
-    save_file(state["trainable"], str(building / TRAINABLE))
-    _test_sleep(state["step"])
-    torch.save(state["torch"], building / TRAINING_STATE)
-    (building / STATE_JSON).write_text(json.dumps(state["json"]), encoding="utf-8")
-    for file in building.iterdir():
-        _fsync_file(file)
-    _fsync_dir(building)
-    if final.exists():  # the same step saved again (save_now right after a periodic save)
-        shutil.rmtree(final)
-    os.replace(building, final)
-    _fsync_dir(final.parent)
-    for old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def load_checkpoint(folder: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return {
-        "trainable": load_file(str(folder / TRAINABLE)),
-        # our own file, and still only tensors and plain containers allowed
-        "torch": torch.load(folder / TRAINING_STATE, weights_only=True),
-        "json": json.loads((folder / STATE_JSON).read_text(encoding="utf-8")),
-    }
-
-
-def _rng_json() -> dict:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss = random.getstate()
-    return {
-        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-        "python": [version, list(internal), gauss],
-    }
-
-
-def _restore_rng_json(data: dict) -> None:
-    kind, keys, pos, has_gauss, cached = data["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = data["python"]
-    random.setstate((version, tuple(internal), gauss))
 
 
 # ------------------------------------------------------------------ the trainer
@@ -371,7 +286,7 @@ def checkpoint_state(trainer: Trainer) -> dict:
         "json": {
             "step": trainer.step,
             "position": trainer.step * trainer.training.gradient_accumulation,
-            **_rng_json(),
+            **rng_state_json(),
         },
     }
 
@@ -382,7 +297,7 @@ def restore(trainer: Trainer, state: dict) -> None:
     trainer.lr_scheduler.load_state_dict(state["torch"]["lr_scheduler"])
     torch.set_rng_state(state["torch"]["torch_rng"])
     trainer.generator.set_state(state["torch"]["generator"])
-    _restore_rng_json(state["json"])
+    restore_rng_state(state["json"])
     trainer.step = state["json"]["step"]
 
 

@@ -76,7 +76,7 @@ RESUME_SETTINGS = {
 def final_weights(run_dir: Path) -> dict:
     from safetensors.torch import load_file
 
-    from studio.train.loop import TRAINABLE, list_checkpoints
+    from studio.train.checkpoints import TRAINABLE, list_checkpoints
 
     return load_file(str(list_checkpoints(run_dir)[-1] / TRAINABLE))
 

@@ -13,7 +13,8 @@ import torch
 from conftest import RESUME_SETTINGS, assert_same_weights, final_weights, tiny_config
 
 from studio.train import runs
-from studio.train.loop import SLEEP_IN_SAVE_ENV, list_checkpoints, run_training
+from studio.train.checkpoints import SLEEP_IN_SAVE_ENV, list_checkpoints
+from studio.train.loop import run_training
 from studio.train.start import create_run, resume_run
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

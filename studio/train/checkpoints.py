@@ -1,0 +1,109 @@
+"""Checkpoints of a run: written whole or not at all, listed oldest first, loaded without unpickling code.
+
+A checkpoint is a folder `checkpoints/step-NNNNNN/` with the trained weights (safetensors), the optimizer, LR
+scheduler and RNG states (`torch.save` of tensors and plain containers, read back with `weights_only=True`) and a
+small JSON. It is built in a hidden `.step-*.tmp` folder, fsynced and renamed into place, so a process killed
+mid-save leaves the previous checkpoint usable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TRAINABLE = "trainable.safetensors"
+TRAINING_STATE = "training_state.pt"
+STATE_JSON = "state.json"
+# Test hook, "STEP:SECONDS": sleep in the middle of saving the checkpoint of STEP, so a test can SIGKILL there.
+SLEEP_IN_SAVE_ENV = "STUDIO_TEST_SLEEP_IN_SAVE"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as stream:
+        os.fsync(stream.fileno())
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:06d}"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first. Half-written ones are hidden `.step-*.tmp` folders and never listed."""
+    folder = run_dir / "checkpoints"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-"))
+
+
+def _test_sleep(step: int) -> None:
+    hook = os.environ.get(SLEEP_IN_SAVE_ENV)
+    if hook:
+        at, _, seconds = hook.partition(":")
+        if int(at) == step:
+            time.sleep(float(seconds))
+
+
+def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
+    """Write a checkpoint beside the others and rename it into place: it exists whole or not at all."""
+    from safetensors.torch import save_file
+
+    final = run_dir / "checkpoints" / checkpoint_name(state["step"])
+    building = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    save_file(state["trainable"], str(building / TRAINABLE))
+    _test_sleep(state["step"])
+    torch.save(state["torch"], building / TRAINING_STATE)
+    (building / STATE_JSON).write_text(json.dumps(state["json"]), encoding="utf-8")
+    for file in building.iterdir():
+        _fsync_file(file)
+    _fsync_dir(building)
+    if final.exists():  # the same step saved again (save_now right after a periodic save)
+        shutil.rmtree(final)
+    os.replace(building, final)
+    _fsync_dir(final.parent)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return {
+        "trainable": load_file(str(folder / TRAINABLE)),
+        # our own file, and still only tensors and plain containers allowed
+        "torch": torch.load(folder / TRAINING_STATE, weights_only=True),
+        "json": json.loads((folder / STATE_JSON).read_text(encoding="utf-8")),
+    }
+
+
+def rng_state_json() -> dict:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "python": [version, list(internal), gauss],
+    }
+
+
+def restore_rng_state(data: dict) -> None:
+    kind, keys, pos, has_gauss, cached = data["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = data["python"]
+    random.setstate((version, tuple(internal), gauss))
