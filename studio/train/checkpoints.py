@@ -107,3 +107,10 @@ def restore_rng_state(data: dict) -> None:
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
     version, internal, gauss = data["python"]
     random.setstate((version, tuple(internal), gauss))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every global RNG a run draws from (their states are then checkpointed above)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import random
 import shutil
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from studio.train.checkpoints import (
     restore_rng_state,
     rng_state_json,
     save_checkpoint,
+    seed_everything,
 )
 from studio.train.config import RunConfig, TrainingConfig, load_config_file
 from studio.train.data import TrainingImage, load_training_images
@@ -195,12 +195,6 @@ def build_optimizer(params: list[torch.nn.Parameter], training: TrainingConfig):
             ) from None
         return bnb.optim.AdamW8bit(params, lr=training.learning_rate, weight_decay=training.adam_weight_decay)
     return torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=training.adam_weight_decay)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = None) -> Trainer:
