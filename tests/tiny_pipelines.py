@@ -119,15 +119,6 @@ def build_sdxl(tokenizer):
 
 def generate(pipe, seed: int = 0, steps: int = 2):
     """A deterministic 2-step image as a float numpy array (H, W, 3)."""
-    pipe.set_progress_bar_config(disable=True)
-    generator = torch.Generator("cpu").manual_seed(seed)
-    out = pipe(
-        "a red circle",
-        num_inference_steps=steps,
-        guidance_scale=2.0,
-        height=IMAGE_SIZE,
-        width=IMAGE_SIZE,
-        generator=generator,
-        output_type="np",
-    )
-    return out.images[0]
+    from studio.train.export import render
+
+    return render(pipe, "a red circle", IMAGE_SIZE, seed=seed, steps=steps)
