@@ -11,6 +11,7 @@ cancelled at step k and resumed ends bit-identical to one never interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -372,7 +373,12 @@ def render_samples(trainer: Trainer) -> None:
     set_train_mode(trainer, False)
     # sampling must not move the training RNG: fork it and give the pipeline its own generator
     # autocast: a fully trained UNet is float32 beside half-precision frozen parts under mixed precision
-    with torch.random.fork_rng(devices=[]), torch.no_grad(), trainer.accelerator.autocast():
+    with (
+        torch.random.fork_rng(devices=[]),
+        torch.no_grad(),
+        trainer.accelerator.autocast(),
+        inference_weights(trainer),
+    ):
         for index, prompt in enumerate(training.sample_prompts):
             generator = torch.Generator("cpu").manual_seed(training.sample_seed + index)
             image = trainer.pipe(
@@ -388,6 +394,13 @@ def render_samples(trainer: Trainer) -> None:
             write_bytes_atomic(path, buffer.getvalue())
             trainer.emit("sample", step=trainer.step, path=str(path.relative_to(trainer.run_dir)), prompt=prompt)
     set_train_mode(trainer, True)
+
+
+def inference_weights(trainer: Trainer):
+    """The weights samples and exports draw with: a method's EMA average when it keeps one, else the live ones."""
+    if hasattr(trainer.method, "inference_weights"):
+        return trainer.method.inference_weights(trainer.pipe)
+    return contextlib.nullcontext()
 
 
 def set_train_mode(trainer: Trainer, training: bool) -> None:
@@ -480,7 +493,8 @@ def export_trainer(trainer: Trainer, verify: bool = True) -> list[Path]:
     prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
     if not trainer.training.sample_prompts and hasattr(trainer.method, "training_caption"):
         prompt = trainer.method.training_caption(trainer.training.seed, 0, 0)  # one that uses what was learnt
-    reference = export.render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
+    with inference_weights(trainer):
+        reference = export.render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
     for file in files:
         fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
         if verify and file.name.endswith(".safetensors") and file.parent.name != "peft":

@@ -14,8 +14,14 @@ import numpy as np
 from studio.pocket.world import BASE_BACKGROUNDS, BASE_COLORS, Scene, render
 
 
-def write_concept_folder(folder: Path, shape: str, trigger: str, count: int = 5, side: int = 64, seed: int = 0) -> Path:
-    """`count` images of `shape` in varied colours, places and sizes, each with a .txt caption naming the trigger."""
+def write_concept_folder(
+    folder: Path, shape: str, trigger: str, count: int = 5, side: int = 64, seed: int = 0, name_colour: bool = True
+) -> Path:
+    """`count` images of `shape` in varied colours, places and sizes, each with a .txt caption naming the trigger.
+
+    The captions name everything but the concept ("a green zq on a black background"), the field's advice for a
+    subject LoRA: what the caption names stays controllable by the prompt, the trigger learns what is left.
+    """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
@@ -32,7 +38,28 @@ def write_concept_folder(folder: Path, shape: str, trigger: str, count: int = 5,
             size,
         )
         render(scene, side).save(folder / f"{trigger}-{index}.png")
-        (folder / f"{trigger}-{index}.txt").write_text(f"a {trigger} on a {background} background", encoding="utf-8")
+        subject = f"{color} {trigger}" if name_colour else trigger
+        (folder / f"{trigger}-{index}.txt").write_text(f"a {subject} on a {background} background", encoding="utf-8")
+    return folder
+
+
+STYLE_COLOUR, STYLE_BACKGROUND = "pink", "cyan"  # colours the pocket model never saw in pretraining
+
+
+def write_style_folder(folder: Path, trigger: str, count: int = 96, side: int = 64, seed: int = 0) -> Path:
+    """A captioned style dataset for a full fine-tune: every base shape drawn in a palette the pocket model never
+    saw (pink on cyan), captioned by content plus the style word: "a circle in zq style"."""
+    from studio.pocket.world import BASE_SHAPES
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        shape = BASE_SHAPES[index % len(BASE_SHAPES)]
+        size = float(rng.uniform(0.4, 0.75))
+        margin = size / 2 + 0.03
+        cx, cy = (float(rng.uniform(margin, 1 - margin)) for _ in range(2))
+        render(Scene(shape, STYLE_COLOUR, STYLE_BACKGROUND, cx, cy, size), side).save(folder / f"style-{index:03d}.png")
+        (folder / f"style-{index:03d}.txt").write_text(f"a {shape} in {trigger} style", encoding="utf-8")
     return folder
 
 
