@@ -109,24 +109,62 @@ class Caches:
     """Latents (as the VAE's mean and std, sampled each step) and text embeddings, when those parts are frozen."""
 
     latents: dict[Path, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    text: dict[str, torch.Tensor] = field(default_factory=dict)
+    text: dict[str, Conditioning] = field(default_factory=dict)
 
 
-def encode_prompts(pipe: Any, captions: list[str], device) -> torch.Tensor:
+@dataclass
+class Conditioning:
+    """What the UNet is conditioned on: the text encoder's hidden states; SDXL adds the second encoder's pooled
+    embedding (its `added_cond_kwargs`). Rows are captions."""
+
+    hidden: torch.Tensor
+    pooled: torch.Tensor | None = None
+
+    @staticmethod
+    def stack(rows: list[Conditioning]) -> Conditioning:
+        pooled = torch.stack([r.pooled for r in rows]) if rows[0].pooled is not None else None
+        return Conditioning(torch.stack([r.hidden for r in rows]), pooled)
+
+    def row(self, index: int) -> Conditioning:
+        return Conditioning(self.hidden[index], None if self.pooled is None else self.pooled[index])
+
+
+def is_sdxl(pipe: Any) -> bool:
+    return getattr(pipe, "text_encoder_2", None) is not None
+
+
+def encode_prompts(pipe: Any, captions: list[str], device) -> Conditioning:
+    if is_sdxl(pipe):
+        # both encoders' penultimate layers side by side + the second one's pooled output, as SDXL was trained
+        hidden, _, pooled, _ = pipe.encode_prompt(captions, device=device, do_classifier_free_guidance=False)
+        return Conditioning(hidden, pooled)
     tokens = pipe.tokenizer(
         captions, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
     ).input_ids.to(device)
-    return pipe.text_encoder(tokens)[0]
+    return Conditioning(pipe.text_encoder(tokens)[0])
 
 
-def text_embeddings(pipe: Any, captions: list[str], caches: Caches, trains_text: bool, device) -> torch.Tensor:
+def text_embeddings(pipe: Any, captions: list[str], caches: Caches, trains_text: bool, device) -> Conditioning:
     if trains_text:  # the text encoder learns: encode every step, with gradients
         return encode_prompts(pipe, captions, device)
     with torch.no_grad():
         for caption in captions:
             if caption not in caches.text:  # one caption at a time, for the same reason as fill_caches
-                caches.text[caption] = encode_prompts(pipe, [caption], device)[0]
-    return torch.stack([caches.text[c] for c in captions])
+                caches.text[caption] = encode_prompts(pipe, [caption], device).row(0)
+    return Conditioning.stack([caches.text[c] for c in captions])
+
+
+def predict(pipe: Any, noisy: torch.Tensor, timesteps: torch.Tensor, condition: Conditioning) -> torch.Tensor:
+    """The UNet's prediction for a noisy batch. SDXL also takes the pooled text and the size/crop "micro-
+    conditioning" (original size, crop corner, target size); training images are whole and square, so the
+    crop corner is (0, 0) and both sizes are the training resolution."""
+    hidden = condition.hidden.to(noisy.dtype)
+    if condition.pooled is None:
+        return pipe.unet(noisy, timesteps, hidden).sample
+    side = noisy.shape[-1] * pipe.vae_scale_factor
+    time_ids = torch.tensor([[side, side, 0, 0, side, side]], dtype=noisy.dtype, device=noisy.device)
+    added = {"text_embeds": condition.pooled.to(noisy.dtype), "time_ids": time_ids.repeat(noisy.shape[0], 1)}
+    return pipe.unet(noisy, timesteps, hidden, added_cond_kwargs=added).sample
 
 
 @torch.no_grad()
@@ -331,10 +369,10 @@ def micro_batch_loss(trainer: Trainer, position: int) -> torch.Tensor:
             "" if dropped else trainer.method.training_caption(training.seed, position, i)
             for i, dropped in enumerate(drop.tolist())
         ]
-    encoder_states = text_embeddings(pipe, captions, trainer.text_caches, trainer.method.trains_text_encoder, device)
+    condition = text_embeddings(pipe, captions, trainer.text_caches, trainer.method.trains_text_encoder, device)
 
     with trainer.accelerator.autocast():
-        prediction = pipe.unet(noisy, timesteps, encoder_states.to(noisy.dtype)).sample
+        prediction = predict(pipe, noisy, timesteps, condition)
     return diffusion_loss(prediction, target, timesteps, trainer.noise_scheduler, training.min_snr_gamma)
 
 
@@ -406,7 +444,9 @@ def inference_weights(trainer: Trainer):
 def set_train_mode(trainer: Trainer, training: bool) -> None:
     """Adapter dropout on while training, off for samples and exports; frozen parts always in eval mode."""
     trainer.pipe.unet.train(training)
-    trainer.pipe.text_encoder.train(training and trainer.method.trains_text_encoder)
+    for encoder in (trainer.pipe.text_encoder, getattr(trainer.pipe, "text_encoder_2", None)):
+        if encoder is not None:
+            encoder.train(training and trainer.method.trains_text_encoder)
 
 
 def fail(trainer: Trainer, reason: str) -> None:

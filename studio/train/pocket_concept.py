@@ -15,18 +15,21 @@ from studio.pocket.world import BASE_BACKGROUNDS, BASE_COLORS, Scene, render
 
 
 def write_concept_folder(
-    folder: Path, shape: str, trigger: str, count: int = 5, side: int = 64, seed: int = 0, name_colour: bool = True
+    folder: Path, shape: str, trigger: str, count: int = 5, side: int = 64, seed: int = 0, name_colour: bool = False
 ) -> Path:
     """`count` images of `shape` in varied colours, places and sizes, each with a .txt caption naming the trigger.
 
-    The captions name everything but the concept ("a green zq on a black background"), the field's advice for a
-    subject LoRA: what the caption names stays controllable by the prompt, the trigger learns what is left.
+    Captions name the background ("a zq on a black background"). `name_colour` also names the colour ("a green zq
+    on ..."), the field's usual advice for a subject; on the pocket model it did worse (2026-11-23: the LoRA
+    memorised the five colour/background pairs and drew pentagons for new ones), so it is off by default.
     """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
+    # every image its own colour (as far as there are colours): the concept is the shape, not a colour
+    colours = [str(c) for c in rng.permutation(BASE_COLORS)]
     for index in range(count):
         background = BASE_BACKGROUNDS[index % len(BASE_BACKGROUNDS)]
-        color = [c for c in BASE_COLORS if c != background][int(rng.integers(len(BASE_COLORS) - 1))]
+        color = colours[index % len(colours)]
         size = float(rng.uniform(0.5, 0.7))
         margin = size / 2 + 0.03
         scene = Scene(

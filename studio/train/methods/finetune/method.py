@@ -43,6 +43,13 @@ class FinetuneMethod:
     # ---------------------------------------------------------------- what learns
 
     def setup(self, pipe: Any) -> list[torch.nn.Parameter]:
+        if self.config.train_text_encoder and getattr(pipe, "text_encoder_2", None) is not None:
+            raise ValueError(
+                f"{self.name}: train_text_encoder is not supported on SDXL yet (two text encoders); leave it off, "
+                "or use LoRA, whose train_text_encoder adapts both"
+            )
+        if getattr(pipe, "text_encoder_2", None) is not None:
+            pipe.text_encoder_2.requires_grad_(False)
         pipe.vae.requires_grad_(False)
         pipe.text_encoder.requires_grad_(self.config.train_text_encoder)
         pipe.unet.requires_grad_(True)
