@@ -253,6 +253,12 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     if cpu and training.mixed_precision != "no":
         raise ValueError(f"mixed_precision {training.mixed_precision} needs a GPU; use 'no' on CPU")
     accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=cpu)
+    if accelerator.num_processes > 1 or accelerator.distributed_type.value in ("DEEPSPEED", "FSDP"):
+        # refuse rather than let each process train alone and write the same run folder
+        raise ValueError(
+            f"training under accelerate with {accelerator.num_processes} process(es) and "
+            f"{accelerator.distributed_type.value} is not supported yet; run `studio train` in one process"
+        )
     seed_everything(training.seed)
 
     manifest = json.loads((run_dir / runs.DATASET).read_text(encoding="utf-8"))
