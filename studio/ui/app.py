@@ -13,6 +13,10 @@ CSS = """
 #studio-header p { margin-top: 4px; opacity: 0.8; }
 /* small models make small images: show their pixels crisply when enlarged */
 #gen-gallery img, #train-samples img, #runs-samples img, #runs-finals img, #ds-gallery img { image-rendering: pixelated; }
+/* thumbnails keep their size as a gallery grows (Gradio stretches a few images over the whole width) */
+#train-samples .grid-container, #runs-samples .grid-container, #runs-finals .grid-container, #ds-gallery .grid-container {
+  grid-template-columns: repeat(auto-fill, minmax(100px, 128px)) !important;
+}
 """
 
 

@@ -111,7 +111,10 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=380):
             with gr.Row():
-                picked = gr.Dropdown([], label="Open a saved dataset", elem_id="ds-pick", scale=3)
+                # custom values: API callers name a dataset the page has not listed (the name is checked on use)
+                picked = gr.Dropdown(
+                    [], label="Open a saved dataset", elem_id="ds-pick", scale=3, allow_custom_value=True
+                )
                 name = gr.Textbox(label="…or name a new one", placeholder="my-shapes", elem_id="ds-name", scale=3)
             upload = gr.File(
                 label="Drop images, caption .txt files or a .zip", file_count="multiple", elem_id="ds-upload",

@@ -25,12 +25,13 @@ def loss_frame(summary: RunSummary | None) -> pd.DataFrame:
     for point in summary.points if summary else []:
         rows.append({"step": point.step, "loss": point.loss, "series": "raw"})
         rows.append({"step": point.step, "loss": point.smoothed, "series": "smoothed"})
-    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+    # explicit dtypes: an empty frame would be "object", and the chart would treat the axes as categories
+    return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype({"step": "int64", "loss": "float64"})
 
 
 def lr_frame(summary: RunSummary | None) -> pd.DataFrame:
     rows = [{"step": p.step, "learning rate": p.lr} for p in (summary.points if summary else [])]
-    return pd.DataFrame(rows, columns=["step", "learning rate"])
+    return pd.DataFrame(rows, columns=["step", "learning rate"]).astype({"step": "int64", "learning rate": "float64"})
 
 
 def status_line(summary: RunSummary | None) -> str:
@@ -86,7 +87,7 @@ class RunView:
                 lr_frame(None), x="step", y="learning rate", label="Learning rate", height=260, elem_id=f"{prefix}-lr"
             )
         self.gallery = gr.Gallery(
-            label="Validation samples (by step)", columns=6, height=230, object_fit="contain", format="png",
+            label="Validation samples (by step)", columns=6, height=230, object_fit="contain", format="png", preview=False,
             elem_id=f"{prefix}-samples",
         )  # fmt: skip
         self.checkpoints = gr.Markdown(elem_id=f"{prefix}-checkpoints")

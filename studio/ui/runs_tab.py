@@ -50,7 +50,7 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
     )
     finals = gr.Gallery(
         label="Final sample of each run (click to open)", columns=8, height=170, object_fit="contain",
-        allow_preview=False, elem_id="runs-finals",
+        allow_preview=False, preview=False, elem_id="runs-finals",
     )  # fmt: skip
     with gr.Group(visible=False) as detail:
         view = RunView("runs")
