@@ -29,13 +29,15 @@ def _adapter_parts(pipe: Any) -> dict[str, torch.nn.Module]:
 
 
 def save_lora_diffusers(pipe: Any, folder: Path) -> Path:
-    from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
     parts = _adapter_parts(pipe)
     arguments: dict[str, Any] = {}
     for name, module in parts.items():
-        arguments[f"{name}_lora_layers"] = convert_state_dict_to_diffusers(get_peft_model_state_dict(module))
+        # peft's own key names (`…to_q.lora_A.weight`), which load_lora_weights reads as they are. diffusers'
+        # convert_state_dict_to_diffusers renames only attention keys to the old `lora.down` style and leaves
+        # convolutions as `lora_A`: a file mixing both reloads without the attention LoRA (measured 2026-11-23).
+        arguments[f"{name}_lora_layers"] = get_peft_model_state_dict(module)
         arguments[f"{name}_lora_adapter_metadata"] = module.peft_config["default"].to_dict()
     folder.mkdir(parents=True, exist_ok=True)
     # the pipeline's own class: SDXL's save_lora_weights also takes the second text encoder
