@@ -212,6 +212,8 @@ class Trainer:
     text_caches: Caches
     step: int = 0
     on_event: Callable[[dict], None] | None = None
+    # commands count from the moment this process began preparing: a cancel sent while the model loads still counts
+    watcher: runs.CommandWatcher | None = None
 
     @property
     def training(self) -> TrainingConfig:
@@ -245,6 +247,7 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     from studio.models import load_pipeline
     from studio.train.methods import method_class
 
+    watcher = runs.CommandWatcher(run_dir)
     config = load_config_file(run_dir / runs.CONFIG)
     training = config.training
     cpu = training.device == "cpu" or (training.device == "auto" and not torch.cuda.is_available())
@@ -300,6 +303,7 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
         caches,
         Caches(),
         on_event=on_event,
+        watcher=watcher,
     )
     # a save cut short (SIGKILL, power loss) left a hidden folder: never listed, cleared here
     for leftover in (run_dir / "checkpoints").glob(".step-*.tmp"):
@@ -463,10 +467,14 @@ def fail(trainer: Trainer, reason: str) -> None:
 def train(trainer: Trainer) -> str:
     """Run from trainer.step to the configured steps. Returns "finished" or "cancelled"."""
     training = trainer.training
-    watcher = runs.CommandWatcher(trainer.run_dir)
+    watcher = trainer.watcher or runs.CommandWatcher(trainer.run_dir)
     trainer.emit("started", step=trainer.step, total_steps=training.steps, pid=os.getpid(), resumed=trainer.step > 0)
     set_train_mode(trainer, True)
     last_saved = trainer.step
+    pending = watcher.poll()  # commands sent while the model was loading
+    if "cancel" in pending:  # nothing trained yet, nothing to save
+        trainer.emit("cancelled", step=trainer.step, reason="cancelled before the first step")
+        return "cancelled"
     try:
         while trainer.step < training.steps:
             started = time.perf_counter()
@@ -479,7 +487,7 @@ def train(trainer: Trainer) -> str:
                     lr=trainer.lr_scheduler.get_last_lr()[0],
                     seconds=round(time.perf_counter() - started, 4),
                 )
-            commands = watcher.poll()
+            commands, pending = watcher.poll() | pending, set()
             if "cancel" in commands:
                 if last_saved != trainer.step:
                     save(trainer)
