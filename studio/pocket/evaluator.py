@@ -29,7 +29,7 @@ _MIN_PIXELS = 16  # fewer foreground pixels than this: no shape at all
 _MIN_IOU = 0.55  # a best overlap below this: the shape is not one we know
 _MAX_ASPECT = 1.35  # every shape of the world is drawn in a square box
 _NOTCH_PENALTY = 0.08  # score lost per notch more or fewer than the outline has
-_MIN_NOTCH_PIXELS = 3  # a notch smaller than this (after erosion) is edge noise
+_MIN_NOTCH_PIXELS = 1  # a notch smaller than this (after erosion) is edge noise
 
 
 @dataclass(frozen=True)
