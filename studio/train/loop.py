@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from studio.train import runs
+from studio.train import distributed, runs
 from studio.train.checkpoints import (
     checkpoint_name,
     list_checkpoints,
@@ -220,6 +220,8 @@ class Trainer:
         return self.config.training
 
     def emit(self, kind: str, **fields: Any) -> dict:
+        if not self.accelerator.is_main_process:  # one writer per run folder (see distributed.py)
+            return {"type": kind, **fields}
         event = runs.append_event(self.run_dir, kind, **fields)
         if self.on_event:
             self.on_event(event)
@@ -256,11 +258,11 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     if cpu and training.mixed_precision != "no":
         raise ValueError(f"mixed_precision {training.mixed_precision} needs a GPU; use 'no' on CPU")
     accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=cpu)
-    if accelerator.num_processes > 1 or accelerator.distributed_type.value in ("DEEPSPEED", "FSDP"):
-        # refuse rather than let each process train alone and write the same run folder
+    if accelerator.distributed_type.value in ("DEEPSPEED", "FSDP"):
+        # their sharded optimizer state needs accelerate's own checkpoints; refuse rather than save half a state
         raise ValueError(
-            f"training under accelerate with {accelerator.num_processes} process(es) and "
-            f"{accelerator.distributed_type.value} is not supported yet; run `studio train` in one process"
+            f"{accelerator.distributed_type.value} is not supported yet; launch with plain data parallelism "
+            "(accelerate launch --multi_gpu) or one process"
         )
     seed_everything(training.seed)
 
@@ -284,7 +286,8 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
         training.lr_scheduler, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.steps
     )
     optimizer, lr_scheduler = accelerator.prepare(optimizer, lr_scheduler)
-    generator = torch.Generator("cpu").manual_seed(training.seed)
+    # each process draws its own noise (process 0 is the single-process run)
+    generator = torch.Generator("cpu").manual_seed(training.seed + 1_000_003 * accelerator.process_index)
     caches = Caches() if training.cache_latents and not method.trains_vae else None
     if caches is not None:
         fill_caches(pipe, items, caches, accelerator.device, pipe.vae.dtype)
@@ -306,10 +309,11 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
         watcher=watcher,
     )
     # a save cut short (SIGKILL, power loss) left a hidden folder: never listed, cleared here
-    for leftover in (run_dir / "checkpoints").glob(".step-*.tmp"):
+    for leftover in (run_dir / "checkpoints").glob(".step-*.tmp") if accelerator.is_main_process else []:
         shutil.rmtree(leftover, ignore_errors=True)
     if hasattr(method, "prepare"):  # a method's own data (DreamBooth's class images), from the base model
-        method.prepare(trainer)
+        with accelerator.main_process_first():  # the main process draws class images, the others reuse them
+            method.prepare(trainer)
     checkpoints = list_checkpoints(run_dir)
     if checkpoints:
         restore(trainer, load_checkpoint(checkpoints[-1]))
@@ -344,9 +348,13 @@ def restore(trainer: Trainer, state: dict) -> None:
     trainer.step = state["json"]["step"]
 
 
-def save(trainer: Trainer) -> Path:
-    folder = save_checkpoint(trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints)
-    trainer.emit("checkpoint", step=trainer.step, path=str(folder.relative_to(trainer.run_dir)))
+def save(trainer: Trainer) -> Path | None:
+    """A resumable checkpoint, written by the main process (the others hold the same weights) while they wait."""
+    folder = None
+    if trainer.accelerator.is_main_process:
+        folder = save_checkpoint(trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints)
+        trainer.emit("checkpoint", step=trainer.step, path=str(folder.relative_to(trainer.run_dir)))
+    trainer.accelerator.wait_for_everyone()
     return folder
 
 
@@ -392,8 +400,13 @@ def optimizer_step(trainer: Trainer) -> float:
     total = 0.0
     for micro in range(training.gradient_accumulation):
         position = trainer.step * training.gradient_accumulation + micro
+        # with several processes each takes its own micro-batches (one process: position unchanged)
+        accelerator = trainer.accelerator
+        position = position * accelerator.num_processes + accelerator.process_index
         loss = micro_batch_loss(trainer, position)
-        if not torch.isfinite(loss):
+        # every process sees the mean loss, so a NaN on one stops them all at the same step
+        shared_loss = accelerator.reduce(loss.detach(), reduction="mean") if accelerator.num_processes > 1 else loss
+        if not torch.isfinite(shared_loss):
             fail(
                 trainer,
                 f"loss became {loss.item()} at step {trainer.step + 1}: the training diverged; lower the "
@@ -401,7 +414,8 @@ def optimizer_step(trainer: Trainer) -> float:
             )
         # scaled so the accumulated gradient is the mean over the effective batch
         trainer.accelerator.backward(loss / training.gradient_accumulation)
-        total += loss.item()
+        total += shared_loss.item()
+    distributed.average_gradients(trainer.accelerator, trainer.params)
     if training.max_grad_norm:
         trainer.accelerator.clip_grad_norm_(trainer.params, training.max_grad_norm)
     trainer.optimizer.step()
@@ -418,6 +432,9 @@ def render_samples(trainer: Trainer) -> None:
     from studio.data.files import write_bytes_atomic
 
     training = trainer.training
+    if not trainer.accelerator.is_main_process:  # one process renders; the others wait for it
+        trainer.accelerator.wait_for_everyone()
+        return
     set_train_mode(trainer, False)
     # sampling must not move the training RNG: fork it and give the pipeline its own generator
     # autocast: a fully trained UNet is float32 beside half-precision frozen parts under mixed precision
@@ -442,6 +459,7 @@ def render_samples(trainer: Trainer) -> None:
             write_bytes_atomic(path, buffer.getvalue())
             trainer.emit("sample", step=trainer.step, path=str(path.relative_to(trainer.run_dir)), prompt=prompt)
     set_train_mode(trainer, True)
+    trainer.accelerator.wait_for_everyone()
 
 
 def inference_weights(trainer: Trainer):
@@ -471,7 +489,7 @@ def train(trainer: Trainer) -> str:
     trainer.emit("started", step=trainer.step, total_steps=training.steps, pid=os.getpid(), resumed=trainer.step > 0)
     set_train_mode(trainer, True)
     last_saved = trainer.step
-    pending = watcher.poll()  # commands sent while the model was loading
+    pending = distributed.broadcast_commands(trainer.accelerator, watcher.poll())  # sent while the model loaded
     if "cancel" in pending:  # nothing trained yet, nothing to save
         trainer.emit("cancelled", step=trainer.step, reason="cancelled before the first step")
         return "cancelled"
@@ -487,7 +505,8 @@ def train(trainer: Trainer) -> str:
                     lr=trainer.lr_scheduler.get_last_lr()[0],
                     seconds=round(time.perf_counter() - started, 4),
                 )
-            commands, pending = watcher.poll() | pending, set()
+            commands = distributed.broadcast_commands(trainer.accelerator, watcher.poll()) | pending
+            pending = set()
             if "cancel" in commands:
                 if last_saved != trainer.step:
                     save(trainer)
@@ -510,6 +529,8 @@ def train(trainer: Trainer) -> str:
         raise
     if last_saved != trainer.step:
         save(trainer)  # the final weights, resumable and exportable
+    if not distributed.weights_in_sync(trainer.accelerator, trainer.params):
+        trainer.emit("warning", message="the processes ended with different weights; do not trust this run's output")
     return "finished"
 
 
@@ -519,14 +540,15 @@ def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, 
     try:
         trainer = prepare_trainer(run_dir, on_event)
     except (ValueError, FileNotFoundError, OSError) as error:
-        runs.append_event(run_dir, "failed", reason=str(error))
+        if int(os.environ.get("RANK", "0")) == 0:  # one writer, also before the accelerator exists
+            runs.append_event(run_dir, "failed", reason=str(error))
         raise
     if trainer.step >= trainer.training.steps and runs.replay(run_dir).status == "finished":
         return "finished"
     try:
         outcome = train(trainer)
         if outcome == "finished":
-            if export:
+            if export and trainer.accelerator.is_main_process:
                 export_trainer(trainer)
             trainer.emit("finished", step=trainer.step)
     except TrainingStopped:
