@@ -271,6 +271,11 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     if [i.sha256 for i in items] != [i["sha256"] for i in manifest["items"]]:
         raise ValueError(f"the dataset {manifest['source']!r} changed since this run started; start a new run")
 
+    if training.attention == "xformers":  # checked before the (slow) model load
+        import importlib.util
+
+        if importlib.util.find_spec("xformers") is None:
+            raise ValueError("attention xformers needs the xformers package (pip install xformers); or use sdpa")
     weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[training.mixed_precision]
     pipe = load_pipeline(training.base_model, device=str(accelerator.device), dtype=weight_dtype).pipe
     pipe.set_progress_bar_config(disable=True)
@@ -280,6 +285,8 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     params = method.setup(pipe)
     if training.gradient_checkpointing:
         pipe.unet.enable_gradient_checkpointing()
+    if training.attention == "xformers":
+        pipe.enable_xformers_memory_efficient_attention()
 
     optimizer = build_optimizer(params, training)
     lr_scheduler = get_scheduler(

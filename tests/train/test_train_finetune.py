@@ -135,7 +135,8 @@ def test_finetune_style_preset_teaches_the_pocket_model_a_style(tmp_path) -> Non
     from studio.train.config import resolve_config
     from studio.train.pocket_concept import STYLE_BACKGROUND, STYLE_COLOUR, write_style_folder
 
-    config = resolve_config("finetune-style-pocket", overrides={"sample_every": "0", "checkpoint_every": "0"})
+    overrides = {"sample_every": "0", "checkpoint_every": "0", "sample_prompts": "[a circle in zq style]"}
+    config = resolve_config("finetune-style-pocket", overrides=overrides)
     folder = write_style_folder(tmp_path / "style", "zq", side=config.training.resolution)
     run_dir = create_run(config, folder, root=tmp_path / "runs")
     assert run_training(run_dir, export=False) == "finished"

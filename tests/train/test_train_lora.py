@@ -206,3 +206,20 @@ def test_lokr_exports_a_peft_adapter_only(tmp_path, sd1_dir, shapes_folder) -> N
     assert [e["path"] for e in runs.replay(run_dir).exports] == ["outputs/peft/adapter_model.safetensors"]
     assert any("lokr_" in key for key in load_file(str(run_dir / "outputs/peft/adapter_model.safetensors")))
     assert json.loads((run_dir / "outputs/peft/adapter_config.json").read_text())["peft_type"] == "LOKR"
+
+
+def test_xformers_without_the_package_is_refused_before_loading(tmp_path, sd1_dir, shapes_folder, monkeypatch) -> None:
+    import importlib.util
+
+    import studio.models
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "xformers" else real_find_spec(name, *a)
+    )
+    monkeypatch.setattr(studio.models, "load_pipeline", lambda *a, **k: pytest.fail("the model was loaded"))
+    run_dir = create_run(tiny_config(sd1_dir, attention="xformers"), shapes_folder, root=tmp_path)
+    with pytest.raises(ValueError, match="attention xformers needs the xformers package"):
+        run_training(run_dir)
+    with pytest.raises(ValueError, match="attention"):
+        tiny_config(sd1_dir, attention="flash")
