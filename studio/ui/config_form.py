@@ -22,7 +22,9 @@ from studio.train.config import (
     method_config_class,
 )
 
-METHODS = {"lora": "LoRA", "dreambooth": "DreamBooth", "textual_inversion": "Textual Inversion"}
+METHODS = {
+    "lora": "LoRA", "dreambooth": "DreamBooth", "textual_inversion": "Textual Inversion", "finetune": "Full fine-tune",
+}  # fmt: skip
 IMPORTANT = {
     "training": ("base_model", "steps", "learning_rate", "batch_size", "resolution", "sample_every", "sample_prompts"),
     "lora": ("variant", "rank", "alpha", "train_text_encoder"),
@@ -35,6 +37,7 @@ IMPORTANT = {
         "use_lora",
     ),
     "textual_inversion": ("placeholder_token", "initializer_token", "num_vectors", "learnable_property"),
+    "finetune": ("train_text_encoder", "use_ema"),
 }
 
 
