@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +166,36 @@ def lora_source(path: str | Path) -> Path:
     raise ValueError(f"{path} holds no LoRA ({LORA_FILE} or a run checkpoint)")
 
 
+@contextmanager
+def _peft_keys_only(path: Path) -> Iterator[Path]:
+    """`path`, or a temporary copy whose keys are all in peft's form.
+
+    diffusers' `convert_state_dict_to_diffusers` renames only attention layers (`to_k.lora_A` -> `to_k.lora.down`);
+    a LoRA that also adapts convolutions or feed-forward layers comes out with both forms in one file, and
+    diffusers' loader then picks the peft form and silently drops every `lora.down` / `lora.up` layer.
+    """
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as stream:
+        keys = list(stream.keys())
+        mixed = any(".lora.down." in k for k in keys) and any(".lora_A." in k for k in keys)
+        if not mixed:
+            yield path
+            return
+        metadata = stream.metadata()
+        tensors = {_peft_key(k): stream.get_tensor(k) for k in keys}
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / path.name
+        save_file(tensors, str(copy), metadata=metadata)
+        yield copy
+
+
+def _peft_key(key: str) -> str:
+    return key.replace(".lora.down.", ".lora_A.").replace(".lora.up.", ".lora_B.")
+
+
 def _file_key(path: Path) -> str:
     """Same path and same file contents (by size and time) -> same adapter; an overwritten file reloads."""
     stat = (path / "trainable.safetensors" if path.is_dir() else path).stat()
@@ -203,7 +236,8 @@ class AdapterStack:
             pipe.load_lora_weights(_checkpoint_lora(source), adapter_name=name)
         elif source.suffix == ".safetensors":
             # diffusers reads the file itself so a diffusers export's adapter metadata (its alpha) is kept
-            pipe.load_lora_weights(str(source.parent), weight_name=source.name, adapter_name=name)
+            with _peft_keys_only(source) as readable:
+                pipe.load_lora_weights(str(readable.parent), weight_name=readable.name, adapter_name=name)
         else:
             pipe.load_lora_weights(read_tensors(source, self.allow_pickle), adapter_name=name)
         self.loras[key] = name

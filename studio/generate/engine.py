@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import math
 import random
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -144,6 +145,8 @@ class GenerationEngine:
         self.allow_pickle_adapters = allow_pickle_adapters
         # the adapters loaded into each pipeline; weak, so releasing a base model releases its adapters too
         self._stacks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # one pipeline, several tabs: a generate, a grid cell and a LoRA merge must not interleave
+        self.lock = threading.RLock()
         # each model's own scheduler: every sampler is built from its config,
         # so switching samplers never drifts from the model's noise schedule
         self._model_schedulers: dict[int, object] = {}
@@ -172,6 +175,12 @@ class GenerationEngine:
 
     def generate(
         self, settings: GenerationSettings, on_step: Callable[[int, int], None] | None = None
+    ) -> list[GeneratedImage]:
+        with self.lock:
+            return self._generate(settings, on_step)
+
+    def _generate(
+        self, settings: GenerationSettings, on_step: Callable[[int, int], None] | None
     ) -> list[GeneratedImage]:
         import torch
 

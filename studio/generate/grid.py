@@ -137,6 +137,7 @@ class Grid:
     image: Image.Image
     cells: list[dict]  # the parameters of every cell, in drawing order
     images: list[Image.Image]  # the cells' images, same order
+    labels: list[str]  # each cell's axis values, e.g. "step 200 · guidance 6.0"
     params: dict  # what the grid PNG stores
 
 
@@ -190,7 +191,8 @@ def render_grid(
         "grid": {"x": _axis_dict(x), "y": _axis_dict(y), "z": _axis_dict(z)},
         "base": {k: v for k, v in values.items() if k not in ("count",)},
     }
-    return Grid(image, cells, [images[index] for index in indices], params)
+    labels = [" · ".join(axis.label(i) for axis, i in zip(axes, index)) for index in indices]
+    return Grid(image, cells, [images[index] for index in indices], labels, params)
 
 
 def _axis_dict(axis: Axis | None) -> dict | None:
@@ -255,3 +257,13 @@ def save_grid(grid: Grid, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return save_png(grid.image, path, grid.params | {"prompt": grid.params["base"].get("prompt", "")})
+
+
+def save_cells(grid: Grid, folder: str | Path) -> list[Path]:
+    """Each cell as its own PNG carrying its exact settings (drop one into the playground to continue from it)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        save_png(image, folder / f"cell-{i:02d}.png", params)
+        for i, (image, params) in enumerate(zip(grid.images, grid.cells))
+    ]

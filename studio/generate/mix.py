@@ -56,9 +56,10 @@ def save_mix(engine: Any, model: str, loras: list[LoraSpec], path: str | Path) -
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"a merged LoRA is saved as .safetensors, not {path.name}")
-    pipe = engine.load(model).pipe
-    names = engine.adapters(pipe).apply_loras(pipe, loras, fuse=False)
-    state = mix_state_dict(pipe, names)
+    with engine.lock:
+        pipe = engine.load(model).pipe
+        names = engine.adapters(pipe).apply_loras(pipe, loras, fuse=False)
+        state = mix_state_dict(pipe, names)
     sources = [spec.to_dict() for spec in loras if spec.enabled]
     metadata = {"ss_network_module": "networks.lora", "studio_mix": json.dumps({"model": model, "loras": sources})}
     path.parent.mkdir(parents=True, exist_ok=True)

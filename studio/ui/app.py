@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from studio.generate.engine import GenerationEngine
-from studio.ui import generate_tab
+from studio.ui import compare_tab, generate_tab, playground_tab
 
 CSS = """
 #studio-header h1 { margin-bottom: 0; }
@@ -26,6 +26,10 @@ def build_app(engine: GenerationEngine | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Generate", id="generate"):
                 generate_tab.build(engine)
+            with gr.Tab("Playground", id="playground"):
+                playground = playground_tab.build(engine)
+            with gr.Tab("Compare", id="compare"):
+                compare_tab.build(engine, playground)
     return app
 
 

@@ -9,8 +9,19 @@ import torch
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
-def write_lora(base_dir: Path, out: Path, seed: int, rank: int = 4, alpha: float = 2.0, text_encoder: bool = False):
+def write_lora(
+    base_dir: Path,
+    out: Path,
+    seed: int,
+    rank: int = 4,
+    alpha: float = 2.0,
+    text_encoder: bool = False,
+    convolutions: bool = False,
+):
     """A LoRA whose update is large enough to see, saved in diffusers and kohya format (same weights).
+
+    With `convolutions`, the resnets' convolutions are adapted too, as the pocket preset does; the diffusers file
+    then mixes old-style attention keys with peft-style ones (see adapters._peft_keys_only).
 
     Returns (diffusers file, kohya file).
     """
@@ -21,7 +32,8 @@ def write_lora(base_dir: Path, out: Path, seed: int, rank: int = 4, alpha: float
 
     pipe = load_pipeline(str(base_dir), device="cpu", dtype=torch.float32).pipe
     torch.manual_seed(seed)
-    config = peft.LoraConfig(r=rank, lora_alpha=alpha, target_modules=UNET_TARGETS, init_lora_weights=False)
+    targets = UNET_TARGETS + (["conv1", "conv2"] if convolutions else [])
+    config = peft.LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, init_lora_weights=False)
     pipe.unet.add_adapter(config)
     if text_encoder:
         te_config = peft.LoraConfig(

@@ -20,7 +20,7 @@ def lora_a(tmp_path_factory, sd1_dir):
 
 @pytest.fixture(scope="module")
 def lora_b(tmp_path_factory, sd1_dir):
-    return write_lora(sd1_dir, tmp_path_factory.mktemp("lora-b"), seed=2, text_encoder=True)
+    return write_lora(sd1_dir, tmp_path_factory.mktemp("lora-b"), seed=2, text_encoder=True, convolutions=True)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,10 @@ def test_fused_matches_unfused_and_unfuses_when_the_mix_changes(engine, sd1_dir,
 
 
 def test_kohya_and_diffusers_files_of_one_lora_give_the_same_image(engine, sd1_dir, lora_b) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(lora_b[0]), "pt") as stream:  # our diffusers export of attention + convolutions
+        assert any(".lora.down." in k for k in stream.keys()) and any(".lora_A." in k for k in stream.keys())
     diffusers_image = _image(engine, sd1_dir, loras=_loras((lora_b[0], 1.0)))
     kohya_image = _image(engine, sd1_dir, loras=_loras((lora_b[1], 1.0)))
     assert np.abs(diffusers_image - kohya_image).max() <= 1
