@@ -16,7 +16,7 @@ from studio.generate.grid import AXIS_KINDS, Axis, best_checkpoint_axes, render_
 from studio.ui.playground_tab import Playground
 
 DEFAULT_BASE = {"prompt": "a red circle on a black background", "steps": 20, "seed": 0, "model": "pocket"}
-AXIS_HINT = "Comma-separated values; prompts separated by |; for checkpoints, a run id (every saved step)."
+AXIS_HINT = "Comma-separated values; prompts separated by |; checkpoint: a run folder (every saved step) or LoRA files."
 
 
 def _run_choices() -> list[tuple[str, str]]:
@@ -26,7 +26,7 @@ def _run_choices() -> list[tuple[str, str]]:
 def _axis_row(name: str, kind: str | None, values: str):
     with gr.Row():
         kind_box = gr.Dropdown(
-            choices=[("(none)", "")] + [(f"{k} — {text}", k) for k, text in AXIS_KINDS.items()],
+            choices=[("(none)", "")] + [(k, k) for k in AXIS_KINDS],
             value=kind or "",
             label=f"{name} axis",
             scale=2,
