@@ -14,8 +14,13 @@ import numpy as np
 from studio.pocket.world import BASE_BACKGROUNDS, BASE_COLORS, Scene, render
 
 
-def write_concept_folder(folder: Path, shape: str, trigger: str, count: int = 5, side: int = 64, seed: int = 0) -> Path:
-    """`count` images of `shape` in varied colours, places and sizes, each with a .txt caption naming the trigger."""
+def write_concept_folder(
+    folder: Path, shape: str, trigger: str, count: int = 5, side: int = 64, seed: int = 0, name_color: bool = False
+) -> Path:
+    """`count` images of `shape` in varied colours, places and sizes, each with a .txt caption naming the trigger.
+
+    With `name_color` the caption names the colour too ("a green <trigger> on ..."), as the pocket model's own
+    captions do: the trigger then stands for the shape alone, and stacks with a LoRA that teaches a colour word."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
@@ -32,7 +37,8 @@ def write_concept_folder(folder: Path, shape: str, trigger: str, count: int = 5,
             size,
         )
         render(scene, side).save(folder / f"{trigger}-{index}.png")
-        (folder / f"{trigger}-{index}.txt").write_text(f"a {trigger} on a {background} background", encoding="utf-8")
+        subject = f"{color} {trigger}" if name_color else trigger
+        (folder / f"{trigger}-{index}.txt").write_text(f"a {subject} on a {background} background", encoding="utf-8")
     return folder
 
 

@@ -1,0 +1,54 @@
+"""Two LoRAs trained on the pocket model, a star shape and a pink colour, stacked: the image shows both.
+
+Slow (two ~1 minute trainings on 2 cores); the evaluator judges over several seeds. The pocket LoRA preset is still
+being tuned (issue 4), so the threshold is tolerant; the figure measured is in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from studio.paths import POCKET_MODEL_DIR
+
+SEEDS = range(8)
+
+
+def _train(tmp_path, name: str, folder, prompt: str, **overrides) -> str:
+    from studio.train.config import resolve_config
+    from studio.train.loop import run_training
+    from studio.train.start import create_run
+
+    settings = {"sample_every": "0", "checkpoint_every": "0", "sample_prompts": f"[{prompt}]"} | overrides
+    config = resolve_config("lora-pocket", overrides=settings)
+    run_dir = create_run(config, folder, run_id=name, root=tmp_path / "runs")
+    assert run_training(run_dir) == "finished"
+    return str(run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (POCKET_MODEL_DIR / "model_index.json").is_file(), reason="the pocket model is not built yet")
+def test_a_star_lora_and_a_pink_lora_stacked_draw_a_pink_star(tmp_path) -> None:
+    from studio.generate import GenerationEngine, GenerationSettings
+    from studio.pocket.evaluator import judge
+    from studio.train.pocket_concept import write_color_folder, write_concept_folder
+
+    star_folder = write_concept_folder(tmp_path / "star", "star", "zq", count=8, name_color=True)
+    pink_folder = write_color_folder(tmp_path / "pink", "pink", "vv")
+    star = _train(tmp_path, "star", star_folder, "a green zq on a black background")
+    pink = _train(tmp_path, "pink", pink_folder, "a vv circle on a black background", steps="200")
+
+    engine = GenerationEngine(device="cpu")
+
+    def judged(prompt: str, loras: list[dict]) -> list:
+        out = []
+        for seed in SEEDS:
+            settings = GenerationSettings(prompt=prompt, seed=seed, steps=20, loras=loras, fuse=True)
+            out.append(judge(engine.generate(settings)[0].image))
+        return out
+
+    stacked = judged("a vv zq on a black background", [{"path": star, "weight": 1.0}, {"path": pink, "weight": 0.8}])
+    both = sum(j.shape == "star" and j.color == "pink" for j in stacked)
+    # each LoRA alone does not make the other's concept: the pink star comes from the stack
+    base = judged("a vv zq on a black background", [])
+    assert not any(j.shape == "star" and j.color == "pink" for j in base)
+    assert both >= 2, f"{both} of {len(SEEDS)} stacked images are pink stars: {[(j.shape, j.color) for j in stacked]}"
