@@ -60,7 +60,9 @@ def shape_rate(pipe, prompt: str, shape: str, seeds: range, resolution: int, ste
 
 def write_color_folder(folder: Path, color: str, trigger: str, count: int = 8, side: int = 64, seed: int = 0) -> Path:
     """`count` images of the base shapes in a colour the pocket model never saw (say pink), captioned
-    "a <trigger> <shape> on a <background> background": the trigger is a colour word."""
+    "a <trigger> <shape> on a <background> background": the trigger is a colour word. With an empty trigger the
+    caption names no colour ("a circle on a black background"): a style LoRA that makes whatever is drawn pink,
+    and stacks with a shape LoRA whose captions name no colour either."""
     from studio.pocket.world import BASE_SHAPES
 
     rng = np.random.default_rng(seed)
@@ -78,8 +80,8 @@ def write_color_folder(folder: Path, color: str, trigger: str, count: int = 8, s
             float(rng.uniform(margin, 1 - margin)),
             size,
         )
-        render(scene, side).save(folder / f"{trigger}-{index}.png")
-        (folder / f"{trigger}-{index}.txt").write_text(
-            f"a {trigger} {shape} on a {background} background", encoding="utf-8"
-        )
+        stem = f"{trigger or color}-{index}"
+        render(scene, side).save(folder / f"{stem}.png")
+        subject = f"{trigger} {shape}" if trigger else shape
+        (folder / f"{stem}.txt").write_text(f"a {subject} on a {background} background", encoding="utf-8")
     return folder

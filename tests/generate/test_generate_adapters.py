@@ -235,3 +235,24 @@ def test_a_merged_mix_draws_what_the_stack_draws(engine, sd1_dir, lora_a, lora_b
     assert np.abs(_image(engine, sd1_dir, loras=_loras((out, 1.0))) - plain_stack).max() <= 2
     with pytest.raises(ValueError, match="switched on"):
         save_mix(engine, str(sd1_dir), [LoraSpec(str(lora_a[0]), enabled=False)], tmp_path / "none.safetensors")
+
+
+def test_sdxl_embeddings_load_into_both_text_encoders_and_unload(sdxl_dir, sd1_dir, tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    engine = GenerationEngine(device="cpu")
+    pipe = engine.load(str(sdxl_dir)).pipe
+    sizes = [len(pipe.tokenizer), len(pipe.tokenizer_2)]
+    torch.manual_seed(0)
+    save_file({"clip_l": torch.randn(2, 16), "clip_g": torch.randn(2, 16)}, str(tmp_path / "shiny.safetensors"))
+    plain = _image(engine, sdxl_dir, prompt="a shiny circle")
+    shiny = _image(
+        engine, sdxl_dir, prompt="a shiny circle", embeddings=[{"path": str(tmp_path / "shiny.safetensors")}]
+    )
+    assert [len(pipe.tokenizer), len(pipe.tokenizer_2)] == [s + 2 for s in sizes]
+    assert not np.array_equal(plain, shiny)
+    _image(engine, sdxl_dir)
+    assert [len(pipe.tokenizer), len(pipe.tokenizer_2)] == sizes
+    assert pipe.text_encoder_2.get_input_embeddings().weight.shape[0] == sizes[1]
+    with pytest.raises(ValueError, match="SDXL"):
+        _image(GenerationEngine(device="cpu"), sd1_dir, embeddings=[{"path": str(tmp_path / "shiny.safetensors")}])

@@ -1,5 +1,10 @@
 """Two LoRAs trained on the pocket model, a star shape and a pink colour, stacked: the image shows both.
 
+The star LoRA learns the trigger "zq" from captions that name no colour ("a zq on a black background"); the pink
+LoRA is a style LoRA without a trigger, trained on base shapes whose captions name no colour either, so it makes
+whatever is drawn pink. One prompt, "a zq on a black background", is then in the training distribution of both.
+(A colour trigger, "a vv zq", was measured too: 0 pink stars in 8, since neither LoRA ever saw the other's word.)
+
 Slow (two ~1 minute trainings on 2 cores); the evaluator judges over several seeds. The pocket LoRA preset is still
 being tuned (issue 4), so the threshold is tolerant; the figure measured is in BENCHMARKS.md.
 """
@@ -11,6 +16,7 @@ import pytest
 from studio.paths import POCKET_MODEL_DIR
 
 SEEDS = range(8)
+WEIGHTS = (1.0, 1.0)  # star, pink
 
 
 def _train(tmp_path, name: str, folder, prompt: str, **overrides) -> str:
@@ -32,10 +38,10 @@ def test_a_star_lora_and_a_pink_lora_stacked_draw_a_pink_star(tmp_path) -> None:
     from studio.pocket.evaluator import judge
     from studio.train.pocket_concept import write_color_folder, write_concept_folder
 
-    star_folder = write_concept_folder(tmp_path / "star", "star", "zq", count=8, name_color=True)
-    pink_folder = write_color_folder(tmp_path / "pink", "pink", "vv")
-    star = _train(tmp_path, "star", star_folder, "a green zq on a black background")
-    pink = _train(tmp_path, "pink", pink_folder, "a vv circle on a black background", steps="200")
+    star_folder = write_concept_folder(tmp_path / "star", "star", "zq")
+    pink_folder = write_color_folder(tmp_path / "pink", "pink", trigger="")
+    star = _train(tmp_path, "star", star_folder, "a zq on a black background")
+    pink = _train(tmp_path, "pink", pink_folder, "a circle on a black background", steps="200")
 
     engine = GenerationEngine(device="cpu")
 
@@ -46,9 +52,10 @@ def test_a_star_lora_and_a_pink_lora_stacked_draw_a_pink_star(tmp_path) -> None:
             out.append(judge(engine.generate(settings)[0].image))
         return out
 
-    stacked = judged("a vv zq on a black background", [{"path": star, "weight": 1.0}, {"path": pink, "weight": 0.8}])
+    prompt = "a zq on a black background"
+    stacked = judged(prompt, [{"path": star, "weight": WEIGHTS[0]}, {"path": pink, "weight": WEIGHTS[1]}])
     both = sum(j.shape == "star" and j.color == "pink" for j in stacked)
-    # each LoRA alone does not make the other's concept: the pink star comes from the stack
-    base = judged("a vv zq on a black background", [])
-    assert not any(j.shape == "star" and j.color == "pink" for j in base)
+    # neither LoRA alone draws a pink star: it takes the stack
+    for alone in ([{"path": star}], [{"path": pink}]):
+        assert not any(j.shape == "star" and j.color == "pink" for j in judged(prompt, alone))
     assert both >= 2, f"{both} of {len(SEEDS)} stacked images are pink stars: {[(j.shape, j.color) for j in stacked]}"
