@@ -54,6 +54,14 @@ def test_two_stacked_loras_make_an_image_and_the_compare_grid_appears(page, stud
         ("soft.safetensors", -0.5),
     ]
 
+    # dropping one of our PNGs back in restores its settings, LoRA weights included
+    page.locator("#pg-prompt textarea").fill("something else")
+    page.locator("#pg-weight-1 input[type=number]").fill("1.5")
+    page.locator("#pg-restore input[type=file]").set_input_files(str(saved[-1]))
+    page.locator("#pg-status").get_by_text("Restored the settings").wait_for(timeout=30_000)
+    assert page.locator("#pg-prompt textarea").input_value() == params["prompt"]
+    assert page.locator("#pg-weight-1 input[type=number]").input_value() == "-0.5"
+
     page.locator("#pg-send").click()
     _open_tab(page, "Compare")
     page.wait_for_function("document.querySelector('#cmp-base').innerText.includes('soft.safetensors')")
