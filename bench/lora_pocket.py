@@ -1,8 +1,10 @@
 """Pocket LoRA: does the `lora-pocket` preset teach a new shape (a star) from 5 images within about a minute?
 
 Trains the preset on 5 rendered stars captioned "a zq on a <background> background", then generates
-"a zq on a black background" for 20 seeds and prints the fraction the evaluator judges to be a star, the
-training time, and each against the goal (>= 90 % after <= 60 s). Run alone on the machine:
+"a zq on a <background> background" for every background of the world (black, white, gray, brown) and `--seeds`
+seeds each, and prints the fraction the evaluator judges to be a star (per background and overall), the training
+time, and each against the goal (>= 90 % after <= 60 s). Also prints the drift: how often "a red circle on a white
+background" still comes out a red circle. Run alone on the machine:
 `.venv/bin/python bench/lora_pocket.py` (the pocket model must be built: `studio pocket pretrain`).
 """
 
@@ -22,10 +24,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--shape", default="star")
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=10, help="seeds per background")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
+    from studio.pocket.world import BASE_BACKGROUNDS
     from studio.runtime import apply_thread_budget
     from studio.train.config import parse_overrides, resolve_config
     from studio.train.loop import prepare_trainer, train
@@ -44,11 +47,17 @@ def main() -> None:
         train(trainer)
         seconds = time.perf_counter() - started
         trainer.pipe.unet.eval()
-        rate = shape_rate(
-            trainer.pipe, "a zq on a black background", args.shape, range(args.seeds), config.training.resolution
-        )
+        seeds, side = range(args.seeds), config.training.resolution
+        rates = {
+            background: shape_rate(trainer.pipe, f"a zq on a {background} background", args.shape, seeds, side)
+            for background in BASE_BACKGROUNDS
+        }
+        circles = shape_rate(trainer.pipe, "a red circle on a white background", "circle", seeds, side)
+    rate = sum(rates.values()) / len(rates)
     print(f"training: {seconds:.1f} s for {config.training.steps} steps  (goal <= 60 s: ratio {seconds / 60:.2f})")
-    print(f"{args.shape} rate: {rate:.0%} of {args.seeds} seeds  (goal >= 90 %: ratio {rate / 0.9:.2f})")
+    print("  ".join(f"{background} {value:.0%}" for background, value in rates.items()))
+    print(f"{args.shape} rate: {rate:.0%} of {len(rates) * args.seeds} samples  (goal >= 90 %: ratio {rate / 0.9:.2f})")
+    print(f"drift: 'a red circle on a white background' still a circle in {circles:.0%} of {args.seeds} samples")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,21 @@ No learned model: the background is the colour of the border, the shape is
 every pixel that differs from it, and the shape's kind is the outline that,
 re-drawn into the shape's bounding box, overlaps it best. This works on any
 image size and on generated images that are a little blurry or noisy.
+
+Overlap alone confuses a blurry star with a diamond (rounded arms fill the
+diamond's outline about as well as the star's), so the score also compares
+the number of notches: the regions inside the convex hull that the shape
+leaves empty (a star has five, a cross four, a circle none). Blur rounds
+the tips of the arms but keeps the notches between them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from studio.pocket.world import ALL_SHAPES, PALETTE, shape_mask
 
@@ -21,6 +28,8 @@ _FG_DISTANCE = 45.0  # RGB distance from the background that counts as "shape"
 _MIN_PIXELS = 16  # fewer foreground pixels than this: no shape at all
 _MIN_IOU = 0.55  # a best overlap below this: the shape is not one we know
 _MAX_ASPECT = 1.35  # every shape of the world is drawn in a square box
+_NOTCH_PENALTY = 0.08  # score lost per notch more or fewer than the outline has
+_MIN_NOTCH_PIXELS = 1  # a notch smaller than this (after erosion) is edge noise
 
 
 @dataclass(frozen=True)
@@ -40,10 +49,11 @@ def _nearest_colour(rgb: np.ndarray, exclude: str | None = None) -> str:
     return names[int(np.argmin(((refs - rgb) ** 2).sum(axis=1)))]
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    """Keep the largest 4-connected region of a boolean mask (drops stray specks)."""
+def _components(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """4-connected regions of a boolean mask: a label image (0 = outside) and each region's size."""
     labels = np.zeros(mask.shape, dtype=np.int32)
-    best_label, best_size, current = 0, 0, 0
+    sizes: list[int] = []
+    current = 0
     height, width = mask.shape
     for y, x in zip(*np.nonzero(mask)):
         if labels[y, x]:
@@ -58,9 +68,61 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
                 if 0 <= ny < height and 0 <= nx < width and mask[ny, nx] and not labels[ny, nx]:
                     labels[ny, nx] = current
                     stack.append((ny, nx))
-        if size > best_size:
-            best_label, best_size = current, size
-    return labels == best_label
+        sizes.append(size)
+    return labels, sizes
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """Keep the largest 4-connected region of a boolean mask (drops stray specks)."""
+    labels, sizes = _components(mask)
+    return labels == 1 + int(np.argmax(sizes))
+
+
+def _convex_hull(mask: np.ndarray) -> list[tuple[float, float]]:
+    """Convex hull (Andrew's monotone chain) of the pixel centres at each row's two ends."""
+    points = []
+    for y in np.nonzero(mask.any(axis=1))[0]:
+        xs = np.nonzero(mask[y])[0]
+        points += [(float(xs[0]), float(y)), (float(xs[-1]), float(y))]
+    points = sorted(set(points))
+
+    def turn(o, a, b) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list[tuple[float, float]] = []
+    upper: list[tuple[float, float]] = []
+    for point in points:
+        while len(lower) >= 2 and turn(lower[-2], lower[-1], point) <= 0:
+            lower.pop()
+        lower.append(point)
+    for point in reversed(points):
+        while len(upper) >= 2 and turn(upper[-2], upper[-1], point) <= 0:
+            upper.pop()
+        upper.append(point)
+    return lower[:-1] + upper[:-1]
+
+
+def count_notches(mask: np.ndarray) -> int:
+    """Regions inside the shape's convex hull that the shape leaves empty (the gaps between a star's arms)."""
+    hull = _convex_hull(mask)
+    if len(hull) < 3:
+        return 0
+    canvas = Image.new("L", (mask.shape[1], mask.shape[0]), 0)
+    ImageDraw.Draw(canvas).polygon(hull, fill=255)
+    gap = (np.asarray(canvas) > 127) & ~mask
+    # erode by one pixel: the thin slivers along a straight edge vanish, the notches between arms stay
+    core = gap.copy()
+    core[1:] &= gap[:-1]
+    core[:-1] &= gap[1:]
+    core[:, 1:] &= gap[:, :-1]
+    core[:, :-1] &= gap[:, 1:]
+    _, sizes = _components(core)
+    return sum(size >= _MIN_NOTCH_PIXELS for size in sizes)
+
+
+@cache
+def _outline_notches(shape: str) -> int:
+    return count_notches(shape_mask(shape, (8.0, 8.0, 56.0, 56.0), _SIDE) > 0.5)
 
 
 def judge(image: Image.Image, shapes: tuple[str, ...] = ALL_SHAPES) -> Judgement:
@@ -98,13 +160,15 @@ def judge(image: Image.Image, shapes: tuple[str, ...] = ALL_SHAPES) -> Judgement
     if max(width, height) / min(width, height) > _MAX_ASPECT:
         return Judgement("unknown", color, background, 0.0)
     observed = foreground.astype(np.float32)
-    scores = {}
+    notches = count_notches(foreground)
+    overlaps, scores = {}, {}
     for shape in shapes:
         template = shape_mask(shape, box, _SIDE)
         inter = np.minimum(template, observed).sum()
         union = np.maximum(template, observed).sum()
-        scores[shape] = float(inter / max(union, 1e-6))
+        overlaps[shape] = float(inter / max(union, 1e-6))
+        scores[shape] = overlaps[shape] - _NOTCH_PENALTY * abs(notches - _outline_notches(shape))
     best = max(scores, key=scores.get)
-    if scores[best] < _MIN_IOU:
-        return Judgement("unknown", color, background, scores[best])
-    return Judgement(best, color, background, scores[best])
+    if overlaps[best] < _MIN_IOU:
+        return Judgement("unknown", color, background, overlaps[best])
+    return Judgement(best, color, background, overlaps[best])

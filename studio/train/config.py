@@ -28,6 +28,7 @@ PRESETS_DIR = PROJECT_ROOT / "presets"
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 OPTIMIZERS = ("adamw", "adamw8bit")
+ATTENTION = ("sdpa", "xformers")
 
 
 @dataclass
@@ -67,6 +68,10 @@ class TrainingConfig:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute activations in the backward pass: much less VRAM, ~20% slower."}
     )
+    attention: str = field(
+        default="sdpa",
+        metadata={"help": "sdpa (PyTorch's fused attention, the default) or xformers (needs the xformers package)."},
+    )
     cache_latents: bool = field(default=True, metadata={"help": "Encode images once when the VAE is frozen."})
     checkpoint_every: int = field(default=250, metadata={"help": "Save resumable state every N steps (0: never)."})
     keep_checkpoints: int = field(default=2, metadata={"help": "How many recent checkpoints to keep."})
@@ -87,6 +92,7 @@ class TrainingConfig:
         _choice(self, "lr_scheduler", LR_SCHEDULERS)
         _choice(self, "mixed_precision", MIXED_PRECISION)
         _choice(self, "optimizer", OPTIMIZERS)
+        _choice(self, "attention", ATTENTION)
         _choice(self, "device", ("auto", "cpu", "cuda"))
         if not 0 <= self.caption_dropout < 1:
             raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")

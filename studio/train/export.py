@@ -20,29 +20,28 @@ DIFFUSERS_WEIGHTS = "pytorch_lora_weights.safetensors"
 
 
 def _adapter_parts(pipe: Any) -> dict[str, torch.nn.Module]:
+    """The parts of `pipe` that carry an adapter: the UNet, and the text encoder(s) when they were trained too."""
     parts = {"unet": pipe.unet}
-    if getattr(pipe.text_encoder, "peft_config", None):
-        parts["text_encoder"] = pipe.text_encoder
+    for name in ("text_encoder", "text_encoder_2"):
+        if getattr(getattr(pipe, name, None), "peft_config", None):
+            parts[name] = getattr(pipe, name)
     return parts
 
 
 def save_lora_diffusers(pipe: Any, folder: Path) -> Path:
-    from diffusers import StableDiffusionPipeline
-    from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
     parts = _adapter_parts(pipe)
-    layers = {name: convert_state_dict_to_diffusers(get_peft_model_state_dict(m)) for name, m in parts.items()}
-    metadata = {name: m.peft_config["default"].to_dict() for name, m in parts.items()}
+    arguments: dict[str, Any] = {}
+    for name, module in parts.items():
+        # peft's own key names (`…to_q.lora_A.weight`), which load_lora_weights reads as they are. diffusers'
+        # convert_state_dict_to_diffusers renames only attention keys to the old `lora.down` style and leaves
+        # convolutions as `lora_A`: a file mixing both reloads without the attention LoRA (measured 2026-11-23).
+        arguments[f"{name}_lora_layers"] = get_peft_model_state_dict(module)
+        arguments[f"{name}_lora_adapter_metadata"] = module.peft_config["default"].to_dict()
     folder.mkdir(parents=True, exist_ok=True)
-    StableDiffusionPipeline.save_lora_weights(
-        folder,
-        unet_lora_layers=layers["unet"],
-        text_encoder_lora_layers=layers.get("text_encoder"),
-        unet_lora_adapter_metadata=metadata["unet"],
-        text_encoder_lora_adapter_metadata=metadata.get("text_encoder"),
-        safe_serialization=True,
-    )
+    # the pipeline's own class: SDXL's save_lora_weights also takes the second text encoder
+    type(pipe).save_lora_weights(folder, safe_serialization=True, **arguments)
     return folder / DIFFUSERS_WEIGHTS
 
 
@@ -59,7 +58,7 @@ def kohya_state_dict(pipe: Any) -> dict[str, torch.Tensor]:
     kohya = convert_state_dict_to_kohya(state)
     for key in kohya:
         if key.endswith(".alpha"):
-            part = "text_encoder" if key.startswith("lora_te1") else "unet"
+            part = {"lora_te1": "text_encoder", "lora_te2": "text_encoder_2"}.get(key[:8], "unet")
             kohya[key] = torch.tensor(alphas[part])  # the true alpha, not diffusers' rank
     return {k: v.detach().contiguous() for k, v in kohya.items()}
 

@@ -11,6 +11,7 @@ cancelled at step k and resumed ends bit-identical to one never interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from studio.train import runs
+from studio.train import distributed, runs
 from studio.train.checkpoints import (
     checkpoint_name,
     list_checkpoints,
@@ -108,24 +109,62 @@ class Caches:
     """Latents (as the VAE's mean and std, sampled each step) and text embeddings, when those parts are frozen."""
 
     latents: dict[Path, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    text: dict[str, torch.Tensor] = field(default_factory=dict)
+    text: dict[str, Conditioning] = field(default_factory=dict)
 
 
-def encode_prompts(pipe: Any, captions: list[str], device) -> torch.Tensor:
+@dataclass
+class Conditioning:
+    """What the UNet is conditioned on: the text encoder's hidden states; SDXL adds the second encoder's pooled
+    embedding (its `added_cond_kwargs`). Rows are captions."""
+
+    hidden: torch.Tensor
+    pooled: torch.Tensor | None = None
+
+    @staticmethod
+    def stack(rows: list[Conditioning]) -> Conditioning:
+        pooled = torch.stack([r.pooled for r in rows]) if rows[0].pooled is not None else None
+        return Conditioning(torch.stack([r.hidden for r in rows]), pooled)
+
+    def row(self, index: int) -> Conditioning:
+        return Conditioning(self.hidden[index], None if self.pooled is None else self.pooled[index])
+
+
+def is_sdxl(pipe: Any) -> bool:
+    return getattr(pipe, "text_encoder_2", None) is not None
+
+
+def encode_prompts(pipe: Any, captions: list[str], device) -> Conditioning:
+    if is_sdxl(pipe):
+        # both encoders' penultimate layers side by side + the second one's pooled output, as SDXL was trained
+        hidden, _, pooled, _ = pipe.encode_prompt(captions, device=device, do_classifier_free_guidance=False)
+        return Conditioning(hidden, pooled)
     tokens = pipe.tokenizer(
         captions, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
     ).input_ids.to(device)
-    return pipe.text_encoder(tokens)[0]
+    return Conditioning(pipe.text_encoder(tokens)[0])
 
 
-def text_embeddings(pipe: Any, captions: list[str], caches: Caches, trains_text: bool, device) -> torch.Tensor:
+def text_embeddings(pipe: Any, captions: list[str], caches: Caches, trains_text: bool, device) -> Conditioning:
     if trains_text:  # the text encoder learns: encode every step, with gradients
         return encode_prompts(pipe, captions, device)
     with torch.no_grad():
         for caption in captions:
             if caption not in caches.text:  # one caption at a time, for the same reason as fill_caches
-                caches.text[caption] = encode_prompts(pipe, [caption], device)[0]
-    return torch.stack([caches.text[c] for c in captions])
+                caches.text[caption] = encode_prompts(pipe, [caption], device).row(0)
+    return Conditioning.stack([caches.text[c] for c in captions])
+
+
+def predict(pipe: Any, noisy: torch.Tensor, timesteps: torch.Tensor, condition: Conditioning) -> torch.Tensor:
+    """The UNet's prediction for a noisy batch. SDXL also takes the pooled text and the size/crop "micro-
+    conditioning" (original size, crop corner, target size); training images are whole and square, so the
+    crop corner is (0, 0) and both sizes are the training resolution."""
+    hidden = condition.hidden.to(noisy.dtype)
+    if condition.pooled is None:
+        return pipe.unet(noisy, timesteps, hidden).sample
+    side = noisy.shape[-1] * pipe.vae_scale_factor
+    time_ids = torch.tensor([[side, side, 0, 0, side, side]], dtype=noisy.dtype, device=noisy.device)
+    added = {"text_embeds": condition.pooled.to(noisy.dtype), "time_ids": time_ids.repeat(noisy.shape[0], 1)}
+    return pipe.unet(noisy, timesteps, hidden, added_cond_kwargs=added).sample
 
 
 @torch.no_grad()
@@ -173,12 +212,16 @@ class Trainer:
     text_caches: Caches
     step: int = 0
     on_event: Callable[[dict], None] | None = None
+    # commands count from the moment this process began preparing: a cancel sent while the model loads still counts
+    watcher: runs.CommandWatcher | None = None
 
     @property
     def training(self) -> TrainingConfig:
         return self.config.training
 
     def emit(self, kind: str, **fields: Any) -> dict:
+        if not self.accelerator.is_main_process:  # one writer per run folder (see distributed.py)
+            return {"type": kind, **fields}
         event = runs.append_event(self.run_dir, kind, **fields)
         if self.on_event:
             self.on_event(event)
@@ -206,6 +249,7 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     from studio.models import load_pipeline
     from studio.train.methods import method_class
 
+    watcher = runs.CommandWatcher(run_dir)
     config = load_config_file(run_dir / runs.CONFIG)
     training = config.training
     cpu = training.device == "cpu" or (training.device == "auto" and not torch.cuda.is_available())
@@ -214,6 +258,12 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     if cpu and training.mixed_precision != "no":
         raise ValueError(f"mixed_precision {training.mixed_precision} needs a GPU; use 'no' on CPU")
     accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=cpu)
+    if accelerator.distributed_type.value in ("DEEPSPEED", "FSDP"):
+        # their sharded optimizer state needs accelerate's own checkpoints; refuse rather than save half a state
+        raise ValueError(
+            f"{accelerator.distributed_type.value} is not supported yet; launch with plain data parallelism "
+            "(accelerate launch --multi_gpu) or one process"
+        )
     seed_everything(training.seed)
 
     manifest = json.loads((run_dir / runs.DATASET).read_text(encoding="utf-8"))
@@ -221,6 +271,11 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     if [i.sha256 for i in items] != [i["sha256"] for i in manifest["items"]]:
         raise ValueError(f"the dataset {manifest['source']!r} changed since this run started; start a new run")
 
+    if training.attention == "xformers":  # checked before the (slow) model load
+        import importlib.util
+
+        if importlib.util.find_spec("xformers") is None:
+            raise ValueError("attention xformers needs the xformers package (pip install xformers); or use sdpa")
     weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[training.mixed_precision]
     pipe = load_pipeline(training.base_model, device=str(accelerator.device), dtype=weight_dtype).pipe
     pipe.set_progress_bar_config(disable=True)
@@ -230,13 +285,16 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     params = method.setup(pipe)
     if training.gradient_checkpointing:
         pipe.unet.enable_gradient_checkpointing()
+    if training.attention == "xformers":
+        pipe.enable_xformers_memory_efficient_attention()
 
     optimizer = build_optimizer(params, training)
     lr_scheduler = get_scheduler(
         training.lr_scheduler, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.steps
     )
     optimizer, lr_scheduler = accelerator.prepare(optimizer, lr_scheduler)
-    generator = torch.Generator("cpu").manual_seed(training.seed)
+    # each process draws its own noise (process 0 is the single-process run)
+    generator = torch.Generator("cpu").manual_seed(training.seed + 1_000_003 * accelerator.process_index)
     caches = Caches() if training.cache_latents and not method.trains_vae else None
     if caches is not None:
         fill_caches(pipe, items, caches, accelerator.device, pipe.vae.dtype)
@@ -255,12 +313,14 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
         caches,
         Caches(),
         on_event=on_event,
+        watcher=watcher,
     )
     # a save cut short (SIGKILL, power loss) left a hidden folder: never listed, cleared here
-    for leftover in (run_dir / "checkpoints").glob(".step-*.tmp"):
+    for leftover in (run_dir / "checkpoints").glob(".step-*.tmp") if accelerator.is_main_process else []:
         shutil.rmtree(leftover, ignore_errors=True)
     if hasattr(method, "prepare"):  # a method's own data (DreamBooth's class images), from the base model
-        method.prepare(trainer)
+        with accelerator.main_process_first():  # the main process draws class images, the others reuse them
+            method.prepare(trainer)
     checkpoints = list_checkpoints(run_dir)
     if checkpoints:
         restore(trainer, load_checkpoint(checkpoints[-1]))
@@ -295,9 +355,13 @@ def restore(trainer: Trainer, state: dict) -> None:
     trainer.step = state["json"]["step"]
 
 
-def save(trainer: Trainer) -> Path:
-    folder = save_checkpoint(trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints)
-    trainer.emit("checkpoint", step=trainer.step, path=str(folder.relative_to(trainer.run_dir)))
+def save(trainer: Trainer) -> Path | None:
+    """A resumable checkpoint, written by the main process (the others hold the same weights) while they wait."""
+    folder = None
+    if trainer.accelerator.is_main_process:
+        folder = save_checkpoint(trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints)
+        trainer.emit("checkpoint", step=trainer.step, path=str(folder.relative_to(trainer.run_dir)))
+    trainer.accelerator.wait_for_everyone()
     return folder
 
 
@@ -330,10 +394,10 @@ def micro_batch_loss(trainer: Trainer, position: int) -> torch.Tensor:
             "" if dropped else trainer.method.training_caption(training.seed, position, i)
             for i, dropped in enumerate(drop.tolist())
         ]
-    encoder_states = text_embeddings(pipe, captions, trainer.text_caches, trainer.method.trains_text_encoder, device)
+    condition = text_embeddings(pipe, captions, trainer.text_caches, trainer.method.trains_text_encoder, device)
 
     with trainer.accelerator.autocast():
-        prediction = pipe.unet(noisy, timesteps, encoder_states.to(noisy.dtype)).sample
+        prediction = predict(pipe, noisy, timesteps, condition)
     return diffusion_loss(prediction, target, timesteps, trainer.noise_scheduler, training.min_snr_gamma)
 
 
@@ -343,8 +407,13 @@ def optimizer_step(trainer: Trainer) -> float:
     total = 0.0
     for micro in range(training.gradient_accumulation):
         position = trainer.step * training.gradient_accumulation + micro
+        # with several processes each takes its own micro-batches (one process: position unchanged)
+        accelerator = trainer.accelerator
+        position = position * accelerator.num_processes + accelerator.process_index
         loss = micro_batch_loss(trainer, position)
-        if not torch.isfinite(loss):
+        # every process sees the mean loss, so a NaN on one stops them all at the same step
+        shared_loss = accelerator.reduce(loss.detach(), reduction="mean") if accelerator.num_processes > 1 else loss
+        if not torch.isfinite(shared_loss):
             fail(
                 trainer,
                 f"loss became {loss.item()} at step {trainer.step + 1}: the training diverged; lower the "
@@ -352,7 +421,8 @@ def optimizer_step(trainer: Trainer) -> float:
             )
         # scaled so the accumulated gradient is the mean over the effective batch
         trainer.accelerator.backward(loss / training.gradient_accumulation)
-        total += loss.item()
+        total += shared_loss.item()
+    distributed.average_gradients(trainer.accelerator, trainer.params)
     if training.max_grad_norm:
         trainer.accelerator.clip_grad_norm_(trainer.params, training.max_grad_norm)
     trainer.optimizer.step()
@@ -369,10 +439,18 @@ def render_samples(trainer: Trainer) -> None:
     from studio.data.files import write_bytes_atomic
 
     training = trainer.training
+    if not trainer.accelerator.is_main_process:  # one process renders; the others wait for it
+        trainer.accelerator.wait_for_everyone()
+        return
     set_train_mode(trainer, False)
     # sampling must not move the training RNG: fork it and give the pipeline its own generator
     # autocast: a fully trained UNet is float32 beside half-precision frozen parts under mixed precision
-    with torch.random.fork_rng(devices=[]), torch.no_grad(), trainer.accelerator.autocast():
+    with (
+        torch.random.fork_rng(devices=[]),
+        torch.no_grad(),
+        trainer.accelerator.autocast(),
+        inference_weights(trainer),
+    ):
         for index, prompt in enumerate(training.sample_prompts):
             generator = torch.Generator("cpu").manual_seed(training.sample_seed + index)
             image = trainer.pipe(
@@ -388,12 +466,22 @@ def render_samples(trainer: Trainer) -> None:
             write_bytes_atomic(path, buffer.getvalue())
             trainer.emit("sample", step=trainer.step, path=str(path.relative_to(trainer.run_dir)), prompt=prompt)
     set_train_mode(trainer, True)
+    trainer.accelerator.wait_for_everyone()
+
+
+def inference_weights(trainer: Trainer):
+    """The weights samples and exports draw with: a method's EMA average when it keeps one, else the live ones."""
+    if hasattr(trainer.method, "inference_weights"):
+        return trainer.method.inference_weights(trainer.pipe)
+    return contextlib.nullcontext()
 
 
 def set_train_mode(trainer: Trainer, training: bool) -> None:
     """Adapter dropout on while training, off for samples and exports; frozen parts always in eval mode."""
     trainer.pipe.unet.train(training)
-    trainer.pipe.text_encoder.train(training and trainer.method.trains_text_encoder)
+    for encoder in (trainer.pipe.text_encoder, getattr(trainer.pipe, "text_encoder_2", None)):
+        if encoder is not None:
+            encoder.train(training and trainer.method.trains_text_encoder)
 
 
 def fail(trainer: Trainer, reason: str) -> None:
@@ -404,10 +492,14 @@ def fail(trainer: Trainer, reason: str) -> None:
 def train(trainer: Trainer) -> str:
     """Run from trainer.step to the configured steps. Returns "finished" or "cancelled"."""
     training = trainer.training
-    watcher = runs.CommandWatcher(trainer.run_dir)
+    watcher = trainer.watcher or runs.CommandWatcher(trainer.run_dir)
     trainer.emit("started", step=trainer.step, total_steps=training.steps, pid=os.getpid(), resumed=trainer.step > 0)
     set_train_mode(trainer, True)
     last_saved = trainer.step
+    pending = distributed.broadcast_commands(trainer.accelerator, watcher.poll())  # sent while the model loaded
+    if "cancel" in pending:  # nothing trained yet, nothing to save
+        trainer.emit("cancelled", step=trainer.step, reason="cancelled before the first step")
+        return "cancelled"
     try:
         while trainer.step < training.steps:
             started = time.perf_counter()
@@ -420,7 +512,8 @@ def train(trainer: Trainer) -> str:
                     lr=trainer.lr_scheduler.get_last_lr()[0],
                     seconds=round(time.perf_counter() - started, 4),
                 )
-            commands = watcher.poll()
+            commands = distributed.broadcast_commands(trainer.accelerator, watcher.poll()) | pending
+            pending = set()
             if "cancel" in commands:
                 if last_saved != trainer.step:
                     save(trainer)
@@ -443,6 +536,8 @@ def train(trainer: Trainer) -> str:
         raise
     if last_saved != trainer.step:
         save(trainer)  # the final weights, resumable and exportable
+    if not distributed.weights_in_sync(trainer.accelerator, trainer.params):
+        trainer.emit("warning", message="the processes ended with different weights; do not trust this run's output")
     return "finished"
 
 
@@ -452,14 +547,15 @@ def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, 
     try:
         trainer = prepare_trainer(run_dir, on_event)
     except (ValueError, FileNotFoundError, OSError) as error:
-        runs.append_event(run_dir, "failed", reason=str(error))
+        if int(os.environ.get("RANK", "0")) == 0:  # one writer, also before the accelerator exists
+            runs.append_event(run_dir, "failed", reason=str(error))
         raise
     if trainer.step >= trainer.training.steps and runs.replay(run_dir).status == "finished":
         return "finished"
     try:
         outcome = train(trainer)
         if outcome == "finished":
-            if export:
+            if export and trainer.accelerator.is_main_process:
                 export_trainer(trainer)
             trainer.emit("finished", step=trainer.step)
     except TrainingStopped:
@@ -480,7 +576,8 @@ def export_trainer(trainer: Trainer, verify: bool = True) -> list[Path]:
     prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
     if not trainer.training.sample_prompts and hasattr(trainer.method, "training_caption"):
         prompt = trainer.method.training_caption(trainer.training.seed, 0, 0)  # one that uses what was learnt
-    reference = export.render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
+    with inference_weights(trainer):
+        reference = export.render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
     for file in files:
         fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
         if verify and file.name.endswith(".safetensors") and file.parent.name != "peft":

@@ -15,17 +15,21 @@ from studio.pocket.world import BASE_BACKGROUNDS, BASE_COLORS, Scene, render
 
 
 def write_concept_folder(
-    folder: Path, shape: str, trigger: str, count: int = 5, side: int = 64, seed: int = 0, name_color: bool = False
+    folder: Path, shape: str, trigger: str, count: int = 5, side: int = 64, seed: int = 0, name_colour: bool = False
 ) -> Path:
     """`count` images of `shape` in varied colours, places and sizes, each with a .txt caption naming the trigger.
 
-    With `name_color` the caption names the colour too ("a green <trigger> on ..."), as the pocket model's own
-    captions do: the trigger then stands for the shape alone, and stacks with a LoRA that teaches a colour word."""
+    Captions name the background ("a zq on a black background"). `name_colour` also names the colour ("a green zq
+    on ..."), the field's usual advice for a subject; on the pocket model it did worse (2026-11-23: the LoRA
+    memorised the five colour/background pairs and drew pentagons for new ones), so it is off by default.
+    """
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
+    # every image its own colour (as far as there are colours): the concept is the shape, not a colour
+    colours = [str(c) for c in rng.permutation(BASE_COLORS)]
     for index in range(count):
         background = BASE_BACKGROUNDS[index % len(BASE_BACKGROUNDS)]
-        color = [c for c in BASE_COLORS if c != background][int(rng.integers(len(BASE_COLORS) - 1))]
+        color = colours[index % len(colours)]
         size = float(rng.uniform(0.5, 0.7))
         margin = size / 2 + 0.03
         scene = Scene(
@@ -37,8 +41,28 @@ def write_concept_folder(
             size,
         )
         render(scene, side).save(folder / f"{trigger}-{index}.png")
-        subject = f"{color} {trigger}" if name_color else trigger
+        subject = f"{color} {trigger}" if name_colour else trigger
         (folder / f"{trigger}-{index}.txt").write_text(f"a {subject} on a {background} background", encoding="utf-8")
+    return folder
+
+
+STYLE_COLOUR, STYLE_BACKGROUND = "pink", "cyan"  # colours the pocket model never saw in pretraining
+
+
+def write_style_folder(folder: Path, trigger: str, count: int = 96, side: int = 64, seed: int = 0) -> Path:
+    """A captioned style dataset for a full fine-tune: every base shape drawn in a palette the pocket model never
+    saw (pink on cyan), captioned by content plus the style word: "a circle in zq style"."""
+    from studio.pocket.world import BASE_SHAPES
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        shape = BASE_SHAPES[index % len(BASE_SHAPES)]
+        size = float(rng.uniform(0.4, 0.75))
+        margin = size / 2 + 0.03
+        cx, cy = (float(rng.uniform(margin, 1 - margin)) for _ in range(2))
+        render(Scene(shape, STYLE_COLOUR, STYLE_BACKGROUND, cx, cy, size), side).save(folder / f"style-{index:03d}.png")
+        (folder / f"style-{index:03d}.txt").write_text(f"a {shape} in {trigger} style", encoding="utf-8")
     return folder
 
 

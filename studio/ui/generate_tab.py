@@ -83,6 +83,10 @@ def build(engine: GenerationEngine) -> None:
     def select(params: list, event: gr.SelectData):
         return params[event.index] if 0 <= event.index < len(params) else None
 
-    button.click(run, inputs=inputs, outputs=[gallery, status, details, state], concurrency_limit=1)
-    prompt.submit(run, inputs=inputs, outputs=[gallery, status, details, state], concurrency_limit=1)
+    button.click(
+        run, inputs=inputs, outputs=[gallery, status, details, state], concurrency_limit=1, api_name="generate"
+    )
+    prompt.submit(
+        run, inputs=inputs, outputs=[gallery, status, details, state], concurrency_limit=1, api_visibility="private"
+    )
     gallery.select(select, inputs=state, outputs=details)

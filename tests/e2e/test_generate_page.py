@@ -15,6 +15,8 @@ PROMPT = "a yellow triangle on a black background"
 
 def test_generate_tab_makes_the_prompted_image(page, studio_server, tmp_path):
     page.get_by_text("Diffusion Studio").first.wait_for()
+    earlier = set((studio_server["data_dir"] / "outputs").glob("*.png"))  # other page tests share the server
+    page.get_by_role("tab", name="Generate").click()
     prompt = page.locator("#gen-prompt textarea")
     prompt.fill(PROMPT)
     page.locator("#gen-button").click()
@@ -25,7 +27,7 @@ def test_generate_tab_makes_the_prompted_image(page, studio_server, tmp_path):
     assert images.count() == 4
     page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
 
-    saved = sorted((studio_server["data_dir"] / "outputs").glob("*.png"))
+    saved = sorted(set((studio_server["data_dir"] / "outputs").glob("*.png")) - earlier)
     assert len(saved) == 4
     params = [read_params(p) for p in saved]
     assert {p["prompt"] for p in params} == {PROMPT}
@@ -36,6 +38,7 @@ def test_generate_tab_makes_the_prompted_image(page, studio_server, tmp_path):
 
 
 def test_bad_input_shows_a_clear_error_and_keeps_the_form(page):
+    page.get_by_role("tab", name="Generate").click()
     page.locator("#gen-prompt textarea").fill("   ")
     page.locator("#gen-button").click()
     page.get_by_text("the prompt is empty").first.wait_for(timeout=30_000)
@@ -50,6 +53,7 @@ def test_the_page_loads_nothing_from_outside_this_machine(browser, studio_server
     hosts = set()
     page.on("request", lambda request: hosts.add(urlparse(request.url).hostname))
     page.goto(studio_server["url"])
+    page.get_by_role("tab", name="Generate").click()
     page.locator("#gen-button").wait_for()
     page.wait_for_timeout(3000)  # Gradio keeps a live connection open, so "network idle" never comes
     context.close()

@@ -42,12 +42,14 @@ def test_two_stacked_loras_make_an_image_and_the_compare_grid_appears(page, stud
         )
     page.locator("#pg-weight-0 input[type=number]").fill("0.8")
     page.locator("#pg-weight-1 input[type=number]").fill("-0.5")
+    earlier = set((studio_server["data_dir"] / "outputs").glob("*.png"))  # other page tests share the server
     page.locator("#pg-generate").click()
     page.locator("#pg-status").get_by_text("2 LoRA(s) on").wait_for(timeout=90_000)
     assert page.locator("#pg-gallery img").count() == 1
     page.screenshot(path=str(tmp_path / "playground.png"), full_page=True)
 
-    saved = sorted((studio_server["data_dir"] / "outputs").glob("*.png"))
+    saved = sorted(set((studio_server["data_dir"] / "outputs").glob("*.png")) - earlier)
+    assert len(saved) == 1
     params = read_params(saved[-1])
     assert [(Path(lora["path"]).name, lora["weight"]) for lora in params["loras"]] == [
         ("bold.safetensors", 0.8),
@@ -71,6 +73,6 @@ def test_two_stacked_loras_make_an_image_and_the_compare_grid_appears(page, stud
     page.locator("#cmp-grid img").wait_for()
     page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
     grids = sorted((studio_server["data_dir"] / "outputs" / "grids").glob("grid-*.png"))
-    assert len(grids) == 1
-    grid = read_params(grids[0])["grid"]
+    assert grids
+    grid = read_params(grids[-1])["grid"]
     assert grid["x"]["values"] == [2.0, 6.0] and grid["y"]["kind"] == "sampler"

@@ -20,8 +20,7 @@ def write_lora(
 ):
     """A LoRA whose update is large enough to see, saved in diffusers and kohya format (same weights).
 
-    With `convolutions`, the resnets' convolutions are adapted too, as the pocket preset does; the diffusers file
-    then mixes old-style attention keys with peft-style ones (see adapters._peft_keys_only).
+    With `convolutions`, the resnets' convolutions are adapted too, as the pocket preset does.
 
     Returns (diffusers file, kohya file).
     """

@@ -97,14 +97,33 @@ def test_fused_matches_unfused_and_unfuses_when_the_mix_changes(engine, sd1_dir,
 
 
 def test_kohya_and_diffusers_files_of_one_lora_give_the_same_image(engine, sd1_dir, lora_b) -> None:
-    from safetensors import safe_open
-
-    with safe_open(str(lora_b[0]), "pt") as stream:  # our diffusers export of attention + convolutions
-        assert any(".lora.down." in k for k in stream.keys()) and any(".lora_A." in k for k in stream.keys())
     diffusers_image = _image(engine, sd1_dir, loras=_loras((lora_b[0], 1.0)))
     kohya_image = _image(engine, sd1_dir, loras=_loras((lora_b[1], 1.0)))
     assert np.abs(diffusers_image - kohya_image).max() <= 1
     assert np.abs(diffusers_image - _image(engine, sd1_dir)).mean() > 1.0
+
+
+def test_a_diffusers_file_mixing_old_and_peft_keys_loads_whole(engine, sd1_dir, lora_b, tmp_path) -> None:
+    """What diffusers' convert_state_dict_to_diffusers wrote for attention + convolution LoRAs (and our exporter
+    before it was fixed): old `lora.down` attention keys beside peft `lora_A` convolution keys."""
+    import re
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(lora_b[0]), "pt") as stream:
+        metadata = stream.metadata()
+        old_style = re.compile(r"^(unet\..*\.(to_q|to_k|to_v|to_out\.0))\.lora_([AB])\.")
+        tensors = {
+            old_style.sub(
+                lambda m: f"{m.group(1)}.lora.{'down' if m.group(3) == 'A' else 'up'}.", key
+            ): stream.get_tensor(key)
+            for key in stream.keys()
+        }
+    assert any(".lora.down." in k for k in tensors) and any(".lora_A." in k for k in tensors)
+    save_file(tensors, str(tmp_path / "mixed.safetensors"), metadata=metadata)
+    mixed = _image(engine, sd1_dir, loras=_loras((tmp_path / "mixed.safetensors", 1.0)))
+    assert np.abs(mixed - _image(engine, sd1_dir, loras=_loras((lora_b[1], 1.0)))).max() <= 1
 
 
 def test_per_block_weights(engine, sd1_dir, lora_a) -> None:

@@ -50,3 +50,16 @@ def test_new_shapes_are_told_apart_from_base_shapes():
     for shape in world.NEW_SHAPES:
         image = world.render(world.Scene(shape, "yellow", "black", 0.5, 0.5, 0.6))
         assert judge(image).shape == shape
+
+
+def test_a_blurry_star_is_still_a_star_and_a_blurry_diamond_still_a_diamond():
+    """Generated stars have rounded arms that fill a diamond's outline about as well as a star's; the notch count
+    (five gaps between a star's arms, none for a diamond) keeps them apart."""
+    from studio.pocket.evaluator import count_notches
+
+    for shape in ("star", "diamond", "cross", "circle"):
+        scenes = [world.Scene(shape, s.color, s.background, s.cx, s.cy, s.size) for s in world.scenes(30, seed=14)]
+        blurred = _accuracy(scenes, transform=lambda im: im.filter(ImageFilter.GaussianBlur(1.5)))
+        assert blurred >= 0.9, f"{shape}: {blurred:.0%} right after blur"
+    assert count_notches(world.shape_mask("star", (8, 8, 56, 56), 64) > 0.5) == 5
+    assert count_notches(world.shape_mask("square", (8, 8, 56, 56), 64) > 0.5) == 0

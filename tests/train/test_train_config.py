@@ -26,6 +26,7 @@ METHOD_OVERRIDES = {
     "lora": {"rank": "8", "alpha": "4"},
     "dreambooth": {"prior_loss_weight": "0.5"},
     "textual_inversion": {"num_vectors": "3"},
+    "finetune": {"ema_decay": "0.995"},
 }
 
 

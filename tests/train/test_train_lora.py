@@ -121,6 +121,17 @@ def test_exports_reload_and_reproduce_with_alpha_not_rank(tmp_path, sd1_dir, sha
     assert metadata["unet.lora_alpha"] == 2 and metadata["unet.r"] == 4
 
 
+def test_attention_and_convolution_lora_exports_reload(tmp_path, sd1_dir, shapes_folder) -> None:
+    """diffusers' convert_state_dict_to_diffusers renames attention keys but not convolution keys; a file that
+    mixes both styles reloads without its attention LoRA. Our exports keep peft's names throughout."""
+    config = tiny_config(sd1_dir, steps=2, learning_rate=5e-2, target_modules="[to_q,conv1,ff.net.2]")
+    run_dir = create_run(config, shapes_folder, root=tmp_path)
+    assert run_training(run_dir) == "finished"
+    exports = [e for e in runs.read_events(run_dir) if e["type"] == "export"]
+    assert len(exports) == 2 and all(e["max_difference"] < 1e-4 for e in exports), exports
+    assert not runs.replay(run_dir).warnings
+
+
 def test_text_encoder_lora_exports_reload(tmp_path, sd1_dir, shapes_folder) -> None:
     config = tiny_config(sd1_dir, steps=2, learning_rate=5e-2, train_text_encoder="true", alpha=8)
     run_dir = create_run(config, shapes_folder, root=tmp_path)
@@ -195,3 +206,20 @@ def test_lokr_exports_a_peft_adapter_only(tmp_path, sd1_dir, shapes_folder) -> N
     assert [e["path"] for e in runs.replay(run_dir).exports] == ["outputs/peft/adapter_model.safetensors"]
     assert any("lokr_" in key for key in load_file(str(run_dir / "outputs/peft/adapter_model.safetensors")))
     assert json.loads((run_dir / "outputs/peft/adapter_config.json").read_text())["peft_type"] == "LOKR"
+
+
+def test_xformers_without_the_package_is_refused_before_loading(tmp_path, sd1_dir, shapes_folder, monkeypatch) -> None:
+    import importlib.util
+
+    import studio.models
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "xformers" else real_find_spec(name, *a)
+    )
+    monkeypatch.setattr(studio.models, "load_pipeline", lambda *a, **k: pytest.fail("the model was loaded"))
+    run_dir = create_run(tiny_config(sd1_dir, attention="xformers"), shapes_folder, root=tmp_path)
+    with pytest.raises(ValueError, match="attention xformers needs the xformers package"):
+        run_training(run_dir)
+    with pytest.raises(ValueError, match="attention"):
+        tiny_config(sd1_dir, attention="flash")

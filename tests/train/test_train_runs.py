@@ -112,3 +112,19 @@ def test_cli_train_then_runs_list_show_export(tmp_path, monkeypatch, capsys, sd1
     assert main(["runs", "cancel", "cli-run"]) == 2
     assert main(["runs", "show", "nope"]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
+
+
+def test_a_cancel_sent_while_the_model_loads_stops_before_the_first_step(tmp_path, sd1_dir, shapes_folder) -> None:
+    from studio.train.checkpoints import list_checkpoints
+    from studio.train.loop import prepare_trainer, train
+
+    run_dir = create_run(tiny_config(sd1_dir, steps=3), shapes_folder, root=tmp_path)
+    runs.send_command(run_dir, "cancel")  # an old command, from before this process: not for it
+    trainer = prepare_trainer(run_dir)
+    runs.send_command(run_dir, "cancel")  # arrives after loading began, before any step
+    assert train(trainer) == "cancelled"
+    state = runs.replay(run_dir)
+    assert state.status == "cancelled" and state.last_step == 0 and not state.losses
+    assert not list_checkpoints(run_dir)
+    # the first, older command did not cancel a later process: a resume trains to the end
+    assert train(prepare_trainer(run_dir)) == "finished"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from studio.train.methods.base import TrainingMethod
 
-METHOD_NAMES = ("lora", "dreambooth", "textual_inversion")
+METHOD_NAMES = ("lora", "dreambooth", "textual_inversion", "finetune")
 
 
 def method_class(name: str) -> type[TrainingMethod]:
@@ -20,6 +20,10 @@ def method_class(name: str) -> type[TrainingMethod]:
         from studio.train.methods.textual_inversion.method import TextualInversionMethod
 
         return TextualInversionMethod
+    if name == "finetune":
+        from studio.train.methods.finetune.method import FinetuneMethod
+
+        return FinetuneMethod
     raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {name!r}")
 
 

@@ -1,4 +1,4 @@
-"""What the shared loop asks of every method (LoRA now; DreamBooth, Textual Inversion, full fine-tune later)."""
+"""What the shared loop asks of every method (LoRA, DreamBooth, Textual Inversion, full fine-tune)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,4 @@ def load_parameters(params: dict[str, torch.nn.Parameter], state: dict[str, torc
 #   training_caption(seed, position, index) -> str   the prompt for a sample, replacing the dataset caption
 #   after_optimizer_step(pipe) -> None                 runs right after each optimizer step
 #   load_export(pipe, file) -> None                    loads an exported file into a fresh pipeline to verify it
+#   inference_weights(pipe) -> context manager         the weights samples and exports use (full fine-tune: EMA)

@@ -200,6 +200,13 @@ class DreamBoothMethod:
     def setup(self, pipe: Any) -> list[torch.nn.Parameter]:
         if self.lora is not None:
             return self.lora.setup(pipe)
+        if self.config.train_text_encoder and getattr(pipe, "text_encoder_2", None) is not None:
+            raise ValueError(
+                f"{self.name}: train_text_encoder is not supported on SDXL yet (two text encoders); leave it off, "
+                "or use LoRA, whose train_text_encoder adapts both"
+            )
+        if getattr(pipe, "text_encoder_2", None) is not None:
+            pipe.text_encoder_2.requires_grad_(False)
         pipe.vae.requires_grad_(False)
         pipe.text_encoder.requires_grad_(self.config.train_text_encoder)
         pipe.unet.requires_grad_(True)
@@ -276,10 +283,10 @@ class DreamBoothMethod:
 
         drop = torch.rand(len(prompts), generator=generator) < training.caption_dropout
         prompts = ["" if dropped else prompt for prompt, dropped in zip(prompts, drop.tolist())]
-        encoder_states = loop.text_embeddings(pipe, prompts, trainer.text_caches, self.trains_text_encoder, device)
+        condition = loop.text_embeddings(pipe, prompts, trainer.text_caches, self.trains_text_encoder, device)
 
         with trainer.accelerator.autocast():
-            prediction = pipe.unet(noisy, timesteps, encoder_states.to(noisy.dtype)).sample
+            prediction = loop.predict(pipe, noisy, timesteps, condition)
         if not self.class_items:
             return loop.diffusion_loss(prediction, target, timesteps, trainer.noise_scheduler, training.min_snr_gamma)
         return prior_preservation_loss(

@@ -33,6 +33,10 @@ def peft_config(config: LoraConfig, target_modules: list[str]):
     )
 
 
+def text_encoders(pipe: Any) -> list[torch.nn.Module]:
+    return [e for e in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None)) if e is not None]
+
+
 def _trainable(module: torch.nn.Module, prefix: str) -> dict[str, torch.nn.Parameter]:
     return {f"{prefix}.{name}": p for name, p in module.named_parameters() if p.requires_grad}
 
@@ -54,11 +58,12 @@ class LoraMethod:
 
     def setup(self, pipe: Any) -> list[torch.nn.Parameter]:
         # freeze everything first: only the adapter weights peft adds below may learn
-        for part in (pipe.unet, pipe.vae, pipe.text_encoder):
+        for part in (pipe.unet, pipe.vae, *text_encoders(pipe)):
             part.requires_grad_(False)
         pipe.unet.add_adapter(peft_config(self.config, self.config.target_modules))
         if self.config.train_text_encoder:
-            pipe.text_encoder.add_adapter(peft_config(self.config, self.config.text_encoder_target_modules))
+            for encoder in text_encoders(pipe):  # SDXL has two; both learn, as in diffusers' SDXL LoRA script
+                encoder.add_adapter(peft_config(self.config, self.config.text_encoder_target_modules))
         params = list(self.parameters(pipe).values())
         if not params:
             raise ValueError(f"target_modules matched nothing that can be trained: {self.config.target_modules}")
@@ -71,6 +76,8 @@ class LoraMethod:
         params = _trainable(pipe.unet, "unet")
         if self.config.train_text_encoder:
             params.update(_trainable(pipe.text_encoder, "text_encoder"))
+            if getattr(pipe, "text_encoder_2", None) is not None:
+                params.update(_trainable(pipe.text_encoder_2, "text_encoder_2"))
         return params
 
     def trainable_state_dict(self, pipe: Any) -> dict[str, torch.Tensor]:

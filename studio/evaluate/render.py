@@ -1,0 +1,80 @@
+"""A run's pipeline at any checkpoint, and the prompt set rendered with fixed seeds.
+
+The method is set up on the base model once (LoRA adapters start as a no-op, DreamBooth's UNet is untouched
+until a checkpoint is loaded, Textual Inversion's new rows are never read by prompts without the placeholder),
+so the base model's images come from the same pipeline before any checkpoint's weights are copied in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from studio.evaluate.prompts import EvalPrompt
+from studio.train import runs
+from studio.train.checkpoints import TRAINABLE, list_checkpoints
+from studio.train.config import load_config_file
+
+BATCH = 8
+
+
+@dataclass
+class RunPipeline:
+    pipe: Any
+    method: Any
+    resolution: int
+    steps: int
+
+
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    return [int(folder.name.split("-")[1]) for folder in list_checkpoints(run_dir)]
+
+
+def checkpoint_folder(run_dir: Path, step: int) -> Path:
+    for folder in list_checkpoints(run_dir):
+        if int(folder.name.split("-")[1]) == step:
+            return folder
+    have = ", ".join(str(s) for s in checkpoint_steps(run_dir)) or "none"
+    raise ValueError(f"run {run_dir.name} has no checkpoint at step {step} (it has: {have})")
+
+
+def load_run_pipeline(run_dir: Path, device: str = "cpu", steps: int | None = None) -> RunPipeline:
+    """The base model with the run's method set up on it (no checkpoint loaded yet)."""
+    from studio.models import load_pipeline
+    from studio.train.methods import method_class
+
+    config = load_config_file(run_dir / runs.CONFIG)
+    pipe = load_pipeline(config.training.base_model, device=device, dtype=torch.float32).pipe
+    pipe.set_progress_bar_config(disable=True)
+    method = method_class(config.method)(config.method_config)
+    method.setup(pipe)
+    pipe.unet.eval()
+    pipe.text_encoder.eval()
+    return RunPipeline(pipe, method, config.training.resolution, steps or config.training.sample_steps)
+
+
+def load_checkpoint_weights(run: RunPipeline, folder: Path) -> None:
+    from safetensors.torch import load_file
+
+    run.method.load_trainable_state_dict(run.pipe, load_file(str(folder / TRAINABLE)))
+
+
+@torch.no_grad()
+def render_prompts(run: RunPipeline, prompts: list[EvalPrompt], guidance: float = 6.0) -> list[Image.Image]:
+    """One image per prompt, each from its own seeded generator: the same whatever the batch size."""
+    images: list[Image.Image] = []
+    for start in range(0, len(prompts), BATCH):
+        chunk = prompts[start : start + BATCH]
+        images += run.pipe(
+            [p.prompt for p in chunk],
+            num_inference_steps=run.steps,
+            guidance_scale=guidance,
+            height=run.resolution,
+            width=run.resolution,
+            generator=[torch.Generator("cpu").manual_seed(p.seed) for p in chunk],
+        ).images
+    return images

@@ -1,0 +1,100 @@
+"""What a run was taught: its trigger, the phrase that names the subject, the class it belongs to, its images.
+
+Read from the run folder alone (config.yaml and dataset.json), so any run, finished or not, can be scored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.train import runs
+from studio.train.config import RunConfig, load_config_file
+
+_LEADING = re.compile(r"^(a photo of |a picture of |an image of |a |an |the )+", re.IGNORECASE)
+# where the subject's noun phrase ends and its setting begins: "sks dog | on the beach"
+_SETTING = re.compile(r"\s+(on|in|with|at|under|beside|near)\s.*$|,.*$", re.IGNORECASE)
+# the words of the pocket world's captions: never a trigger
+_POCKET_WORDS = {"a", "an", "on", "background", "the", "of"}
+
+
+@dataclass(frozen=True)
+class Subject:
+    trigger: str
+    phrase: str  # how prompts name the subject: "sks shape", "zq", "<concept>"
+    class_phrase: str | None  # the same without the trigger ("shape", "dog"), when the run says
+    trained_prompts: tuple[str, ...]  # the prompts the subject was trained with (up to a few)
+    images: tuple[Path, ...]  # the training images
+
+
+def noun_phrase(prompt: str) -> str:
+    """The subject's noun phrase: 'a photo of sks dog' -> 'sks dog', 'a sks diamond on a black background' ->
+    'sks diamond'."""
+    return _SETTING.sub("", _LEADING.sub("", prompt.strip())).strip()
+
+
+def _pocket_vocabulary() -> set[str]:
+    from studio.pocket.world import ALL_SHAPES, BASE_BACKGROUNDS, PALETTE
+
+    return _POCKET_WORDS | set(ALL_SHAPES) | set(BASE_BACKGROUNDS) | set(PALETTE)
+
+
+def infer_trigger(captions: list[str]) -> str | None:
+    """A word in every caption that the shapes world never uses ('zq' in 'a zq on a black background')."""
+    words = [set(re.findall(r"[\w<>-]+", c.lower())) for c in captions if c.strip()]
+    if not words:
+        return None
+    candidates = sorted(set.intersection(*words) - _pocket_vocabulary())
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def run_subject(run_dir: Path, trigger: str | None = None) -> Subject:
+    """The subject of a run; `trigger` overrides what the run's config and dataset say."""
+    config: RunConfig = load_config_file(run_dir / runs.CONFIG)
+    manifest = json.loads((run_dir / runs.DATASET).read_text(encoding="utf-8"))
+    images = tuple(_training_image_paths(manifest, config.training.resolution))
+    captions = [item["caption"] for item in manifest["items"]]
+    method = config.method_config
+    if config.method == "dreambooth":
+        trigger = trigger or method.trigger
+        prompts = (method.instance_prompt,)
+        phrase = noun_phrase(method.instance_prompt)
+        class_phrase = noun_phrase(method.class_prompt)
+    elif config.method == "textual_inversion":
+        trigger = trigger or method.placeholder_token
+        phrase, class_phrase = trigger, method.initializer_token
+        prompts = (f"a photo of a {trigger}",)
+    else:
+        trigger = trigger or _dataset_trigger(manifest["source"]) or infer_trigger(captions)
+        if not trigger:
+            raise ValueError(
+                f"cannot tell the trigger word of run {run_dir.name} (its dataset names none); pass --trigger WORD"
+            )
+        phrase, class_phrase = trigger, None
+        prompts = tuple(dict.fromkeys(c for c in captions if trigger.lower() in c.lower()))[:4]
+        prompts = prompts or (f"a {trigger}",)
+    return Subject(trigger, phrase, class_phrase, prompts, images)
+
+
+def _dataset_trigger(source: str) -> str | None:
+    from studio.train.start import dataset_trigger
+
+    try:
+        return dataset_trigger(source)
+    except (OSError, ValueError):
+        return None
+
+
+def _training_image_paths(manifest: dict, resolution: int) -> list[Path]:
+    """The files the run trained on, checked against the hashes it recorded."""
+    from studio.train.data import load_training_images
+
+    items = load_training_images(manifest["source"], resolution)
+    recorded = Counter(i["sha256"] for i in manifest["items"])
+    found = [i.path for i in items if i.sha256 in recorded]
+    if not found:
+        raise ValueError(f"the training images of {manifest['source']!r} are gone or changed; cannot compare to them")
+    return found

@@ -1,0 +1,48 @@
+"""No traceback ever reaches a person: bad input becomes its one-sentence message, anything else is logged."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+
+import gradio as gr
+
+log = logging.getLogger("studio.ui")
+
+EXPECTED = (ValueError, FileNotFoundError, KeyError)
+UNEXPECTED = "Something went wrong on the server; the details are in its log. Try again, or report it with the log."
+
+
+def friendly(handler: Callable) -> Callable:
+    """Wrap an event handler (plain or generator) so every failure is shown as a sentence."""
+
+    def translate(error: Exception) -> gr.Error:
+        if isinstance(error, gr.Error):
+            return error
+        if isinstance(error, EXPECTED):
+            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+            return gr.Error(str(message))
+        log.exception("handler %s failed", handler.__name__)
+        return gr.Error(UNEXPECTED)
+
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def generator(*args, **kwargs):
+            try:
+                yield from handler(*args, **kwargs)
+            except Exception as error:
+                raise translate(error) from None
+
+        return generator
+
+    @functools.wraps(handler)
+    def plain(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except Exception as error:
+            raise translate(error) from None
+
+    return plain

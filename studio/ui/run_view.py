@@ -1,0 +1,107 @@
+"""One run on screen: loss chart (raw and smoothed), learning rate, speed and ETA, validation samples, checkpoints.
+
+Used live by the Train tab and again by the Runs tab, both fed by `monitor.summarise` (the run folder only).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from studio.train.monitor import RunSummary, format_duration
+
+STATUS_WORDS = {
+    "created": "starting (loading the model)",
+    "running": "training",
+    "finished": "finished",
+    "cancelled": "cancelled (resumable)",
+    "interrupted": "interrupted (resumable)",
+    "failed": "failed",
+}
+
+
+def loss_frame(summary: RunSummary | None) -> pd.DataFrame:
+    rows = []
+    for point in summary.points if summary else []:
+        rows.append({"step": point.step, "loss": point.loss, "series": "raw"})
+        rows.append({"step": point.step, "loss": point.smoothed, "series": "smoothed"})
+    # explicit dtypes: an empty frame would be "object", and the chart would treat the axes as categories
+    return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype({"step": "int64", "loss": "float64"})
+
+
+def lr_frame(summary: RunSummary | None) -> pd.DataFrame:
+    rows = [{"step": p.step, "learning rate": p.lr} for p in (summary.points if summary else [])]
+    return pd.DataFrame(rows, columns=["step", "learning rate"]).astype({"step": "int64", "learning rate": "float64"})
+
+
+def status_line(summary: RunSummary | None) -> str:
+    if summary is None:
+        return "No run yet. Choose a dataset and press **Start training**."
+    total = summary.total_steps or "?"
+    text = f"**{summary.run_id}** — {STATUS_WORDS.get(summary.status, summary.status)}, step {summary.step} / {total}"
+    if summary.reason and summary.status in ("failed", "cancelled", "interrupted"):
+        text += f"  \n{summary.reason}"
+    return text
+
+
+def stats_line(summary: RunSummary | None) -> str:
+    if summary is None or not summary.points:
+        return ""
+    last = summary.points[-1]
+    parts = [f"loss {last.loss:.4f} (smoothed {last.smoothed:.4f})", f"lr {last.lr:.2e}"]
+    if summary.steps_per_second:
+        parts.append(f"{summary.steps_per_second:.2f} steps/s")
+    if summary.status == "running":
+        parts.append(f"ETA {format_duration(summary.eta_seconds)}")
+    return " · ".join(parts)
+
+
+def gallery_items(summary: RunSummary | None) -> list[tuple[str, str]]:
+    if summary is None:
+        return []
+    return [(str(s["path"]), f"step {s['step']}: {s['prompt']}") for s in summary.samples]
+
+
+def checkpoints_line(summary: RunSummary | None) -> str:
+    if summary is None:
+        return ""
+    lines = []
+    if summary.checkpoints:
+        lines.append("Checkpoints at step " + ", ".join(str(step) for step in summary.checkpoints))
+    if summary.exports:
+        lines.append("Exported: " + ", ".join(f"`{p.relative_to(summary.folder)}`" for p in summary.exports))
+    lines += [f"⚠ {w}" for w in summary.warnings]
+    return "  \n".join(lines)
+
+
+class RunView:
+    def __init__(self, prefix: str) -> None:
+        self.status = gr.Markdown(elem_id=f"{prefix}-status")
+        self.stats = gr.Markdown(elem_id=f"{prefix}-stats")
+        with gr.Row():
+            self.loss = gr.LinePlot(
+                loss_frame(None), x="step", y="loss", color="series", label="Loss", height=260,
+                color_map={"raw": "#b8c4d6", "smoothed": "#2563eb"}, elem_id=f"{prefix}-loss",
+            )  # fmt: skip
+            self.lr = gr.LinePlot(
+                lr_frame(None), x="step", y="learning rate", label="Learning rate", height=260, elem_id=f"{prefix}-lr"
+            )
+        self.gallery = gr.Gallery(
+            label="Validation samples (by step)", columns=6, height=230, object_fit="contain", format="png", preview=False,
+            elem_id=f"{prefix}-samples",
+        )  # fmt: skip
+        self.checkpoints = gr.Markdown(elem_id=f"{prefix}-checkpoints")
+
+    @property
+    def outputs(self) -> list:
+        return [self.status, self.stats, self.loss, self.lr, self.gallery, self.checkpoints]
+
+    def values(self, summary: RunSummary | None) -> list:
+        return [
+            status_line(summary),
+            stats_line(summary),
+            loss_frame(summary),
+            lr_frame(summary),
+            gallery_items(summary),
+            checkpoints_line(summary),
+        ]

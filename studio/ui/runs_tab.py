@@ -1,0 +1,118 @@
+"""Runs tab: every run with its status, method, dataset, key settings and final sample; open one to see its chart
+and samples again, resume it, delete it (after a confirmation) or download its outputs."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from studio.train import monitor, runs
+from studio.train.run_files import delete_run, download_files
+from studio.ui.errors import friendly
+from studio.ui.run_view import STATUS_WORDS, RunView
+from studio.workspace import Workspace, Workspaces
+
+COLUMNS = ["run", "status", "method", "dataset", "step", "last loss", "settings"]
+
+
+def summaries(ws: Workspace) -> list[monitor.RunSummary]:
+    """Newest first."""
+    if not ws.runs_root.is_dir():
+        return []
+    folders = sorted((f for f in ws.runs_root.iterdir() if (f / runs.CONFIG).is_file()), reverse=True)
+    return [monitor.summarise(folder) for folder in folders]
+
+
+def table_rows(items: list[monitor.RunSummary]) -> list[list]:
+    rows = []
+    for s in items:
+        settings = ", ".join(f"{k} {v}" for k, v in s.settings.items() if k != "base_model")
+        if s.settings.get("base_model") not in (None, "pocket"):
+            settings += f", model {s.settings['base_model']}"
+        loss = f"{s.points[-1].loss:.4f}" if s.points else ""
+        rows.append([s.run_id, s.status, s.method, s.dataset, f"{s.step}/{s.total_steps or '?'}", loss, settings])
+    return rows
+
+
+def final_samples(items: list[monitor.RunSummary]) -> list[tuple[str, str]]:
+    return [
+        (str(s.last_sample["path"]), f"{s.run_id} · {STATUS_WORDS.get(s.status, s.status)}")
+        for s in items
+        if s.last_sample
+    ]
+
+
+def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
+    with gr.Row():
+        refresh = gr.Button("↻ Refresh", scale=0, elem_id="runs-refresh")
+        picked = gr.Dropdown([], label="Open a run", scale=4, elem_id="runs-pick")
+    table = gr.Dataframe(
+        headers=COLUMNS, interactive=False, wrap=True, label="Runs (newest first)", elem_id="runs-table"
+    )
+    finals = gr.Gallery(
+        label="Final sample of each run (click to open)", columns=8, height=170, object_fit="contain",
+        allow_preview=False, preview=False, elem_id="runs-finals",
+    )  # fmt: skip
+    with gr.Group(visible=False) as detail:
+        view = RunView("runs")
+        with gr.Row():
+            resume = gr.Button("Resume", elem_id="runs-resume")
+            delete = gr.Button("Delete…", variant="stop", elem_id="runs-delete")
+        with gr.Row(visible=False) as confirm_row:
+            confirm_text = gr.Markdown()
+            confirm = gr.Button("Delete for good", variant="stop", elem_id="runs-confirm-delete")
+            keep = gr.Button("Keep it", elem_id="runs-keep")
+        downloads = gr.File(label="Outputs (download)", file_count="multiple", interactive=False, elem_id="runs-files")
+    message = gr.Markdown(elem_id="runs-message")
+
+    @friendly
+    def on_refresh(current: str | None):
+        items = summaries(workspaces.get())
+        ids = [s.run_id for s in items]
+        value = current if current in ids else None
+        return table_rows(items), final_samples(items), gr.Dropdown(choices=ids, value=value)
+
+    @friendly
+    def on_open(run_id: str | None):
+        if not run_id:
+            return [gr.Group(visible=False), *view.values(None), None, gr.Row(visible=False)]
+        run_dir = workspaces.get().run_path(run_id)
+        summary = monitor.summarise(run_dir)
+        files = [str(p) for p in download_files(run_dir)] if summary.status == "finished" else None
+        return [gr.Group(visible=True), *view.values(summary), files, gr.Row(visible=False)]
+
+    def on_final(event: gr.SelectData):
+        caption = (event.value or {}).get("caption") or ""
+        return caption.split(" · ")[0] or gr.skip()
+
+    @friendly
+    def on_resume(run_id: str | None):
+        if not run_id:
+            raise ValueError("open a run first")
+        ws = workspaces.get()
+        ws.jobs.resume(ws.run_path(run_id))
+        return f"Resuming **{run_id}**; follow it in the Train tab."
+
+    def on_delete(run_id: str | None):
+        if not run_id:
+            return gr.Row(visible=False), ""
+        return gr.Row(visible=True), f"Delete run **{run_id}** with its checkpoints and outputs?"
+
+    @friendly
+    def on_confirm(run_id: str | None):
+        ws = workspaces.get()
+        delete_run(ws.run_path(run_id or ""), ws.runs_root)
+        return f"Deleted run {run_id}.", gr.Row(visible=False)
+
+    outputs = [table, finals, picked]
+    open_outputs = [detail, *view.outputs, downloads, confirm_row]
+    refresh.click(on_refresh, picked, outputs, api_visibility="private")
+    picked.change(on_open, picked, open_outputs, api_visibility="private")
+    finals.select(on_final, None, picked, api_visibility="private")
+    resume.click(on_resume, picked, message, api_visibility="private")
+    delete.click(on_delete, picked, [confirm_row, confirm_text], api_visibility="private")
+    keep.click(lambda: gr.Row(visible=False), None, confirm_row, api_visibility="private")
+    confirm.click(on_confirm, picked, [message, confirm_row], api_visibility="private").then(
+        on_refresh, picked, outputs, api_visibility="private"
+    )
+    app.load(on_refresh, picked, outputs, api_visibility="private")
+    tab.select(on_refresh, picked, outputs, api_visibility="private")

@@ -1,0 +1,198 @@
+"""Train tab: base model, method and preset, a form from the config dataclasses, advice, Start / Cancel / Resume,
+and a live view of the run that a `gr.Timer` refreshes from the run folder about once a second.
+
+The page holds no job state: which run is shown, and how far it is, comes from disk on every tick, so a reload
+or a second tab shows the same run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gradio as gr
+
+from studio.train import advice, monitor, runs
+from studio.train.config import RunConfig, list_presets, resolve_config
+from studio.ui.config_form import METHODS, ConfigForm, config_from_values
+from studio.ui.errors import friendly
+from studio.ui.run_view import RunView
+from studio.workspace import Workspace, Workspaces
+
+DEFAULT_PRESET = "lora-pocket"
+
+
+# ------------------------------------------------------------------ handlers (no components: tested directly)
+
+
+def presets_by_method() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {method: [] for method in METHODS}
+    for name in list_presets():
+        out.setdefault(resolve_config(preset=name).method, []).append(name)
+    return out
+
+
+def advise(ws: Workspace, config: RunConfig, dataset_choice: str | None) -> str:
+    """Markdown: the time and memory estimate, then one line per risky setting."""
+    lines = [f"**Estimate:** {advice.estimate(config, ws.runs_root).describe()}"]
+    if dataset_choice:
+        count, trigger = advice.dataset_facts(ws.training_source(dataset_choice))
+        risks = advice.risky_settings(config, count, trigger)
+    else:
+        risks = ["Choose a dataset (make one in the Dataset tab)."]
+    lines += [f"⚠ {risk}" for risk in risks]
+    return "  \n".join(lines)
+
+
+def start_training(ws: Workspace, config: RunConfig, dataset_choice: str | None) -> Path:
+    if not dataset_choice:
+        raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
+    return ws.jobs.start(config, ws.training_source(dataset_choice))
+
+
+def shown_run(ws: Workspace) -> Path | None:
+    """The run the Train tab follows: the one training, else the one touched last."""
+    folders = [f for f in ws.runs_root.glob("*") if (f / runs.CONFIG).is_file()] if ws.runs_root.is_dir() else []
+    if not folders:
+        return None
+    for state in ws.jobs.running():
+        return state.folder
+
+    def touched(folder: Path) -> float:
+        events = folder / runs.EVENTS
+        return (events if events.is_file() else folder / runs.CONFIG).stat().st_mtime
+
+    return max(folders, key=touched)
+
+
+def live_summary(ws: Workspace) -> monitor.RunSummary | None:
+    run_dir = shown_run(ws)
+    return monitor.summarise(run_dir) if run_dir else None
+
+
+# ------------------------------------------------------------------ layout and wiring
+
+
+def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
+    defaults = resolve_config(preset=DEFAULT_PRESET)
+    by_method = presets_by_method()
+    form = ConfigForm()
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=420):
+            with gr.Row():
+                method = gr.Dropdown(
+                    [(label, name) for name, label in METHODS.items()], value=defaults.method, label="Method",
+                    info="LoRA: small add-on file; DreamBooth: the whole model; Textual Inversion: one new word.",
+                    elem_id="train-method",
+                )  # fmt: skip
+                preset = gr.Dropdown(
+                    by_method[defaults.method], value=DEFAULT_PRESET, label="Preset",
+                    info="Fills the form with settings known to work; change anything after.", elem_id="train-preset",
+                )  # fmt: skip
+            with gr.Row():
+                dataset = gr.Dropdown(
+                    [], label="Dataset", info="A dataset from the Dataset tab (or one of its prepared copies).",
+                    elem_id="train-dataset", scale=4,
+                )  # fmt: skip
+                refresh = gr.Button("↻", scale=0, min_width=40, elem_id="train-refresh-datasets")
+            form.render_important(defaults)
+            with gr.Accordion("Advanced", open=False, elem_id="train-advanced"):
+                form.render_advanced(defaults)
+        with gr.Column(scale=3, min_width=520):
+            advice_box = gr.Markdown(elem_id="train-advice")
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary", elem_id="train-start")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
+                resume = gr.Button("Resume", elem_id="train-resume")
+            message = gr.Markdown(elem_id="train-message")
+            view = RunView("train")
+    seen = gr.State(None)  # what the page shows (run, events, status): unchanged -> nothing is re-sent
+    timer = gr.Timer(1.0)
+
+    form_inputs = form.components | {method, dataset}
+
+    def config_of(values: dict) -> RunConfig:
+        return config_from_values(values[method], form.read(values))
+
+    def on_method(chosen: str):
+        names = by_method.get(chosen, [])
+        return gr.Dropdown(choices=names, value=names[0] if names else None)
+
+    @friendly
+    def on_preset(name: str):
+        if not name:
+            return {}
+        return form.updates(resolve_config(preset=name))
+
+    def on_change(values: dict):
+        try:
+            return advise(workspaces.get(), config_of(values), values[dataset])
+        except ValueError as error:  # a half-typed value: say what is wrong, quietly
+            return f"⚠ {error}"
+
+    def on_datasets():
+        choices = workspaces.get().training_sources()
+        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+
+    @friendly
+    def on_start(values: dict):
+        run_dir = start_training(workspaces.get(), config_of(values), values[dataset])
+        return f"Started run **{run_dir.name}**. The chart fills in as it trains; you can close this page."
+
+    @friendly
+    def on_cancel():
+        ws = workspaces.get()
+        run_dir = shown_run(ws)
+        if run_dir is None:
+            raise ValueError("there is no run to cancel")
+        return ws.jobs.cancel(run_dir)
+
+    @friendly
+    def on_resume():
+        ws = workspaces.get()
+        run_dir = shown_run(ws)
+        if run_dir is None:
+            raise ValueError("there is no run to resume")
+        ws.jobs.resume(run_dir)
+        return f"Resuming run **{run_dir.name}** from its latest checkpoint."
+
+    def on_tick(shown):
+        summary = live_summary(workspaces.get())
+        signature = (summary.run_id, summary.event_count, summary.status) if summary else ("no run",)
+        if signature == shown:
+            return [gr.skip()] * (len(view.outputs) + 1)
+        return [*view.values(summary), signature]
+
+    method.input(on_method, method, preset, api_visibility="private")
+    preset.change(on_preset, preset, form.outputs, api_visibility="private").then(
+        on_change, form_inputs, advice_box, api_visibility="private"
+    )
+    gr.on(
+        [c.input for c in form.fields.values()] + [dataset.change],
+        on_change, form_inputs, advice_box, trigger_mode="always_last", show_progress="hidden",
+        api_visibility="private",
+    )  # fmt: skip
+    refresh.click(on_datasets, None, dataset, api_visibility="private")
+    start.click(on_start, form_inputs, message, api_visibility="private")
+    cancel.click(on_cancel, None, message, api_visibility="private")
+    resume.click(on_resume, None, message, api_visibility="private")
+    timer.tick(on_tick, seen, [*view.outputs, seen], show_progress="hidden", queue=False, api_visibility="private")
+    # every page load starts from disk: the datasets there and the run that is (or was last) going
+    app.load(on_datasets, None, dataset, api_visibility="private")
+    tab.select(on_datasets, None, dataset, api_visibility="private")
+    app.load(on_tick, seen, [*view.outputs, seen], api_visibility="private")
+
+    def train(dataset: str, preset: str = DEFAULT_PRESET, settings: dict | None = None) -> dict:
+        """Start a training run on a saved dataset from a preset, with `settings` ({"steps": 40, ...}) on top.
+        Returns the run id; poll `run_status` with it."""
+        overrides = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (settings or {}).items()}
+        config = resolve_config(preset=preset, overrides=overrides)
+        run_dir = start_training(workspaces.get(), config, dataset)
+        return {"run_id": run_dir.name}
+
+    def run_status(run_id: str) -> dict:
+        """A run's status, step, last loss and sample count, from its folder."""
+        return runs.replay(workspaces.get().run_path(run_id)).as_dict()
+
+    gr.api(friendly(train), api_name="train")
+    gr.api(friendly(run_status), api_name="run_status")

@@ -1,0 +1,130 @@
+"""A designer's first LoRA in a real browser: upload shapes-world images, caption them with the pocket captioner,
+train a pocket LoRA for a few dozen steps, watch the chart and samples (also after a reload), find the run in Runs.
+
+Screenshots of every step go to $STUDIO_TEST_ARTIFACTS (default tmp/artifacts/) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from studio.paths import PROJECT_ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ARTIFACTS = Path(os.environ.get("STUDIO_TEST_ARTIFACTS", PROJECT_ROOT / "tmp" / "artifacts"))
+SCENES = [
+    ("circle", "red", "black"),
+    ("square", "blue", "white"),
+    ("triangle", "yellow", "gray"),
+    ("diamond", "green", "brown"),
+    ("circle", "purple", "white"),
+]
+STEPS = 40
+
+
+@pytest.fixture(scope="module")
+def upload(tmp_path_factory) -> list[str]:
+    from studio.pocket.world import Scene, render
+
+    folder = tmp_path_factory.mktemp("designer-upload")
+    files = []
+    for index, (shape, color, background) in enumerate(SCENES):
+        path = folder / f"shape {index}.png"
+        render(Scene(shape, color, background), 64).save(path)
+        files.append(str(path))
+    return files
+
+
+def _shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _field(page, elem_id: str):
+    return page.locator(f"#{elem_id} input, #{elem_id} textarea").first
+
+
+def _step_of(page) -> int:
+    match = re.search(r"step (\d+) / ", page.locator("#train-status").inner_text())
+    return int(match.group(1)) if match else -1
+
+
+def _chart_marks(page) -> int:
+    """Drawn line marks in the loss chart (Vega renders an SVG/canvas; its legend and axes do not count)."""
+    return page.locator("#train-loss [aria-roledescription='line mark']").count()
+
+
+def test_upload_caption_train_reload_and_find_the_run(page, studio_server, upload):
+    # 1. Dataset: drop the images, with a trigger word
+    page.get_by_role("tab", name="Dataset").click()
+    _field(page, "ds-name").fill("shapes")
+    _field(page, "ds-trigger").fill("zq")
+    page.locator("#ds-upload input[type=file]").set_input_files(upload)
+    page.locator("#ds-upload").get_by_text("shape 4").wait_for(timeout=30_000)
+    page.locator("#ds-import").click()
+    page.locator("#ds-message").get_by_text("5 accepted, 0 rejected").wait_for(timeout=60_000)
+    assert page.locator("#ds-gallery img").count() == 5
+    _shot(page, "1-dataset-uploaded")
+
+    # 2. Caption with the pocket captioner: the captions say what the images show, after the trigger
+    page.locator("#ds-caption").click()
+    page.locator("#ds-message").get_by_text("5 captioned").wait_for(timeout=60_000)
+    page.locator("#ds-captions").get_by_text("zq, a red circle on a black background").wait_for(timeout=10_000)
+    _shot(page, "2-dataset-captioned")
+
+    # 3. Train: the pocket LoRA preset, a few dozen steps, a sample every 10
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-dataset").get_by_role("listbox").or_(page.locator("#train-dataset input")).first.wait_for()
+    assert page.locator("#train-dataset input").input_value() == "shapes"
+    page.locator("#cfg-training-steps input").fill(str(STEPS))
+    page.locator("#cfg-training-sample_every input").fill("10")
+    page.locator("#cfg-training-sample_every input").press("Tab")
+    page.locator("#train-advice").get_by_text("Estimate:").wait_for(timeout=10_000)
+    page.locator("#train-start").click()
+    page.locator("#train-message").get_by_text("Started run").wait_for(timeout=30_000)
+    run_id = re.search(r"run (\S+)\.", page.locator("#train-message").inner_text()).group(1).strip("*")
+
+    # a second Start while it runs is refused with a sentence
+    page.locator("#train-start").click()
+    page.get_by_text("one training job at a time").first.wait_for(timeout=10_000)
+
+    # 4. The chart gains points and a validation sample appears
+    page.wait_for_function("() => /step [1-9]\\d* \\//.test(document.querySelector('#train-status').innerText)",
+                           timeout=90_000)  # fmt: skip
+    first = _step_of(page)
+    page.locator("#train-samples img").first.wait_for(timeout=90_000)
+    page.wait_for_timeout(1500)
+    later = _step_of(page)
+    assert later > first >= 1
+    assert _chart_marks(page) >= 1
+    _shot(page, "3-training-live")
+
+    # 5. Reload mid-run: the same run, the same chart and samples, from the run folder
+    assert later < STEPS, "the run finished before the reload; the reload must happen mid-run"
+    page.reload()
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-status").get_by_text(run_id).wait_for(timeout=10_000)
+    assert _step_of(page) >= later
+    page.locator("#train-samples img").first.wait_for(timeout=10_000)
+    assert _chart_marks(page) >= 1
+    page.wait_for_timeout(1500)  # let the chart finish drawing before the picture
+    _shot(page, "4-after-reload")
+
+    # 6. It finishes; the Runs tab lists it with its final sample and offers its outputs
+    page.locator("#train-status").get_by_text("finished").wait_for(timeout=120_000)
+    _shot(page, "5-training-finished")
+    page.get_by_role("tab", name="Runs").click()
+    expect(page.locator("#runs-table")).to_contain_text(run_id, timeout=10_000)
+    expect(page.locator("#runs-table")).to_contain_text("finished")
+    assert page.locator("#runs-finals img").count() >= 1
+    page.locator("#runs-pick input").click()
+    page.get_by_role("option", name=run_id).click()
+    page.locator("#runs-files").get_by_text("lora-kohya").wait_for(timeout=30_000)
+    _shot(page, "6-runs-tab")
+    assert (studio_server["data_dir"] / "runs" / run_id / "outputs" / "lora-kohya.safetensors").is_file()

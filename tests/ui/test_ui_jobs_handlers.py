@@ -1,0 +1,142 @@
+"""Handlers of the Dataset, Train and Runs tabs, and the job manager, without a browser."""
+
+from __future__ import annotations
+
+import sys
+import zipfile
+
+import pytest
+
+from studio.data.dataset import Dataset
+from studio.train import jobs, monitor, runs
+from studio.train.config import resolve_config
+from studio.train.run_files import delete_run, download_files
+from studio.ui import dataset_tab, runs_tab, train_tab
+
+
+@pytest.fixture()
+def captioned(workspace, shape_files):
+    """A dataset imported from the upload with trigger 'zq' and captioned by the pocket captioner."""
+    dataset_tab.import_files(workspace, "shapes", shape_files, 64, "zq")
+    dataset_tab.auto_caption(workspace, "shapes", "pocket", False)
+    return workspace
+
+
+def test_upload_is_imported_with_a_status_per_file_and_sanitised_names(workspace, shape_files, tmp_path):
+    not_an_image = tmp_path / "notes.png"
+    not_an_image.write_bytes(b"hello")
+    dataset, summary = dataset_tab.import_files(workspace, "shapes", [*shape_files, str(not_an_image)], 64, "zq")
+    assert summary.startswith("5 accepted, 1 rejected")
+    rows = {row[0]: row for row in dataset_tab.file_rows(dataset)}
+    assert all(" " not in name for name in rows if rows[name][1] != "rejected")  # "My Shape 0.png" -> safe names
+    assert [row[1] for row in rows.values()].count("rejected") == 1
+    assert len(dataset_tab.thumbnails(dataset)) == 5
+    with pytest.raises(ValueError, match="drop some images"):
+        dataset_tab.import_files(workspace, "shapes", [], 64)
+    with pytest.raises(ValueError, match="dataset name"):
+        dataset_tab.import_files(workspace, "../escape", shape_files, 64)
+
+
+def test_pocket_captions_edits_and_trigger_are_saved(captioned):
+    path = captioned.dataset_path("shapes")
+    dataset = Dataset.load(path)
+    rows = dataset_tab.caption_rows(dataset)
+    assert rows[0][1] == "zq, a red circle on a black background"
+    rows[1][1] = "zq, a blue box on a white background"
+    assert dataset_tab.apply_caption_table(dataset, rows) == 1
+    dataset.save()
+    reopened = Dataset.load(path)
+    assert reopened.captions()[rows[1][0]] == "zq, a blue box on a white background"
+    assert (path / "images" / (rows[1][0].rsplit(".", 1)[0] + ".txt")).read_text().strip() == rows[1][1]
+    assert "prepared center-64" in dataset_tab.prepare(captioned, "shapes", "center", 64)
+    assert ("shapes (prepared center-64)", "shapes/prepared/center-64") in captioned.training_sources()
+
+
+def test_training_sources_never_leave_the_workspace(captioned):
+    assert captioned.training_source("shapes") == captioned.dataset_path("shapes")
+    for bad in ("../shapes", "shapes/prepared/../../x", "/etc", "missing"):
+        with pytest.raises(ValueError):
+            captioned.training_source(bad)
+    with pytest.raises(ValueError, match="no run"):
+        captioned.run_path("../datasets")
+
+
+def test_advice_counts_the_dataset_and_reads_its_trigger(captioned):
+    text = train_tab.advise(captioned, resolve_config(preset="lora-pocket"), "shapes")
+    assert text.startswith("**Estimate:** about") and "⚠" not in text
+    text = train_tab.advise(captioned, resolve_config(preset="lora-pocket", overrides={"steps": "9000"}), "shapes")
+    assert "seen about 7200 times" in text
+    assert "Choose a dataset" in train_tab.advise(captioned, resolve_config(preset="lora-pocket"), None)
+
+
+def _fake_training(monkeypatch, code: str) -> None:
+    """The training process replaced by a short Python program (the job manager's part is what is tested)."""
+    monkeypatch.setattr(jobs, "training_command", lambda run_dir: [sys.executable, "-c", code, str(run_dir)])
+
+
+def test_one_job_at_a_time_and_a_process_that_dies_silently_is_marked_failed(captioned, monkeypatch):
+    _fake_training(monkeypatch, "import time; time.sleep(2); raise SystemExit(3)")
+    config = resolve_config(preset="lora-pocket")
+    run_dir = train_tab.start_training(captioned, config, "shapes")
+    assert train_tab.shown_run(captioned) == run_dir
+    with pytest.raises(jobs.JobBusy, match="one training job at a time"):
+        train_tab.start_training(captioned, config, "shapes")
+    assert captioned.jobs.wait(run_dir, timeout=30) == 3
+    state = runs.replay(run_dir)
+    assert state.status == "failed" and "exited with code 3" in state.reason
+    assert captioned.jobs.running() == []
+
+
+def test_cancel_before_the_first_step_stops_the_process(captioned, monkeypatch):
+    _fake_training(monkeypatch, "import time; time.sleep(60)")
+    run_dir = train_tab.start_training(captioned, resolve_config(preset="lora-pocket"), "shapes")
+    assert "before the first step" in captioned.jobs.cancel(run_dir)
+    assert runs.replay(run_dir).status == "cancelled"
+    with pytest.raises(ValueError, match="not running"):
+        captioned.jobs.cancel(run_dir)
+
+
+def test_the_training_process_gets_the_workspace_and_a_thread_share(tmp_path):
+    env = jobs.training_environment(tmp_path)
+    assert env["STUDIO_DATA_DIR"] == str(tmp_path) and env["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert env["STUDIO_THREADS"] == env["OMP_NUM_THREADS"]
+    command = jobs.training_command(tmp_path / "run x")
+    assert command[:3] == [sys.executable, "-m", "studio"] and command[-2] == str(tmp_path / "run x")
+
+
+def _finished_run(workspace):
+    config = resolve_config(preset="lora-pocket")
+    folder = runs.create_run_folder(config.to_yaml(), {"source": "shapes", "items": []}, "r1", workspace.runs_root)
+    (folder / "outputs" / "lora-diffusers").mkdir()
+    (folder / "outputs" / "lora-diffusers" / "pytorch_lora_weights.safetensors").write_bytes(b"weights")
+    (folder / "outputs" / "lora-kohya.safetensors").write_bytes(b"kohya")
+    (folder / "samples" / "s.png").write_bytes(b"png")
+    runs.append_event(folder, "started", step=0, total_steps=1, pid=0)
+    runs.append_event(folder, "step", step=1, loss=0.5, lr=1e-3, seconds=0.1)
+    runs.append_event(folder, "sample", step=1, path="samples/s.png", prompt="a zq")
+    runs.append_event(folder, "export", path="outputs/lora-diffusers")
+    runs.append_event(folder, "export", path="outputs/lora-kohya.safetensors")
+    runs.append_event(folder, "finished", step=1)
+    return folder
+
+
+def test_runs_tab_lists_runs_offers_outputs_and_deletes_after_checks(workspace):
+    folder = _finished_run(workspace)
+    items = runs_tab.summaries(workspace)
+    assert runs_tab.table_rows(items)[0][:5] == ["r1", "finished", "lora", "shapes", "1/1"]
+    assert runs_tab.final_samples(items) == [(str(folder / "samples" / "s.png"), "r1 · finished")]
+    files = download_files(folder)
+    assert [f.name for f in files] == ["lora-diffusers.zip", "lora-kohya.safetensors"]
+    with zipfile.ZipFile(files[0]) as archive:
+        assert archive.namelist() == ["lora-diffusers/pytorch_lora_weights.safetensors"]
+    with pytest.raises(ValueError, match="not a run"):
+        delete_run(workspace.datasets_root, workspace.runs_root)
+    delete_run(folder, workspace.runs_root)
+    assert not folder.exists() and runs_tab.summaries(workspace) == []
+
+
+def test_a_running_run_cannot_be_deleted(workspace, monkeypatch):
+    folder = _finished_run(workspace)
+    monkeypatch.setattr(monitor.runs, "replay", lambda _folder: runs.RunState("r1", folder, status="running"))
+    with pytest.raises(ValueError, match="still running"):
+        delete_run(folder, workspace.runs_root)
