@@ -10,20 +10,43 @@ from studio.paths import DATA_DIR
 
 
 def register(commands) -> None:
-    defaults = GenerationSettings(prompt="-")
     p = commands.add_parser(
         "generate", help="Generate images from a prompt.", description="Generate images from a prompt."
     )
-    p.add_argument("--prompt", "-p", required=True, help=_help("prompt"))
+    add_settings_arguments(p, prompt_required=True)
+    p.add_argument("--count", "-c", type=int, default=1, help=_help("count"))
+    p.add_argument("--out", default=str(DATA_DIR / "outputs"), help="Folder for the PNGs (default: data/outputs).")
+    p.set_defaults(handler=run)
+
+
+def add_settings_arguments(p: argparse.ArgumentParser, prompt_required: bool) -> None:
+    """The options of one image (shared with `studio compare`, whose grid cells are images like these)."""
+    defaults = GenerationSettings(prompt="-")
+    p.add_argument("--prompt", "-p", required=prompt_required, default=None, help=_help("prompt"))
     p.add_argument("--negative-prompt", "-n", default="", help=_help("negative_prompt"))
     p.add_argument("--seed", type=int, default=defaults.seed, help=_help("seed"))
-    p.add_argument("--steps", type=int, default=defaults.steps, help=_help("steps"))
+    p.add_argument("--steps", type=int, default=None, help=f"{_help('steps')} (default {defaults.steps})")
     p.add_argument("--guidance", "--cfg", type=float, default=defaults.guidance, help=_help("guidance"))
     p.add_argument("--width", type=int, default=0, help=_help("width"))
     p.add_argument("--height", type=int, default=0, help=_help("height"))
-    p.add_argument("--count", "-c", type=int, default=1, help=_help("count"))
     p.add_argument("--sampler", choices=list(SAMPLERS), default="default", help="Sampling algorithm.")
-    p.add_argument("--model", "-m", default="pocket", help=_help("model"))
+    p.add_argument("--model", "-m", default=None, help=f"{_help('model')} (default pocket)")
+    p.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="PATH[:WEIGHT]",
+        help="A LoRA to stack (repeatable): a .safetensors file (diffusers or kohya), a run or a run checkpoint; "
+        "the weight defaults to 1 and may be negative.",
+    )
+    p.add_argument(
+        "--embedding",
+        action="append",
+        default=[],
+        metavar="PATH[:TOKEN]",
+        help="A textual-inversion embedding (repeatable); the token defaults to the file's own or its name.",
+    )
+    p.add_argument("--fuse", action="store_true", help=_help("fuse"))
     p.add_argument(
         "--config",
         default=None,
@@ -32,39 +55,62 @@ def register(commands) -> None:
     p.add_argument(
         "--allow-pickle",
         action="store_true",
-        help="Allow a pickle checkpoint (.ckpt/.bin). It can run code: only for files you trust.",
+        help="Allow pickle files (.ckpt/.bin/.pt) for the model, LoRAs and embeddings. They can run code: only for "
+        "files you trust (tensors are then read with weights_only=True).",
     )
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available).")
-    p.add_argument("--out", default=str(DATA_DIR / "outputs"), help="Folder for the PNGs (default: data/outputs).")
-    p.set_defaults(handler=run)
 
 
 def _help(name: str) -> str:
     return GenerationSettings.__dataclass_fields__[name].metadata["help"]
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+def _embedding(text: str) -> dict:
+    path, sep, token = text.rpartition(":")
+    if sep and token and "/" not in token and "\\" not in token and not token.endswith("safetensors"):
+        return {"path": path, "token": token}
+    return {"path": text}
 
-    from studio.generate.engine import GenerationEngine, save_images
 
-    settings = GenerationSettings(
-        prompt=args.prompt,
-        negative_prompt=args.negative_prompt,
-        seed=args.seed,
-        steps=args.steps,
-        guidance=args.guidance,
-        width=args.width,
-        height=args.height,
-        count=args.count,
-        sampler=args.sampler,
-        model=args.model,
-    )
+def settings_from_args(args: argparse.Namespace, **overrides) -> GenerationSettings:
+    from studio.generate.adapters import LoraSpec
+
+    values = {
+        "prompt": args.prompt,
+        "negative_prompt": args.negative_prompt,
+        "seed": args.seed,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "width": args.width,
+        "height": args.height,
+        "count": getattr(args, "count", 1),
+        "sampler": args.sampler,
+        "model": args.model,
+        "loras": [LoraSpec.parse(text).to_dict() for text in args.lora],
+        "embeddings": [_embedding(text) for text in args.embedding],
+        "fuse": args.fuse,
+    }
+    values |= overrides
+    return GenerationSettings(**{k: v for k, v in values.items() if v is not None})
+
+
+def engine_from_args(args: argparse.Namespace):
+    from studio.generate.engine import GenerationEngine
+
     options = {"config_folder": args.config} if args.config else {}
     if args.allow_pickle:
         options["allow_pickle"] = True
-    engine = GenerationEngine(device=args.device, load_options=options)
-    engine.load(settings.model)  # a bad model fails here, before the progress bar
+    return GenerationEngine(device=args.device, load_options=options, allow_pickle_adapters=args.allow_pickle)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from studio.generate.engine import save_images
+
+    settings = settings_from_args(args)
+    engine = engine_from_args(args)
+    engine.prepare(settings)  # a bad model, LoRA or embedding fails here, before the progress bar
     with tqdm(desc="generating", unit="step") as bar:
 
         def on_step(done: int, total: int) -> None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 import gc
 import math
 import random
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from PIL import Image
 
+from studio.generate.adapters import AdapterStack, EmbeddingSpec, LoraSpec
 from studio.generate.png_metadata import save_png
 from studio.generate.samplers import SAMPLERS, make_scheduler
 
@@ -39,6 +42,17 @@ class GenerationSettings:
     model: str = field(
         default="pocket", metadata={"help": "'pocket', a local diffusers folder, a .safetensors file or a hub id."}
     )
+    loras: list = field(
+        default_factory=list,
+        metadata={"help": "LoRAs stacked on the model: dicts with path, weight, enabled and optional blocks."},
+    )
+    embeddings: list = field(
+        default_factory=list, metadata={"help": "Textual-inversion embeddings: dicts with path and optional token."}
+    )
+    fuse: bool = field(
+        default=False,
+        metadata={"help": "Merge the LoRAs into the model while they stay the same: as fast as the base model."},
+    )
 
     def __post_init__(self) -> None:
         if not self.prompt.strip():
@@ -55,6 +69,19 @@ class GenerationSettings:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of: {', '.join(SAMPLERS)}")
         if self.seed < -1:
             raise ValueError("seed must be -1 (random) or a number from 0")
+        # stored as plain dicts (they go into the PNG), checked as specs
+        self.loras = [(s if isinstance(s, LoraSpec) else LoraSpec.from_dict(s)).to_dict() for s in self.loras]
+        self.embeddings = [
+            (s if isinstance(s, EmbeddingSpec) else EmbeddingSpec.from_dict(s)).to_dict() for s in self.embeddings
+        ]
+
+    @property
+    def lora_specs(self) -> list[LoraSpec]:
+        return [LoraSpec.from_dict(s) for s in self.loras]
+
+    @property
+    def embedding_specs(self) -> list[EmbeddingSpec]:
+        return [EmbeddingSpec.from_dict(s) for s in self.embeddings]
 
     @classmethod
     def from_dict(cls, values: dict) -> GenerationSettings:
@@ -106,11 +133,20 @@ class PipelineCache:
 
 class GenerationEngine:
     def __init__(
-        self, cache: PipelineCache | None = None, device: str | None = None, load_options: dict | None = None
+        self,
+        cache: PipelineCache | None = None,
+        device: str | None = None,
+        load_options: dict | None = None,
+        allow_pickle_adapters: bool = False,
     ) -> None:
         self.cache = cache or PipelineCache()
         self.device = device
         self.load_options = load_options or {}  # e.g. config_folder for a single-file checkpoint
+        self.allow_pickle_adapters = allow_pickle_adapters
+        # the adapters loaded into each pipeline; weak, so releasing a base model releases its adapters too
+        self._stacks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        # one pipeline, several tabs: a generate, a grid cell and a LoRA merge must not interleave
+        self.lock = threading.RLock()
         # each model's own scheduler: every sampler is built from its config,
         # so switching samplers never drifts from the model's noise schedule
         self._model_schedulers: dict[int, object] = {}
@@ -119,6 +155,20 @@ class GenerationEngine:
         """Load (or reuse) a base model; generate() does this itself, callers may do it early."""
         return self.cache.get(model, device=self.device, **self.load_options)
 
+    def adapters(self, pipe) -> AdapterStack:
+        """The adapter stack of a loaded pipeline (created empty on first use)."""
+        if pipe not in self._stacks:
+            self._stacks[pipe] = AdapterStack(allow_pickle=self.allow_pickle_adapters)
+        return self._stacks[pipe]
+
+    def prepare(self, settings: GenerationSettings):
+        """Load the base model and make `settings`' LoRAs and embeddings the active ones; returns the loaded model."""
+        loaded = self.load(settings.model)
+        stack = self.adapters(loaded.pipe)
+        stack.apply_embeddings(loaded.pipe, settings.embedding_specs)
+        stack.apply_loras(loaded.pipe, settings.lora_specs, fuse=settings.fuse)
+        return loaded
+
     def native_size(self, pipe) -> tuple[int, int]:
         side = pipe.unet.config.sample_size * pipe.vae_scale_factor
         return side, side
@@ -126,12 +176,21 @@ class GenerationEngine:
     def generate(
         self, settings: GenerationSettings, on_step: Callable[[int, int], None] | None = None
     ) -> list[GeneratedImage]:
+        with self.lock:
+            return self._generate(settings, on_step)
+
+    def _generate(
+        self, settings: GenerationSettings, on_step: Callable[[int, int], None] | None
+    ) -> list[GeneratedImage]:
         import torch
 
-        loaded = self.load(settings.model)
+        loaded = self.prepare(settings)
         pipe = loaded.pipe
         model_scheduler = self._model_schedulers.setdefault(id(pipe), pipe.scheduler)
-        pipe.scheduler = make_scheduler(settings.sampler, model_scheduler)
+        sampler = settings.sampler
+        if sampler == "default" and any(s.enabled and s.is_lcm for s in settings.lora_specs):
+            sampler = "lcm"  # an LCM-LoRA samples in a few steps, but only with the LCM scheduler
+        pipe.scheduler = make_scheduler(sampler, model_scheduler)
 
         width, height = settings.width, settings.height
         native_w, native_h = self.native_size(pipe)
@@ -174,7 +233,7 @@ class GenerationEngine:
                     "count": 1,
                     "width": width,
                     "height": height,
-                    "sampler": settings.sampler,
+                    "sampler": sampler,
                     "family": getattr(loaded.family, "value", loaded.family),
                     "seconds": round(seconds, 3),
                 }

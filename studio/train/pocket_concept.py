@@ -80,3 +80,32 @@ def shape_rate(pipe, prompt: str, shape: str, seeds: range, resolution: int, ste
             image = pipe(prompt, num_inference_steps=steps, height=resolution, width=resolution, generator=generator)
             hits += judge(image.images[0]).shape == shape
     return hits / len(seeds)
+
+
+def write_color_folder(folder: Path, color: str, trigger: str, count: int = 8, side: int = 64, seed: int = 0) -> Path:
+    """`count` images of the base shapes in a colour the pocket model never saw (say pink), captioned
+    "a <trigger> <shape> on a <background> background": the trigger is a colour word. With an empty trigger the
+    caption names no colour ("a circle on a black background"): a style LoRA that makes whatever is drawn pink,
+    and stacks with a shape LoRA whose captions name no colour either."""
+    from studio.pocket.world import BASE_SHAPES
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        shape = BASE_SHAPES[index % len(BASE_SHAPES)]
+        background = BASE_BACKGROUNDS[(index // len(BASE_SHAPES) + index) % len(BASE_BACKGROUNDS)]
+        size = float(rng.uniform(0.5, 0.7))
+        margin = size / 2 + 0.03
+        scene = Scene(
+            shape,
+            color,
+            background,
+            float(rng.uniform(margin, 1 - margin)),
+            float(rng.uniform(margin, 1 - margin)),
+            size,
+        )
+        stem = f"{trigger or color}-{index}"
+        render(scene, side).save(folder / f"{stem}.png")
+        subject = f"{trigger} {shape}" if trigger else shape
+        (folder / f"{stem}.txt").write_text(f"a {subject} on a {background} background", encoding="utf-8")
+    return folder

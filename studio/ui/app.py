@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from studio.generate.engine import GenerationEngine
-from studio.ui import dataset_tab, generate_tab, runs_tab, train_tab
+from studio.ui import compare_tab, dataset_tab, generate_tab, playground_tab, runs_tab, train_tab
 from studio.workspace import Workspaces
 
 CSS = """
@@ -40,6 +40,10 @@ def build_app(engine: GenerationEngine | None = None, workspaces: Workspaces | N
                 runs_tab.build(app, tab, workspaces)
             with gr.Tab("Generate", id="generate"):
                 generate_tab.build(engine)
+            with gr.Tab("Playground", id="playground"):
+                playground = playground_tab.build(engine)
+            with gr.Tab("Compare", id="compare"):
+                compare_tab.build(engine, playground)
     return app
 
 

@@ -15,6 +15,7 @@ PROMPT = "a yellow triangle on a black background"
 
 def test_generate_tab_makes_the_prompted_image(page, studio_server, tmp_path):
     page.get_by_text("Diffusion Studio").first.wait_for()
+    earlier = set((studio_server["data_dir"] / "outputs").glob("*.png"))  # other page tests share the server
     page.get_by_role("tab", name="Generate").click()
     prompt = page.locator("#gen-prompt textarea")
     prompt.fill(PROMPT)
@@ -26,7 +27,7 @@ def test_generate_tab_makes_the_prompted_image(page, studio_server, tmp_path):
     assert images.count() == 4
     page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
 
-    saved = sorted((studio_server["data_dir"] / "outputs").glob("*.png"))
+    saved = sorted(set((studio_server["data_dir"] / "outputs").glob("*.png")) - earlier)
     assert len(saved) == 4
     params = [read_params(p) for p in saved]
     assert {p["prompt"] for p in params} == {PROMPT}

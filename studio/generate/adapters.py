@@ -1,0 +1,356 @@
+"""LoRAs and textual-inversion embeddings on a loaded pipeline: several at once, each with its own weight.
+
+The base model stays loaded; adapters are added to it by diffusers (`load_lora_weights(adapter_name=...)`, which
+also reads kohya / AUTOMATIC1111 / ComfyUI files) and switched with `set_adapters`. An adapter turned off stays
+loaded, so turning it on again costs nothing; one removed from the list is deleted. With `fuse`, the active
+adapters are merged into the base weights (generation then costs what the base costs) and unmerged exactly when the
+set or a weight changes.
+
+Sources a LoRA may come from: a `.safetensors` file (diffusers or kohya keys), a folder holding
+`pytorch_lora_weights.safetensors`, a run folder (its exported LoRA), or one of a run's checkpoints
+(`checkpoints/step-N`, converted from the training state with the run's true alpha). Pickle files (`.bin`, `.pt`,
+`.ckpt`) load only with `allow_pickle`, and then with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+BLOCKS = ("down", "mid", "up")
+MAX_WEIGHT = 5.0
+LORA_FILE = "pytorch_lora_weights.safetensors"  # what training's diffusers export writes
+COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """One LoRA in the stack: where it is, how strongly it applies, whether it is on."""
+
+    path: str = field(metadata={"help": "A .safetensors LoRA (diffusers or kohya), a run folder or a checkpoint."})
+    weight: float = field(default=1.0, metadata={"help": "Strength; negative values push away from the concept."})
+    enabled: bool = field(default=True, metadata={"help": "Off keeps it loaded but without effect."})
+    blocks: dict | None = field(
+        default=None, metadata={"help": "Per-block multipliers of the weight on the UNet, e.g. {'down': 0, 'up': 1}."}
+    )
+
+    def __post_init__(self) -> None:
+        if not str(self.path).strip():
+            raise ValueError("a LoRA needs a path")
+        if not -MAX_WEIGHT <= self.weight <= MAX_WEIGHT:
+            raise ValueError(f"LoRA weight must be between -{MAX_WEIGHT} and {MAX_WEIGHT}, got {self.weight}")
+        if self.blocks is not None:
+            unknown = set(self.blocks) - set(BLOCKS)
+            if unknown:
+                raise ValueError(f"unknown LoRA block(s) {sorted(unknown)}; use {', '.join(BLOCKS)}")
+
+    @classmethod
+    def parse(cls, text: str) -> LoraSpec:
+        """`PATH` or `PATH:WEIGHT` (the CLI's form); a Windows drive letter is not mistaken for a weight."""
+        path, sep, weight = text.rpartition(":")
+        if sep and re.fullmatch(r"[-+]?\d*\.?\d+", weight.strip()):
+            return cls(path=path, weight=float(weight))
+        return cls(path=text)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> LoraSpec:
+        unknown = set(values) - {"path", "weight", "enabled", "blocks"}
+        if unknown:
+            raise ValueError(f"unknown LoRA setting(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def is_lcm(self) -> bool:
+        """An LCM-LoRA (few-step sampling), recognised by its name as the community names them."""
+        return "lcm" in Path(self.path).name.lower() or "lcm" in Path(self.path).parent.name.lower()
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """One textual-inversion embedding; `token` is the word to write in prompts."""
+
+    path: str = field(metadata={"help": "A .safetensors embedding (diffusers learned_embeds or A1111 emb_params)."})
+    token: str = field(default="", metadata={"help": "The prompt word; empty: the file's own token or its name."})
+
+    def __post_init__(self) -> None:
+        if not str(self.path).strip():
+            raise ValueError("an embedding needs a path")
+        if self.token and (" " in self.token.strip() or not self.token.strip()):
+            raise ValueError(f"an embedding token is one word, got {self.token!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> EmbeddingSpec:
+        unknown = set(values) - {"path", "token"}
+        if unknown:
+            raise ValueError(f"unknown embedding setting(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------ reading files safely
+
+
+def read_tensors(path: Path, allow_pickle: bool = False) -> dict:
+    """A file's tensors: safetensors always; pickle only when the user opted in, and then without running code."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    if path.suffix in PICKLE_SUFFIXES:
+        if not allow_pickle:
+            raise ValueError(
+                f"{path.name} is a pickle file, which can run code when opened; convert it to .safetensors "
+                "or allow pickle files explicitly (--allow-pickle) if you trust it"
+            )
+        import torch
+
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    raise ValueError(f"{path.name}: expected a .safetensors file")
+
+
+def _checkpoint_lora(checkpoint: Path) -> dict:
+    """A run checkpoint (peft names, `.default` adapter) as a kohya state dict carrying the run's true alpha."""
+    import torch
+    from diffusers.utils import convert_state_dict_to_kohya
+    from safetensors.torch import load_file
+
+    from studio.train.checkpoints import TRAINABLE
+    from studio.train.config import load_config_file
+    from studio.train.runs import CONFIG
+
+    config = load_config_file(checkpoint.parent.parent / CONFIG)
+    options = config.method_config
+    if config.method == "lora" and options.variant == "lora":
+        alpha = options.alpha
+    elif config.method == "dreambooth" and options.use_lora:
+        alpha = options.lora_alpha
+    else:
+        raise ValueError(f"checkpoint {checkpoint.name}: only plain LoRA runs can be previewed, not {config.method}")
+    state = {key.replace(".default.", "."): value for key, value in load_file(str(checkpoint / TRAINABLE)).items()}
+    kohya = convert_state_dict_to_kohya(state)
+    for key in kohya:
+        if key.endswith(".alpha"):
+            kohya[key] = torch.tensor(float(alpha))
+    return kohya
+
+
+def lora_source(path: str | Path) -> Path:
+    """The file (or checkpoint folder) a LoRA path means; FileNotFoundError / ValueError say what is wrong."""
+    from studio.train.checkpoints import TRAINABLE
+    from studio.train.runs import CONFIG
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"no LoRA at {path}")
+    if path.is_file():
+        return path
+    if (path / TRAINABLE).is_file():
+        return path  # a run checkpoint
+    for candidate in (path / LORA_FILE, path / "outputs" / "lora-diffusers" / LORA_FILE):
+        if candidate.is_file():
+            return candidate
+    if (path / CONFIG).is_file():
+        raise ValueError(f"run {path.name} has no exported LoRA yet (export it, or pick one of its checkpoints)")
+    raise ValueError(f"{path} holds no LoRA ({LORA_FILE} or a run checkpoint)")
+
+
+@contextmanager
+def _peft_keys_only(path: Path) -> Iterator[Path]:
+    """`path`, or a temporary copy whose keys are all in peft's form.
+
+    diffusers' `convert_state_dict_to_diffusers` renames only attention layers (`to_k.lora_A` -> `to_k.lora.down`);
+    a LoRA that also adapts convolutions or feed-forward layers comes out with both forms in one file, and
+    diffusers' loader then picks the peft form and silently drops every `lora.down` / `lora.up` layer.
+    """
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as stream:
+        keys = list(stream.keys())
+        mixed = any(".lora.down." in k for k in keys) and any(".lora_A." in k for k in keys)
+        if not mixed:
+            yield path
+            return
+        metadata = stream.metadata()
+        tensors = {_peft_key(k): stream.get_tensor(k) for k in keys}
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / path.name
+        save_file(tensors, str(copy), metadata=metadata)
+        yield copy
+
+
+def _peft_key(key: str) -> str:
+    return key.replace(".lora.down.", ".lora_A.").replace(".lora.up.", ".lora_B.")
+
+
+def _file_key(path: Path) -> str:
+    """Same path and same file contents (by size and time) -> same adapter; an overwritten file reloads."""
+    stat = (path / "trainable.safetensors" if path.is_dir() else path).stat()
+    text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _adapter_name(source: Path, key: str) -> str:
+    # peft uses adapter names as module keys: letters, digits and underscores only
+    stem = re.sub(r"\W+", "_", (source.parent.name if source.is_dir() else source.stem))[:24]
+    return f"{stem}_{key[:8]}"
+
+
+# ------------------------------------------------------------------ the stack on one pipeline
+
+
+class AdapterStack:
+    """The LoRAs and embeddings loaded into one pipeline. It holds no reference to the pipeline itself, so
+    releasing the base model releases everything loaded into it."""
+
+    def __init__(self, allow_pickle: bool = False) -> None:
+        self.allow_pickle = allow_pickle
+        self.loras: dict[str, str] = {}  # file key -> adapter name
+        self.embeddings: dict[tuple, list[tuple[str, list[str]]]] = {}  # (key, token) -> [(component, tokens)]
+        self.fused: tuple | None = None  # the (names, weights) merged into the base weights, if any
+        self.lora_loads = 0  # how many LoRA files were read (a switch must not reload)
+        self.fuses = 0
+
+    # ---- LoRAs
+
+    def _load_lora(self, pipe: Any, spec: LoraSpec) -> str:
+        source = lora_source(spec.path)
+        key = _file_key(source)
+        if key in self.loras:
+            return self.loras[key]
+        name = _adapter_name(source, key)
+        if source.is_dir():
+            pipe.load_lora_weights(_checkpoint_lora(source), adapter_name=name)
+        elif source.suffix == ".safetensors":
+            # diffusers reads the file itself so a diffusers export's adapter metadata (its alpha) is kept
+            with _peft_keys_only(source) as readable:
+                pipe.load_lora_weights(str(readable.parent), weight_name=readable.name, adapter_name=name)
+        else:
+            pipe.load_lora_weights(read_tensors(source, self.allow_pickle), adapter_name=name)
+        self.loras[key] = name
+        self.lora_loads += 1
+        return name
+
+    def _components(self, pipe: Any) -> dict[str, list[str]]:
+        return pipe.get_list_adapters() if self.loras else {}
+
+    def _weights(self, pipe: Any, name: str, spec: LoraSpec) -> float | dict:
+        if not spec.blocks:
+            return spec.weight
+        unet = {block: spec.weight * float(spec.blocks.get(block, 1.0)) for block in BLOCKS}
+        weights: dict = {"unet": unet}
+        for part, names in self._components(pipe).items():
+            if part != "unet" and name in names:
+                weights[part] = spec.weight  # text encoders have no down/mid/up: the plain weight
+        return weights
+
+    def unfuse(self, pipe: Any) -> None:
+        if self.fused is not None:
+            pipe.unfuse_lora(components=self._fusable(pipe))
+            self.fused = None
+
+    def _fusable(self, pipe: Any) -> list[str]:
+        return [part for part in COMPONENTS if part in self._components(pipe)]
+
+    def apply_loras(self, pipe: Any, specs: list[LoraSpec], fuse: bool = False) -> list[str]:
+        """Make `specs` the pipeline's LoRAs (loading only new files); returns the active adapter names."""
+        names = [self._load_lora(pipe, spec) for spec in specs]
+        wanted = set(names)
+        stale = [name for name in self.loras.values() if name not in wanted]
+        if stale:
+            self.unfuse(pipe)
+            pipe.delete_adapters(stale)
+            self.loras = {key: name for key, name in self.loras.items() if name in wanted}
+        active = [(name, spec) for name, spec in zip(names, specs) if spec.enabled]
+        weights = [self._weights(pipe, name, spec) for name, spec in active]
+        signature = (tuple(name for name, _ in active), repr(weights))
+        if self.fused is not None and (not fuse or self.fused != signature):
+            self.unfuse(pipe)  # the merged weights are no longer the ones asked for
+        if self.fused == signature:
+            return [name for name, _ in active]
+        if not self.loras:
+            return []
+        if not active:
+            pipe.disable_lora()
+            return []
+        pipe.enable_lora()
+        pipe.set_adapters([name for name, _ in active], adapter_weights=weights)
+        if fuse:
+            pipe.fuse_lora(components=self._fusable(pipe), adapter_names=[name for name, _ in active])
+            self.fused = signature
+            self.fuses += 1
+        return [name for name, _ in active]
+
+    # ---- embeddings
+
+    def _embedding_parts(self, pipe: Any, state: dict, token: str) -> list[tuple[str, str, Any]]:
+        """(text encoder name, tokenizer name, tensors) for each encoder the file holds vectors for."""
+        if "clip_l" in state or "clip_g" in state:  # SDXL: one set of vectors per text encoder
+            if getattr(pipe, "text_encoder_2", None) is None:
+                raise ValueError(f"{token}: an SDXL embedding (clip_l + clip_g) needs an SDXL model")
+            return [("text_encoder", "tokenizer", state["clip_l"]), ("text_encoder_2", "tokenizer_2", state["clip_g"])]
+        return [("text_encoder", "tokenizer", state)]
+
+    def _load_embedding(self, pipe: Any, spec: EmbeddingSpec) -> tuple:
+        path = Path(spec.path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"no embedding file at {path}")
+        state = read_tensors(path, self.allow_pickle)
+        token = spec.token.strip() or _embedding_token(state, path)
+        key = (_file_key(path), token)
+        if key in self.embeddings:
+            return key
+        tokenizer = pipe.tokenizer
+        if token in tokenizer.get_vocab():
+            raise ValueError(f"the token {token!r} is already in use; choose another one for {path.name}")
+        loaded = []
+        for encoder_name, tokenizer_name, tensors in self._embedding_parts(pipe, state, token):
+            tokenizer, encoder = getattr(pipe, tokenizer_name), getattr(pipe, encoder_name)
+            before = set(tokenizer.get_added_vocab())
+            if not isinstance(tensors, dict):
+                tensors = {token: tensors}
+            pipe.load_textual_inversion(tensors, token=token, tokenizer=tokenizer, text_encoder=encoder)
+            # a multi-vector embedding adds token, token_1, token_2, ...: every one must go on unload
+            loaded.append((encoder_name, sorted(set(tokenizer.get_added_vocab()) - before)))
+        self.embeddings[key] = loaded
+        return key
+
+    def apply_embeddings(self, pipe: Any, specs: list[EmbeddingSpec]) -> list[str]:
+        """Make `specs` the loaded embeddings; returns their prompt tokens."""
+        wanted = []
+        for spec in specs:
+            key = self._load_embedding(pipe, spec)
+            wanted.append(key)
+        for key in [k for k in self.embeddings if k not in wanted]:
+            self._unload_embedding(pipe, key)
+        return [token for _, token in wanted]
+
+    def _unload_embedding(self, pipe: Any, key: tuple) -> None:
+        for encoder_name, tokens in self.embeddings.pop(key):
+            tokenizer_name = "tokenizer_2" if encoder_name == "text_encoder_2" else "tokenizer"
+            pipe.unload_textual_inversion(
+                tokens=tokens, tokenizer=getattr(pipe, tokenizer_name), text_encoder=getattr(pipe, encoder_name)
+            )
+
+
+def _embedding_token(state: dict, path: Path) -> str:
+    """The prompt word an embedding file names: a diffusers file's only key, else (A1111) the file's name."""
+    keys = [k for k in state if k not in ("emb_params", "string_to_param", "string_to_token", "name", "step")]
+    if len(state) == 1 and keys:
+        return keys[0]
+    if isinstance(state.get("name"), str):
+        return state["name"]
+    return path.stem

@@ -1,0 +1,114 @@
+"""The adapters a user can pick in the playground: our runs' LoRAs and embeddings, and files they uploaded.
+
+Everything listed or accepted lies inside the data folder: uploads are copied into `data/loras/` or
+`data/embeddings/`, and a path from elsewhere (say, inside a dropped PNG) is refused by `inside_data`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.generate.adapters import LORA_FILE
+
+
+def data_dir() -> Path:
+    import os
+
+    from studio.paths import DATA_DIR
+
+    return Path(os.environ.get("STUDIO_DATA_DIR") or DATA_DIR).expanduser().resolve()
+
+
+def uploads_dir(kind: str) -> Path:
+    if kind not in ("loras", "embeddings"):
+        raise ValueError(f"unknown upload kind {kind!r}")
+    return data_dir() / kind
+
+
+def inside_data(path: str | Path) -> Path:
+    """`path` resolved, if it lies inside the data folder; ValueError otherwise."""
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_relative_to(data_dir()):
+        raise ValueError(f"{Path(path).name}: only files inside the studio's data folder can be used here")
+    return resolved
+
+
+@dataclass(frozen=True)
+class Choice:
+    label: str
+    path: str
+
+
+def _runs() -> list[Path]:
+    from studio.train.runs import CONFIG, runs_root
+
+    root = runs_root()
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if (p / CONFIG).is_file()), key=lambda p: p.name, reverse=True)
+
+
+def list_loras() -> list[Choice]:
+    """Newest run first: each run's exported LoRA (diffusers and kohya), then uploaded files."""
+    choices = []
+    for run in _runs():
+        for file, form in (
+            (run / "outputs" / "lora-diffusers" / LORA_FILE, ""),
+            (run / "outputs" / "lora-kohya.safetensors", " (kohya)"),
+        ):
+            if file.is_file():
+                choices.append(Choice(f"run {run.name}{form}", str(file)))
+    folder = uploads_dir("loras")
+    if folder.is_dir():
+        choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
+    return choices
+
+
+def list_embeddings() -> list[Choice]:
+    """Textual-inversion exports of our runs (diffusers and A1111 files) and uploaded embeddings."""
+    choices = []
+    for run in _runs():
+        outputs = run / "outputs"
+        if (outputs / "learned_embeds.safetensors").is_file():
+            choices.append(Choice(f"run {run.name}", str(outputs / "learned_embeds.safetensors")))
+    folder = uploads_dir("embeddings")
+    if folder.is_dir():
+        choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
+    return choices
+
+
+def list_checkpoint_runs() -> list[Choice]:
+    """Runs with at least one saved checkpoint, newest first, labelled with their status and checkpoint count."""
+    from studio.train.checkpoints import list_checkpoints
+    from studio.train.runs import replay
+
+    choices = []
+    for run in _runs():
+        count = len(list_checkpoints(run))
+        if count:
+            choices.append(Choice(f"{run.name} ({replay(run).status}, {count} checkpoints)", str(run)))
+    return choices
+
+
+def import_upload(source: str | Path, kind: str) -> Path:
+    """Copy an uploaded .safetensors file into data/<kind>/ under a safe name; returns the copy."""
+    from safetensors import safe_open
+
+    source = Path(source)
+    if source.suffix != ".safetensors":
+        raise ValueError(f"{source.name}: only .safetensors files can be uploaded (pickle files can run code)")
+    with safe_open(str(source), "pt"):  # a broken or disguised file fails here, before it is kept
+        pass
+    folder = uploads_dir(kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^\w.-]+", "-", source.stem).strip("-.") or "upload"
+    target = folder / f"{stem}.safetensors"
+    counter = 2
+    while target.exists():
+        target = folder / f"{stem}-{counter}.safetensors"
+        counter += 1
+    shutil.copyfile(source, target)
+    return target

@@ -1,0 +1,302 @@
+"""Playground tab: a prompt with stacked LoRAs (each with a weight and an on/off switch) and embeddings.
+
+UI only: every button calls the generation engine (studio.generate) that the CLI and the tests use too. Files come
+from our runs or from uploads copied into the data folder; a path from anywhere else is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from studio.generate import library
+from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
+from studio.generate.png_metadata import read_params
+from studio.generate.samplers import sampler_labels
+
+SLOTS = 4  # LoRAs stacked at once in the UI (the engine takes any number)
+WEIGHT_RANGE = (-2.0, 2.0)
+
+
+def _help(name: str) -> str:
+    return GenerationSettings.__dataclass_fields__[name].metadata["help"]
+
+
+def _lora_choices() -> list[tuple[str, str]]:
+    return [("(none)", "")] + [(c.label, c.path) for c in library.list_loras()]
+
+
+def _embedding_choices() -> list[tuple[str, str]]:
+    return [(c.label, c.path) for c in library.list_embeddings()]
+
+
+@dataclass
+class Slot:
+    lora: gr.Dropdown
+    weight: gr.Slider
+    enabled: gr.Checkbox
+
+
+@dataclass
+class Playground:
+    """What other tabs wire to: the "Send to compare" button and a function from its inputs to settings."""
+
+    send_button: gr.Button
+    inputs: set
+    settings: object  # callable(values: dict) -> dict of GenerationSettings fields
+
+
+def build(engine: GenerationEngine) -> Playground:
+    defaults = GenerationSettings(prompt="-")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(
+                label="Prompt", value="a red circle on a black background", lines=2, elem_id="pg-prompt"
+            )
+            negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="pg-negative")
+            with gr.Row():
+                sampler = gr.Dropdown(
+                    label="Sampler",
+                    choices=[(label, name) for name, label in sampler_labels().items()],
+                    value="default",
+                    elem_id="pg-sampler",
+                )
+                steps = gr.Slider(1, 100, value=defaults.steps, step=1, label="Steps", elem_id="pg-steps")
+            with gr.Row():
+                guidance = gr.Slider(0, 20, value=defaults.guidance, step=0.5, label="Guidance", elem_id="pg-guidance")
+                count = gr.Slider(1, MAX_COUNT, value=2, step=1, label="Images", elem_id="pg-count")
+            with gr.Row():
+                seed = gr.Number(value=0, precision=0, label="Seed", info=_help("seed"), elem_id="pg-seed")
+                model = gr.Textbox(value="pocket", label="Base model", elem_id="pg-model")
+
+            with gr.Accordion("LoRAs", open=True):
+                gr.Markdown("From your runs or uploaded files. Weight below 0 pushes away from a LoRA's concept.")
+                slots = []
+                for index in range(SLOTS):
+                    with gr.Row(equal_height=True):
+                        slots.append(
+                            Slot(
+                                gr.Dropdown(
+                                    choices=_lora_choices(),
+                                    value="",
+                                    label=f"LoRA {index + 1}",
+                                    scale=4,
+                                    elem_id=f"pg-lora-{index}",
+                                ),
+                                gr.Slider(
+                                    *WEIGHT_RANGE,
+                                    value=1.0,
+                                    step=0.05,
+                                    label="Weight",
+                                    scale=3,
+                                    elem_id=f"pg-weight-{index}",
+                                ),
+                                gr.Checkbox(value=True, label="On", scale=1, min_width=60, elem_id=f"pg-on-{index}"),
+                            )
+                        )
+                with gr.Row():
+                    lora_upload = gr.File(
+                        label="Upload LoRA (.safetensors)", file_types=[".safetensors"], elem_id="pg-lora-upload"
+                    )
+                    refresh = gr.Button("Refresh list", size="sm", elem_id="pg-refresh")
+                fuse = gr.Checkbox(value=False, label="Fuse for speed", info=_help("fuse"), elem_id="pg-fuse")
+            with gr.Accordion("Embeddings", open=False):
+                embeddings = gr.Dropdown(
+                    choices=_embedding_choices(),
+                    value=[],
+                    multiselect=True,
+                    label="Textual-inversion embeddings",
+                    info="Write the embedding's token in the prompt (shown below after generating).",
+                    elem_id="pg-embeddings",
+                )
+                embedding_upload = gr.File(
+                    label="Upload embedding (.safetensors)", file_types=[".safetensors"], elem_id="pg-emb-upload"
+                )
+            with gr.Row():
+                button = gr.Button("Generate", variant="primary", elem_id="pg-generate")
+                send = gr.Button("Send to compare", elem_id="pg-send")
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(
+                label="Images", columns=4, height=360, format="png", object_fit="contain", elem_id="pg-gallery"
+            )
+            status = gr.Markdown(elem_id="pg-status")
+            details = gr.JSON(label="Settings of the selected image", elem_id="pg-details")
+            restore = gr.File(
+                label="Drop a studio PNG here to restore its settings", file_types=[".png"], elem_id="pg-restore"
+            )
+
+    state = gr.State([])
+    slot_inputs = [c for s in slots for c in (s.lora, s.weight, s.enabled)]
+    inputs = {prompt, negative, sampler, steps, guidance, count, seed, model, fuse, embeddings, *slot_inputs}
+
+    def settings_dict(values: dict) -> dict:
+        """The form as GenerationSettings fields; adapter paths must lie inside the data folder."""
+        loras = [
+            {
+                "path": str(library.inside_data(values[s.lora])),
+                "weight": float(values[s.weight]),
+                "enabled": bool(values[s.enabled]),
+            }
+            for s in slots
+            if values[s.lora]
+        ]
+        return {
+            "prompt": values[prompt],
+            "negative_prompt": values[negative],
+            "sampler": values[sampler],
+            "steps": int(values[steps]),
+            "guidance": float(values[guidance]),
+            "count": int(values[count]),
+            "seed": int(values[seed]),
+            "model": values[model].strip() or "pocket",
+            "loras": loras,
+            "embeddings": [{"path": str(library.inside_data(p))} for p in values[embeddings] or []],
+            "fuse": bool(values[fuse]),
+        }
+
+    def run(values: dict, progress=gr.Progress()):
+        try:
+            settings = GenerationSettings.from_dict(settings_dict(values))
+            progress(0, desc="loading model and adapters")
+            results = engine.generate(settings, on_step=lambda done, total: progress(done / total, desc="denoising"))
+        except (ValueError, OSError) as error:
+            raise gr.Error(str(error)) from error
+        paths = save_images(results, library.data_dir() / "outputs")
+        params = [r.params for r in results]
+        tokens = [t for _, t in engine.adapters(engine.load(settings.model).pipe).embeddings]
+        active = sum(1 for spec in settings.lora_specs if spec.enabled)
+        note = (
+            f"{len(paths)} image(s), {params[0]['seconds']:.2f} s each, {active} LoRA(s) on"
+            + (" (fused)" if settings.fuse and active else "")
+            + (f"; embedding tokens: {', '.join(f'`{t}`' for t in tokens)}" if tokens else "")
+            + ". Saved to `data/outputs`."
+        )
+        return [str(p) for p in paths], note, params[0], params
+
+    def select(params: list, event: gr.SelectData):
+        return params[event.index] if 0 <= event.index < len(params) else None
+
+    def refreshed(values: dict):
+        choices = _lora_choices()
+        known = {path for _, path in choices}
+        updates = [gr.Dropdown(choices=choices, value=values[s.lora] if values[s.lora] in known else "") for s in slots]
+        return *updates, gr.Dropdown(choices=_embedding_choices())
+
+    def upload_lora(file, values: dict):
+        if not file:
+            return *[gr.Dropdown() for _ in slots], None
+        try:
+            path = str(library.import_upload(file, "loras"))
+        except (ValueError, OSError) as error:
+            raise gr.Error(str(error)) from error
+        choices = _lora_choices()
+        free = next((i for i, s in enumerate(slots) if not values[s.lora]), None)
+        updates = [
+            gr.Dropdown(choices=choices, value=path if i == free else values[s.lora]) for i, s in enumerate(slots)
+        ]
+        return *updates, None
+
+    def upload_embedding(file, chosen: list):
+        if not file:
+            return gr.Dropdown(), None
+        try:
+            path = str(library.import_upload(file, "embeddings"))
+        except (ValueError, OSError) as error:
+            raise gr.Error(str(error)) from error
+        return gr.Dropdown(choices=_embedding_choices(), value=[*(chosen or []), path]), None
+
+    def restore_settings(file):
+        """A PNG of ours -> the form; adapters outside the data folder are left out (and said so)."""
+        params = read_params(file) if file else None
+        if not params:
+            raise gr.Error("that image carries no studio settings (only PNGs made here do)")
+        skipped, loras = [], []
+        for lora in params.get("loras", [])[:SLOTS]:
+            try:
+                loras.append(lora | {"path": str(library.inside_data(lora["path"]))})
+            except ValueError:
+                skipped.append(lora["path"])
+        embeds = []
+        for embedding in params.get("embeddings", []):
+            try:
+                embeds.append(str(library.inside_data(embedding["path"])))
+            except ValueError:
+                skipped.append(embedding["path"])
+        choices = _lora_choices()
+        slot_updates = []
+        for index, _ in enumerate(slots):
+            lora = loras[index] if index < len(loras) else {"path": "", "weight": 1.0, "enabled": True}
+            slot_updates += [
+                gr.Dropdown(
+                    choices=choices + [(lora["path"], lora["path"])] * (lora["path"] not in {p for _, p in choices}),
+                    value=lora["path"],
+                ),
+                lora["weight"],
+                lora["enabled"],
+            ]
+        note = f"Restored the settings of seed {params.get('seed')}."
+        if skipped:
+            note += f" Left out (outside the data folder): {', '.join(skipped)}."
+        return (
+            params.get("prompt", ""),
+            params.get("negative_prompt", ""),
+            params.get("sampler", "default"),
+            params.get("steps", defaults.steps),
+            params.get("guidance", defaults.guidance),
+            params.get("seed", 0),
+            params.get("model", "pocket"),
+            bool(params.get("fuse", False)),
+            gr.Dropdown(choices=_embedding_choices(), value=embeds),
+            *slot_updates,
+            note,
+            None,
+        )
+
+    outputs = [gallery, status, details, state]
+    button.click(run, inputs=inputs, outputs=outputs, concurrency_id="engine", api_name="playground_generate")
+    prompt.submit(
+        run,
+        inputs=inputs,
+        outputs=outputs,
+        concurrency_id="engine",
+        api_name="playground_generate_submit",
+        api_visibility="private",
+    )
+    gallery.select(select, inputs=state, outputs=details, api_name="playground_select", api_visibility="private")
+    slot_dropdowns = [s.lora for s in slots]
+    refresh.click(
+        refreshed, inputs=set(slot_dropdowns), outputs=[*slot_dropdowns, embeddings], api_name="playground_refresh"
+    )
+    lora_upload.upload(
+        lambda values: upload_lora(values[lora_upload], values),
+        inputs={lora_upload, *slot_dropdowns},
+        outputs=[*slot_dropdowns, lora_upload],
+        api_name="playground_upload_lora",
+    )
+    embedding_upload.upload(
+        upload_embedding,
+        inputs=[embedding_upload, embeddings],
+        outputs=[embeddings, embedding_upload],
+        api_name="playground_upload_embedding",
+    )
+    restore.upload(
+        restore_settings,
+        inputs=restore,
+        outputs=[
+            prompt,
+            negative,
+            sampler,
+            steps,
+            guidance,
+            seed,
+            model,
+            fuse,
+            embeddings,
+            *slot_inputs,
+            status,
+            restore,
+        ],
+        api_name="playground_restore",
+    )
+    return Playground(send, inputs, settings_dict)

@@ -1,0 +1,78 @@
+"""A person uploads two LoRAs, stacks them with two weights, generates, sends the settings to Compare and gets a grid."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from studio.generate.png_metadata import read_params
+from studio.paths import POCKET_MODEL_DIR
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def pocket_loras(tmp_path_factory) -> list[Path]:
+    sys.path.insert(0, str(Path(__file__).parent.parent / "generate"))
+    from lora_factory import write_lora
+
+    folder = tmp_path_factory.mktemp("pocket-loras")
+    files = []
+    for seed, name in ((1, "bold.safetensors"), (2, "soft.safetensors")):
+        diffusers_file, _ = write_lora(POCKET_MODEL_DIR, folder / name.split(".")[0], seed=seed)
+        files.append(diffusers_file.rename(folder / name))
+    return files
+
+
+def _open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def test_two_stacked_loras_make_an_image_and_the_compare_grid_appears(page, studio_server, pocket_loras, tmp_path):
+    page.get_by_text("Diffusion Studio").first.wait_for()
+    _open_tab(page, "Playground")
+    page.locator("#pg-steps input[type=number]").fill("8")
+    page.locator("#pg-count input[type=number]").fill("1")
+    for index, file in enumerate(pocket_loras):
+        page.locator("#pg-lora-upload input[type=file]").set_input_files(str(file))
+        page.wait_for_function(
+            f"document.querySelector('#pg-lora-{index} input').value.includes('{file.stem}')", timeout=30_000
+        )
+    page.locator("#pg-weight-0 input[type=number]").fill("0.8")
+    page.locator("#pg-weight-1 input[type=number]").fill("-0.5")
+    earlier = set((studio_server["data_dir"] / "outputs").glob("*.png"))  # other page tests share the server
+    page.locator("#pg-generate").click()
+    page.locator("#pg-status").get_by_text("2 LoRA(s) on").wait_for(timeout=90_000)
+    assert page.locator("#pg-gallery img").count() == 1
+    page.screenshot(path=str(tmp_path / "playground.png"), full_page=True)
+
+    saved = sorted(set((studio_server["data_dir"] / "outputs").glob("*.png")) - earlier)
+    assert len(saved) == 1
+    params = read_params(saved[-1])
+    assert [(Path(lora["path"]).name, lora["weight"]) for lora in params["loras"]] == [
+        ("bold.safetensors", 0.8),
+        ("soft.safetensors", -0.5),
+    ]
+
+    # dropping one of our PNGs back in restores its settings, LoRA weights included
+    page.locator("#pg-prompt textarea").fill("something else")
+    page.locator("#pg-weight-1 input[type=number]").fill("1.5")
+    page.locator("#pg-restore input[type=file]").set_input_files(str(saved[-1]))
+    page.locator("#pg-status").get_by_text("Restored the settings").wait_for(timeout=30_000)
+    assert page.locator("#pg-prompt textarea").input_value() == params["prompt"]
+    assert page.locator("#pg-weight-1 input[type=number]").input_value() == "-0.5"
+
+    page.locator("#pg-send").click()
+    _open_tab(page, "Compare")
+    page.wait_for_function("document.querySelector('#cmp-base').innerText.includes('soft.safetensors')")
+    page.locator("#cmp-x-values textarea, #cmp-x-values input").first.fill("2, 6")
+    page.locator("#cmp-render").click()
+    page.locator("#cmp-status").get_by_text("images in").wait_for(timeout=120_000)
+    page.locator("#cmp-grid img").wait_for()
+    page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+    grids = sorted((studio_server["data_dir"] / "outputs" / "grids").glob("grid-*.png"))
+    assert grids
+    grid = read_params(grids[-1])["grid"]
+    assert grid["x"]["values"] == [2.0, 6.0] and grid["y"]["kind"] == "sampler"
