@@ -52,8 +52,10 @@ def kohya_state_dict(pipe: Any) -> dict[str, torch.Tensor]:
     state, alphas = {}, {}
     for name, module in _adapter_parts(pipe).items():
         config = module.peft_config["default"]
+        # A1111 and ComfyUI name text-encoder layers under text_model; transformers 5 flattened it away
+        prefix = f"{name}.text_model" if name != "unet" and not hasattr(module, "text_model") else name
         for key, value in get_peft_model_state_dict(module).items():
-            state[f"{name}.{key}"] = value
+            state[f"{prefix}.{key}"] = value
         alphas[name] = float(config.lora_alpha)
     kohya = convert_state_dict_to_kohya(state)
     for key in kohya:

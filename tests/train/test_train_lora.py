@@ -142,6 +142,8 @@ def test_text_encoder_lora_exports_reload(tmp_path, sd1_dir, shapes_folder) -> N
 
     kohya = load_file(str(run_dir / "outputs/lora-kohya.safetensors"))
     assert any(k.startswith("lora_te1_") for k in kohya)
+    # the layout A1111 and ComfyUI expect: lora_te1_text_model_encoder_layers_0_self_attn_q_proj
+    assert all(k.startswith("lora_te1_text_model_encoder_layers_") for k in kohya if k.startswith("lora_te1"))
 
 
 def test_a_studio_dataset_is_prepared_and_its_trigger_fills_sample_prompts(tmp_path, sd1_dir, shapes_folder) -> None:
