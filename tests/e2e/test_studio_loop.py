@@ -55,9 +55,35 @@ def _step_of(page) -> int:
     return int(match.group(1)) if match else -1
 
 
-def _chart_marks(page) -> int:
-    """Drawn line marks in the loss chart (Vega renders an SVG/canvas; its legend and axes do not count)."""
-    return page.locator("#train-loss [aria-roledescription='line mark']").count()
+def _drawn_lines(page, elem_id: str) -> dict[str, int]:
+    """The lines a chart really draws: stroke colour -> points on that line.
+
+    Vega renders every series as one SVG path, a "line mark"; a path without a stroke colour (what a
+    colour scale with an empty domain gives) is invisible however many points it has, so it does not count.
+    """
+    return page.evaluate(
+        """(id) => {
+            const out = {};
+            for (const path of document.querySelectorAll(`#${id} path[aria-roledescription='line mark']`)) {
+                const stroke = path.getAttribute('stroke');
+                const points = ((path.getAttribute('d') || '').match(/[ML]/g) || []).length;
+                if (stroke && stroke !== 'none' && stroke !== 'transparent' && points >= 2) out[stroke] = points;
+            }
+            return out;
+        }""",
+        elem_id,
+    )
+
+
+def _assert_loss_chart_draws(page) -> None:
+    """Both series (raw and smoothed, each its own colour) drawn with at least two points, and the lr line."""
+    page.wait_for_timeout(1200)  # the chart redraws within a tick of new data
+    lines = _drawn_lines(page, "train-loss")
+    if set(lines) != {"#b8c4d6", "#2563eb"}:
+        (ARTIFACTS / "loss.html").write_text(page.locator("#train-loss").inner_html())
+    assert set(lines) == {"#b8c4d6", "#2563eb"}, f"loss chart draws {lines}"
+    assert min(lines.values()) >= 2, lines
+    assert _drawn_lines(page, "train-lr"), "the learning-rate chart draws no line"
 
 
 def test_upload_caption_train_reload_and_find_the_run(page, studio_server, upload):
@@ -80,8 +106,7 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
 
     # 3. Train: the pocket LoRA preset, a few dozen steps, a sample every 10
     page.get_by_role("tab", name="Train").click()
-    page.locator("#train-dataset").get_by_role("listbox").or_(page.locator("#train-dataset input")).first.wait_for()
-    assert page.locator("#train-dataset input").input_value() == "shapes"
+    expect(page.locator("#train-dataset input")).to_have_value("shapes", timeout=10_000)
     page.locator("#cfg-training-steps input").fill(str(STEPS))
     page.locator("#cfg-training-sample_every input").fill("10")
     page.locator("#cfg-training-sample_every input").press("Tab")
@@ -102,7 +127,7 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
     page.wait_for_timeout(1500)
     later = _step_of(page)
     assert later > first >= 1
-    assert _chart_marks(page) >= 1
+    _assert_loss_chart_draws(page)
     _shot(page, "3-training-live")
 
     # 5. Reload mid-run: the same run, the same chart and samples, from the run folder
@@ -112,12 +137,12 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
     page.locator("#train-status").get_by_text(run_id).wait_for(timeout=10_000)
     assert _step_of(page) >= later
     page.locator("#train-samples img").first.wait_for(timeout=10_000)
-    assert _chart_marks(page) >= 1
-    page.wait_for_timeout(1500)  # let the chart finish drawing before the picture
+    _assert_loss_chart_draws(page)
     _shot(page, "4-after-reload")
 
     # 6. It finishes; the Runs tab lists it with its final sample and offers its outputs
     page.locator("#train-status").get_by_text("finished").wait_for(timeout=120_000)
+    _assert_loss_chart_draws(page)
     _shot(page, "5-training-finished")
     page.get_by_role("tab", name="Runs").click()
     expect(page.locator("#runs-table")).to_contain_text(run_id, timeout=10_000)
