@@ -7,7 +7,7 @@ import gradio as gr
 
 from studio.train import monitor, runs
 from studio.train.run_files import delete_run, download_files
-from studio.ui.errors import friendly
+from studio.ui.errors import as_message, friendly
 from studio.ui.run_view import STATUS_WORDS, RunView
 from studio.workspace import Workspace, Workspaces
 
@@ -84,7 +84,7 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
         caption = (event.value or {}).get("caption") or ""
         return caption.split(" · ")[0] or gr.skip()
 
-    @friendly
+    @as_message
     def on_resume(run_id: str | None):
         if not run_id:
             raise ValueError("open a run first")

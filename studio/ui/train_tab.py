@@ -8,6 +8,7 @@ or a second tab shows the same run.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import gradio as gr
@@ -15,11 +16,12 @@ import gradio as gr
 from studio.train import advice, monitor, runs
 from studio.train.config import RunConfig, list_presets, resolve_config
 from studio.ui.config_form import METHODS, ConfigForm, config_from_values
-from studio.ui.errors import friendly
+from studio.ui.errors import as_message, friendly
 from studio.ui.run_view import RunView
 from studio.workspace import Workspace, Workspaces
 
 DEFAULT_PRESET = "lora-pocket"
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------ handlers (no components: tested directly)
@@ -134,12 +136,12 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
         choices = workspaces.get().training_sources()
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
-    @friendly
+    @as_message
     def on_start(values: dict):
         run_dir = start_training(workspaces.get(), config_of(values), values[dataset])
         return f"Started run **{run_dir.name}**. The chart fills in as it trains; you can close this page."
 
-    @friendly
+    @as_message
     def on_cancel():
         ws = workspaces.get()
         run_dir = shown_run(ws)
@@ -147,7 +149,7 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
             raise ValueError("there is no run to cancel")
         return ws.jobs.cancel(run_dir)
 
-    @friendly
+    @as_message
     def on_resume():
         ws = workspaces.get()
         run_dir = shown_run(ws)
@@ -157,7 +159,11 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
         return f"Resuming run **{run_dir.name}** from its latest checkpoint."
 
     def on_tick(shown):
-        summary = live_summary(workspaces.get())
+        try:
+            summary = live_summary(workspaces.get())
+        except Exception:  # a tick that raised would badge the whole view "Error": log it, keep the page as it is
+            log.exception("could not read the run for the live view")
+            return [gr.skip()] * (len(view.outputs) + 1)
         signature = (summary.run_id, summary.event_count, summary.status) if summary else ("no run",)
         if signature == shown:
             return [gr.skip()] * (len(view.outputs) + 1)

@@ -75,6 +75,16 @@ def _drawn_lines(page, elem_id: str) -> dict[str, int]:
     )
 
 
+def _assert_no_error_shown(page) -> None:
+    """No Gradio error on screen: neither a component's red "Error" badge nor an error toast."""
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll('.error')]
+            .filter((e) => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden')
+            .map((e) => e.innerText.trim())"""
+    )
+    assert not shown, f"errors on screen: {shown}"
+
+
 def _assert_loss_chart_draws(page) -> None:
     """Both series (raw and smoothed, each its own colour) drawn with at least two points, and the lr line."""
     page.wait_for_timeout(1200)  # the chart redraws within a tick of new data
@@ -117,7 +127,8 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
 
     # a second Start while it runs is refused with a sentence
     page.locator("#train-start").click()
-    page.get_by_text("one training job at a time").first.wait_for(timeout=10_000)
+    page.locator("#train-message").get_by_text("one training job at a time").wait_for(timeout=10_000)
+    _assert_no_error_shown(page)
 
     # 4. The chart gains points and a validation sample appears
     page.wait_for_function("() => /step [1-9]\\d* \\//.test(document.querySelector('#train-status').innerText)",
@@ -128,6 +139,7 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
     later = _step_of(page)
     assert later > first >= 1
     _assert_loss_chart_draws(page)
+    _assert_no_error_shown(page)
     _shot(page, "3-training-live")
 
     # 5. Reload mid-run: the same run, the same chart and samples, from the run folder
@@ -138,11 +150,13 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
     assert _step_of(page) >= later
     page.locator("#train-samples img").first.wait_for(timeout=10_000)
     _assert_loss_chart_draws(page)
+    _assert_no_error_shown(page)
     _shot(page, "4-after-reload")
 
     # 6. It finishes; the Runs tab lists it with its final sample and offers its outputs
     page.locator("#train-status").get_by_text("finished").wait_for(timeout=120_000)
     _assert_loss_chart_draws(page)
+    _assert_no_error_shown(page)
     _shot(page, "5-training-finished")
     page.get_by_role("tab", name="Runs").click()
     expect(page.locator("#runs-table")).to_contain_text(run_id, timeout=10_000)
