@@ -89,11 +89,12 @@ class RunView:
         self.stats = gr.Markdown(elem_id=f"{prefix}-stats")
         with gr.Row():
             self.loss = gr.LinePlot(
-                loss_frame(None), x="step", y="loss", color="series", label="Loss", height=300,
-                color_map={"raw": "#b8c4d6", "smoothed": "#2563eb"}, elem_id=f"{prefix}-loss",
+                loss_frame(None), x="step", y="loss", color="series", label="Loss: raw (light), smoothed (dark)",
+                height=260, color_map={"raw": "#b8c4d6", "smoothed": "#2563eb"}, elem_id=f"{prefix}-loss",
+                colors_in_legend=[],  # the legend does not fit under the axis at this height: the label says it
             )  # fmt: skip
             self.lr = gr.LinePlot(
-                lr_frame(None), x="step", y="learning rate", label="Learning rate", height=300, elem_id=f"{prefix}-lr"
+                lr_frame(None), x="step", y="learning rate", label="Learning rate", height=260, elem_id=f"{prefix}-lr"
             )
         self.gallery = gr.Gallery(
             label="Validation samples (by step)", columns=6, height=230, object_fit="contain", format="png", preview=False,
