@@ -148,6 +148,11 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-status").get_by_text(run_id).wait_for(timeout=10_000)
     assert _step_of(page) >= later
+    # the form shows the run's own settings, not the preset's (lora-pocket trains 300 steps, samples every 100)
+    expect(page.locator("#cfg-training-steps input")).to_have_value(str(STEPS), timeout=10_000)
+    expect(page.locator("#cfg-training-sample_every input")).to_have_value("10")
+    expect(page.locator("#cfg-training-sample_prompts textarea")).to_have_value(re.compile("zq"))
+    expect(page.locator("#train-dataset input")).to_have_value("shapes")
     page.locator("#train-samples img").first.wait_for(timeout=10_000)
     _assert_loss_chart_draws(page)
     _assert_no_error_shown(page)
