@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from studio.generate.engine import GenerationEngine
-from studio.ui import dataset_tab, generate_tab, runs_tab, train_tab
+from studio.ui import dataset_tab, generate_tab, runs_tab, train_tab, visitors
 from studio.workspace import Workspaces
 
 CSS = """
@@ -31,35 +31,43 @@ def build_app(engine: GenerationEngine | None = None, workspaces: Workspaces | N
             "Running on the built-in **pocket model** (64×64 shapes world) unless you choose another.",
             elem_id="studio-header",
         )
+        # first on every page load: who the visitor is (public mode); the tabs load their data after it
+        visitor = visitors.visitor_state()
+        loaded = app.load(visitors.visit_handler(workspaces), visitor, visitor, api_visibility="private")
         with gr.Tabs():
             with gr.Tab("Dataset", id="dataset") as tab:
-                dataset_tab.build(app, tab, workspaces)
+                dataset_tab.build(loaded, tab, workspaces)
             with gr.Tab("Train", id="train") as tab:
-                train_tab.build(app, tab, workspaces)
+                train_tab.build(loaded, tab, workspaces)
             with gr.Tab("Runs", id="runs") as tab:
-                runs_tab.build(app, tab, workspaces)
+                runs_tab.build(loaded, tab, workspaces)
             with gr.Tab("Generate", id="generate"):
                 generate_tab.build(engine)
     return app
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
+def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False) -> None:
+    """Start the studio; `public`: a workspace per visitor, with caps, and idle workspaces cleaned up (a Space)."""
     from studio.paths import DATA_DIR
     from studio.runtime import apply_thread_budget, prepare_environment, thread_budget
 
     prepare_environment()
     # the UI shares the cores with a training process when one runs: it keeps one for previews
     apply_thread_budget(thread_budget("ui", sharing=True))
-    app = build_app()
-    app.queue(default_concurrency_limit=1)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
+    workspaces = visitors.public_workspaces(DATA_DIR) if public else Workspaces(DATA_DIR)
+    if public:
+        workspaces.clean_periodically()  # now, then every hour
+    app = build_app(workspaces=workspaces)
+    app.queue(default_concurrency_limit=1)
     app.launch(
         server_name=host,
         server_port=port,
         css=CSS,
         theme=theme(),
         footer_links=["api"],
-        allowed_paths=[str(DATA_DIR)],  # the studio's data folder, and nothing else of this machine
+        allowed_paths=visitors.served_paths(DATA_DIR, public),  # the data folder at most, nothing else
+        max_file_size=workspaces.limits.max_workspace_bytes if public else None,
     )
 
 

@@ -49,6 +49,7 @@ def advise(ws: Workspace, config: RunConfig, dataset_choice: str | None) -> str:
 def start_training(ws: Workspace, config: RunConfig, dataset_choice: str | None) -> Path:
     if not dataset_choice:
         raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
+    ws.check_training(config.training.steps, config.training.base_model)
     return ws.jobs.start(config, ws.training_source(dataset_choice))
 
 
@@ -87,7 +88,8 @@ def live_summary(ws: Workspace) -> monitor.RunSummary | None:
 # ------------------------------------------------------------------ layout and wiring
 
 
-def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
+def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> None:
+    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it."""
     defaults = resolve_config(preset=DEFAULT_PRESET)
     by_method = presets_by_method()
     form = ConfigForm()
@@ -122,7 +124,7 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
             view = RunView("train")
     seen = gr.State(None)  # what the page shows (run, events, status): unchanged -> nothing is re-sent
     followed = gr.State(None)  # the id of the run shown; when it changes, the form shows that run's settings
-    timer = gr.Timer(1.0)
+    timer = gr.Timer(1.0, active=False)  # started once the page knows its visitor
 
     form_inputs = form.components | {method, dataset}
     followed_outputs = [method, preset, dataset, *form.outputs]
@@ -221,13 +223,17 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
         on_change, form_inputs, advice_box, api_visibility="private"
     )
     # every page load starts from disk: the datasets there and the run that is (or was last) going
-    app.load(on_datasets, dataset, dataset, api_visibility="private")
+    loaded.then(on_datasets, dataset, dataset, api_visibility="private")
     tab.select(on_datasets, dataset, dataset, api_visibility="private")
-    app.load(on_tick, seen, live, api_visibility="private")
+    loaded.then(on_tick, seen, live, api_visibility="private").then(
+        lambda: gr.Timer(active=True), None, timer, api_visibility="private"
+    )
 
     def train(dataset: str, preset: str = DEFAULT_PRESET, settings: dict | None = None) -> dict:
         """Start a training run on a saved dataset from a preset, with `settings` ({"steps": 40, ...}) on top.
         Returns the run id; poll `run_status` with it."""
+        if preset not in list_presets():  # a name, never a path: the API reads no file of the caller's choosing
+            raise ValueError(f"no preset {preset!r}; known: {', '.join(list_presets())}")
         overrides = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (settings or {}).items()}
         config = resolve_config(preset=preset, overrides=overrides)
         run_dir = start_training(workspaces.get(), config, dataset)
