@@ -186,6 +186,7 @@ class PublicWorkspaces(Workspaces):
 
     public = True
     TOUCH_EVERY = 60.0  # seconds between writes of a workspace's last-seen time
+    BIND_WAIT = 3.0  # seconds an event of a session not yet bound waits for the page's first event to bind it
 
     def __init__(
         self,
@@ -201,6 +202,7 @@ class PublicWorkspaces(Workspaces):
         self._sessions: dict[str, str] = {}
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._bound = threading.Condition(self._lock)
 
     @staticmethod
     def new_visitor() -> str:
@@ -213,15 +215,21 @@ class PublicWorkspaces(Workspaces):
     def bind(self, session: str, visitor: str) -> None:
         if not self.is_visitor(visitor):
             raise ValueError("not a visitor id")
-        with self._lock:
+        with self._bound:
             self._sessions[session] = visitor
+            self._bound.notify_all()
 
     def visitor_of(self, session: str) -> str:
+        """The visitor a session was bound to. A page binds its session in its first event, but a person can click
+        before that event is through: wait for it a moment. A session still unbound then is an API client's,
+        bound from now on to a visitor of its own (derived from the session, so the same for all its calls)."""
         import hashlib
 
-        with self._lock:
-            bound = self._sessions.get(session)
-        return bound or hashlib.sha256(f"session:{session}".encode()).hexdigest()[:32]
+        with self._bound:
+            self._bound.wait_for(lambda: session in self._sessions, timeout=self.BIND_WAIT)
+            if session not in self._sessions:
+                self._sessions[session] = hashlib.sha256(f"session:{session}".encode()).hexdigest()[:32]
+            return self._sessions[session]
 
     def get(self, visitor: str | None = None) -> Workspace:
         if visitor is None:

@@ -25,7 +25,11 @@ def session():
 
 @pytest.fixture()
 def public(tmp_path, session):
-    return PublicWorkspaces(tmp_path / "data", PublicLimits(max_images=6), current_session=lambda: session["hash"])
+    workspaces = PublicWorkspaces(
+        tmp_path / "data", PublicLimits(max_images=6), current_session=lambda: session["hash"]
+    )
+    workspaces.BIND_WAIT = 0.5
+    return workspaces
 
 
 def _run_of(workspace, run_id="r1", status_event=None):
@@ -67,6 +71,12 @@ def test_a_request_finds_its_visitor_through_its_session(public, session):
     public.bind("page-1", ALICE)
     session["hash"] = "page-1"
     assert public.get() is public.get(ALICE)
+    # a click that comes before the page's first event has bound the session waits for it
+    import threading
+
+    threading.Timer(0.2, public.bind, ("page-2", BOB)).start()
+    session["hash"] = "page-2"
+    assert public.get() is public.get(BOB)
     session["hash"] = "api-client"  # never bound (gradio_client): a workspace of its own, stable for the session
     assert public.get() is public.get() and public.get().data_dir.name not in (ALICE, BOB)
     session["hash"] = None
