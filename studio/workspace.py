@@ -1,25 +1,121 @@
 """Where one user's datasets and runs live, and the training jobs over them.
 
 On a workstation there is one workspace, the data folder. In public mode (a shared Space) every visitor gets their
-own folder under `visitors/`, so one visitor never sees another's images or runs; see `Workspaces`.
+own folder under `visitors/`, so one visitor never sees another's images or runs, within caps on what one visitor
+may store and train; see `PublicWorkspaces`.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import secrets
+import shutil
+import threading
+import time
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.train.jobs import JobManager
+from studio.train.jobs import JobManager, JobPool
+
+log = logging.getLogger(__name__)
+
+VISITORS = "visitors"
+LAST_SEEN = ".last-seen"  # touched when a visitor's workspace is used; its age decides the cleanup
+VISITOR_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class PublicLimits:
+    """What one visitor of a public studio may store and train, and how long an idle workspace is kept."""
+
+    max_images: int = field(default=40, metadata={"help": "Images in one dataset."})
+    max_workspace_bytes: int = field(default=200 * 2**20, metadata={"help": "Everything a visitor stores."})
+    max_steps: int = field(default=400, metadata={"help": "Training steps of one run."})
+    max_concurrent_runs: int = field(default=1, metadata={"help": "Training runs at once, all visitors together."})
+    base_models: tuple[str, ...] = field(default=("pocket",), metadata={"help": "Base models a visitor may train."})
+    captioners: tuple[str, ...] = field(
+        default=("pocket", "template"), metadata={"help": "Captioners a visitor may use (others download models)."}
+    )
+    idle_hours: float = field(default=24.0, metadata={"help": "A workspace unused this long is deleted."})
+
+    def __post_init__(self) -> None:
+        for name in ("max_images", "max_workspace_bytes", "max_steps", "max_concurrent_runs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.idle_hours <= 0:
+            raise ValueError(f"idle_hours must be positive, got {self.idle_hours}")
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def upload_size(files: list[str | Path]) -> tuple[int, int]:
+    """(images, bytes) an upload would add: plain files as they are, zips by their declared contents."""
+    from studio.data.validate import IMAGE_SUFFIXES
+
+    images = size = 0
+    for file in map(Path, files):
+        if file.suffix.lower() == ".zip" and zipfile.is_zipfile(file):
+            with zipfile.ZipFile(file) as archive:
+                entries = [e for e in archive.infolist() if not e.is_dir()]
+            images += sum(Path(e.filename).suffix.lower() in IMAGE_SUFFIXES for e in entries)
+            size += sum(e.file_size for e in entries)
+        else:
+            images += file.suffix.lower() in IMAGE_SUFFIXES
+            size += file.stat().st_size if file.is_file() else 0
+    return images, size
 
 
 @dataclass
 class Workspace:
     data_dir: Path
+    limits: PublicLimits | None = None  # None: a private studio, no caps
+    pool: JobPool | None = None  # shared with other workspaces when their training runs count together
     jobs: JobManager = field(init=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
-        self.jobs = JobManager(self.data_dir)
+        self.jobs = JobManager(self.data_dir, pool=self.pool)
+
+    def check_upload(self, dataset: str, files: list[str | Path]) -> None:
+        """Refuse an import that would take a dataset or this workspace over the public caps."""
+        if self.limits is None:
+            return
+        from studio.data.dataset import Dataset
+
+        folder = self.dataset_path(dataset)
+        present = len(Dataset.load(folder).items) if (folder / "manifest.json").is_file() else 0
+        images, size = upload_size(files)
+        if present + images > self.limits.max_images:
+            raise ValueError(
+                f"a dataset here holds at most {self.limits.max_images} images "
+                f"({present} already, {images} in this upload)"
+            )
+        used = folder_bytes(self.data_dir) if self.data_dir.is_dir() else 0
+        if used + size > self.limits.max_workspace_bytes:
+            raise ValueError(
+                f"this upload ({size / 2**20:.1f} MB) would take your workspace over its "
+                f"{self.limits.max_workspace_bytes / 2**20:.0f} MB; delete a run or dataset first"
+            )
+
+    def check_captioner(self, name: str) -> None:
+        if self.limits is not None and name not in self.limits.captioners:
+            raise ValueError(f"this public studio captions with {' or '.join(self.limits.captioners)} only")
+
+    def check_training(self, steps: int, base_model: str) -> None:
+        """Refuse a run over the public caps (steps, base models, stored bytes)."""
+        if self.limits is None:
+            return
+        if steps > self.limits.max_steps:
+            raise ValueError(f"this public studio trains at most {self.limits.max_steps} steps a run, not {steps}")
+        if base_model not in self.limits.base_models:
+            raise ValueError(f"this public studio trains only {', '.join(self.limits.base_models)}, not {base_model!r}")
+        if self.data_dir.is_dir() and folder_bytes(self.data_dir) > self.limits.max_workspace_bytes:
+            raise ValueError("your workspace is full; delete a run or dataset first")
 
     @property
     def datasets_root(self) -> Path:
@@ -77,3 +173,124 @@ class Workspaces:
 
     def get(self, visitor: str | None = None) -> Workspace:
         return self.shared
+
+
+class PublicWorkspaces(Workspaces):
+    """A workspace per visitor under `<data>/visitors/<visitor id>/`, with caps, and cleanup of idle ones.
+
+    A visitor id is a random 128-bit hex string that the visitor's browser keeps; it is the only key to the
+    workspace, like a session token. Handlers call `get()` with no argument: `current_session` (set by the front
+    end) names the request being handled, and `bind` tells which visitor a session belongs to. A session nobody
+    bound (an API client) gets a workspace of its own, derived from its session, for as long as it keeps it.
+    """
+
+    public = True
+    TOUCH_EVERY = 60.0  # seconds between writes of a workspace's last-seen time
+    BIND_WAIT = 3.0  # seconds an event of a session not yet bound waits for the page's first event to bind it
+
+    def __init__(
+        self,
+        data_dir: Path,
+        limits: PublicLimits | None = None,
+        current_session: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self.root = Path(data_dir) / VISITORS
+        self.limits = limits or PublicLimits()
+        self.current_session = current_session
+        self.pool = JobPool(self.limits.max_concurrent_runs)
+        self._workspaces: dict[str, Workspace] = {}
+        self._sessions: dict[str, str] = {}
+        self._touched: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._bound = threading.Condition(self._lock)
+
+    @staticmethod
+    def new_visitor() -> str:
+        return secrets.token_hex(16)
+
+    @staticmethod
+    def is_visitor(visitor: object) -> bool:
+        return isinstance(visitor, str) and VISITOR_ID.fullmatch(visitor) is not None
+
+    def bind(self, session: str, visitor: str) -> None:
+        if not self.is_visitor(visitor):
+            raise ValueError("not a visitor id")
+        with self._bound:
+            self._sessions[session] = visitor
+            self._bound.notify_all()
+
+    def visitor_of(self, session: str) -> str:
+        """The visitor a session was bound to. A page binds its session in its first event, but a person can click
+        before that event is through: wait for it a moment. A session still unbound then is an API client's,
+        bound from now on to a visitor of its own (derived from the session, so the same for all its calls)."""
+        import hashlib
+
+        with self._bound:
+            self._bound.wait_for(lambda: session in self._sessions, timeout=self.BIND_WAIT)
+            if session not in self._sessions:
+                self._sessions[session] = hashlib.sha256(f"session:{session}".encode()).hexdigest()[:32]
+            return self._sessions[session]
+
+    def get(self, visitor: str | None = None) -> Workspace:
+        if visitor is None:
+            session = self.current_session()
+            if not session:
+                raise ValueError("this request belongs to no visitor; reload the page")
+            visitor = self.visitor_of(session)
+        if not self.is_visitor(visitor):
+            raise ValueError("not a visitor id")
+        with self._lock:
+            workspace = self._workspaces.get(visitor)
+            if workspace is None:
+                workspace = Workspace(self.root / visitor, limits=self.limits, pool=self.pool)
+                self._workspaces[visitor] = workspace
+        self._touch(visitor, workspace)
+        return workspace
+
+    def _touch(self, visitor: str, workspace: Workspace) -> None:
+        now = time.time()
+        if now - self._touched.get(visitor, 0.0) < self.TOUCH_EVERY:
+            return
+        self._touched[visitor] = now
+        workspace.data_dir.mkdir(parents=True, exist_ok=True)
+        (workspace.data_dir / LAST_SEEN).touch()
+
+    def cleanup(self, now: float | None = None) -> list[str]:
+        """Delete the workspaces idle for longer than `limits.idle_hours` (none with a run training); their ids."""
+        from studio.train import runs
+
+        now = time.time() if now is None else now
+        removed = []
+        for folder in sorted(self.root.glob("*")) if self.root.is_dir() else []:
+            if not folder.is_dir() or not self.is_visitor(folder.name):
+                continue
+            seen = folder / LAST_SEEN
+            last = (seen if seen.is_file() else folder).stat().st_mtime
+            if now - last < self.limits.idle_hours * 3600:
+                continue
+            if any(state.status == "running" for state in runs.list_runs(folder / "runs")):
+                continue
+            with self._lock:
+                self._workspaces.pop(folder.name, None)
+                self._touched.pop(folder.name, None)
+                self._sessions = {s: v for s, v in self._sessions.items() if v != folder.name}
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+        if removed:
+            log.info("removed %d idle visitor workspace(s)", len(removed))
+        return removed
+
+    def clean_periodically(self, every_seconds: float = 3600.0) -> threading.Thread:
+        """Clean now, then every `every_seconds` in a daemon thread (it ends with the app)."""
+
+        def loop() -> None:
+            while True:
+                try:
+                    self.cleanup()
+                except OSError:
+                    log.exception("cleaning up idle workspaces failed")
+                time.sleep(every_seconds)
+
+        thread = threading.Thread(target=loop, name="studio-workspace-cleanup", daemon=True)
+        thread.start()
+        return thread

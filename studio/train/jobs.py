@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 from studio.runtime import thread_budget
@@ -48,18 +49,44 @@ def training_environment(data_dir: Path) -> dict[str, str]:
     return env
 
 
+class JobPool:
+    """The training processes of several job managers together, at most `max_jobs` at once.
+
+    A public studio gives every visitor their own job manager; the pool keeps all of them to what the machine can
+    train at once. Only processes the managers started and that are still alive count.
+    """
+
+    def __init__(self, max_jobs: int = 1) -> None:
+        self.max_jobs = max_jobs
+        self.lock = threading.Lock()  # every manager of the pool starts jobs under this one lock
+        self._managers: weakref.WeakSet[JobManager] = weakref.WeakSet()
+
+    def join(self, manager: JobManager) -> None:
+        self._managers.add(manager)
+
+    def active(self) -> int:
+        return sum(manager.live_processes() for manager in list(self._managers))
+
+
 class JobManager:
     """Starts and follows training processes under one runs root; at most `max_jobs` run at once.
 
     A run started by someone else (the CLI, another app) counts too: the limit is read from the run folders,
-    not from this object's memory.
+    not from this object's memory. With a `pool`, the pool's limit applies as well.
     """
 
-    def __init__(self, data_dir: Path, max_jobs: int = 1) -> None:
+    def __init__(self, data_dir: Path, max_jobs: int = 1, pool: JobPool | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.max_jobs = max_jobs
+        self.pool = pool
         self._processes: dict[str, subprocess.Popen] = {}
-        self._lock = threading.Lock()
+        self._lock = pool.lock if pool else threading.Lock()
+        if pool:
+            pool.join(self)
+
+    def live_processes(self) -> int:
+        self._reap()
+        return len(self._processes)
 
     @property
     def runs_root(self) -> Path:
@@ -118,6 +145,11 @@ class JobManager:
                 f"run {active[0].run_id} is still training; wait for it to finish or cancel it first "
                 "(one training job at a time)"
             )
+        if self.pool and self.pool.active() >= self.pool.max_jobs:
+            raise JobBusy(
+                f"the studio is training {self.pool.active()} run(s) for other visitors, the most it trains at once "
+                "(one training job at a time); try again in a few minutes"
+            )
 
     def _launch(self, run_dir: Path) -> None:
         with open(run_dir / LOG_FILE, "ab") as output:
@@ -137,7 +169,8 @@ class JobManager:
             code = process.poll()
             if code is None:
                 continue
-            del self._processes[run_id]
+            if self._processes.pop(run_id, None) is None:
+                continue  # another thread reaped it meanwhile
             run_dir = self.runs_root / run_id
             if runs.replay(run_dir).status in ("created", "running", "interrupted"):
                 runs.append_event(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import gradio as gr
 
 from studio.generate.engine import GenerationEngine
-from studio.ui import compare_tab, dataset_tab, generate_tab, playground_tab, runs_tab, train_tab
+from studio.ui import compare_tab, dataset_tab, generate_tab, playground_tab, runs_tab, train_tab, visitors
 from studio.workspace import Workspaces
 
 CSS = """
 #studio-header h1 { margin-bottom: 0; }
 #studio-header p { margin-top: 4px; opacity: 0.8; }
 /* small models make small images: show their pixels crisply when enlarged */
-#gen-gallery img, #train-samples img, #runs-samples img, #runs-finals img, #ds-gallery img { image-rendering: pixelated; }
+#gen-gallery img, #pg-gallery img, #cmp-slider img, #cmp-grid img, #train-samples img, #runs-samples img, #runs-finals img, #ds-gallery img { image-rendering: pixelated; }
 /* thumbnails keep their size as a gallery grows (Gradio stretches a few images over the whole width) */
 #train-samples .grid-container, #runs-samples .grid-container, #runs-finals .grid-container, #ds-gallery .grid-container {
   grid-template-columns: repeat(auto-fill, minmax(100px, 128px)) !important;
@@ -31,39 +31,49 @@ def build_app(engine: GenerationEngine | None = None, workspaces: Workspaces | N
             "Running on the built-in **pocket model** (64×64 shapes world) unless you choose another.",
             elem_id="studio-header",
         )
+        # first on every page load: who the visitor is (public mode); the tabs load their data after it
+        visitor = visitors.visitor_state()
+        loaded = app.load(visitors.visit_handler(workspaces), visitor, visitor, api_visibility="private")
         with gr.Tabs():
             with gr.Tab("Dataset", id="dataset") as tab:
-                dataset_tab.build(app, tab, workspaces)
+                dataset_tab.build(loaded, tab, workspaces)
             with gr.Tab("Train", id="train") as tab:
-                train_tab.build(app, tab, workspaces)
+                train_tab.build(loaded, tab, workspaces)
             with gr.Tab("Runs", id="runs") as tab:
-                runs_tab.build(app, tab, workspaces)
+                runs_tab.build(loaded, tab, workspaces)
+            public = workspaces.limits is not None
             with gr.Tab("Generate", id="generate"):
-                generate_tab.build(engine)
-            with gr.Tab("Playground", id="playground"):
-                playground = playground_tab.build(engine)
-            with gr.Tab("Compare", id="compare"):
-                compare_tab.build(engine, playground)
+                generate_tab.build(engine, allowed_models=workspaces.limits.base_models if public else None)
+            if not public:  # they list every run and adapter in the data folder: not yet one visitor's own
+                with gr.Tab("Playground", id="playground"):
+                    playground = playground_tab.build(engine)
+                with gr.Tab("Compare", id="compare"):
+                    compare_tab.build(engine, playground)
     return app
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860) -> None:
+def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False) -> None:
+    """Start the studio; `public`: a workspace per visitor, with caps, and idle workspaces cleaned up (a Space)."""
     from studio.paths import DATA_DIR
     from studio.runtime import apply_thread_budget, prepare_environment, thread_budget
 
     prepare_environment()
     # the UI shares the cores with a training process when one runs: it keeps one for previews
     apply_thread_budget(thread_budget("ui", sharing=True))
-    app = build_app()
-    app.queue(default_concurrency_limit=1)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
+    workspaces = visitors.public_workspaces(DATA_DIR) if public else Workspaces(DATA_DIR)
+    if public:
+        workspaces.clean_periodically()  # now, then every hour
+    app = build_app(workspaces=workspaces)
+    app.queue(default_concurrency_limit=1)
     app.launch(
         server_name=host,
         server_port=port,
         css=CSS,
         theme=theme(),
         footer_links=["api"],
-        allowed_paths=[str(DATA_DIR)],  # the studio's data folder, and nothing else of this machine
+        allowed_paths=visitors.served_paths(DATA_DIR, public),  # the data folder at most, nothing else
+        max_file_size=workspaces.limits.max_workspace_bytes if public else None,
     )
 
 

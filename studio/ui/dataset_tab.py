@@ -44,6 +44,7 @@ def import_files(
     name = (name or "").strip()
     if not name:
         raise ValueError("give the dataset a name")
+    ws.check_upload(name, files)
     options = ImportOptions(
         rules=ImageRules(resolution=int(resolution)), trigger=trigger.strip() or None, token_counter=token_counter()
     )
@@ -91,6 +92,7 @@ def apply_caption_table(dataset: Dataset, rows: list[list]) -> int:
 
 def auto_caption(ws: Workspace, name: str, captioner: str, overwrite: bool, on_progress=None) -> str:
     dataset = Dataset.load(ws.dataset_path(name))
+    ws.check_captioner(captioner or "pocket")
     model = load_captioner(captioner or "pocket", trigger=dataset.trigger or "")
     report = captions.caption_dataset(dataset, model, overwrite, counter=token_counter(), on_progress=on_progress)
     dataset.save()
@@ -107,7 +109,8 @@ def prepare(ws: Workspace, name: str, mode: str, resolution: int) -> str:
 # ------------------------------------------------------------------ layout and wiring
 
 
-def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
+def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> None:
+    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=380):
             with gr.Row():
@@ -244,5 +247,5 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
     apply_trigger.click(on_trigger, [picked, table, trigger], [*view_outputs, message], api_visibility="private")
     save.click(on_save, [picked, table], [*view_outputs, message], api_visibility="private")
     prepare_button.click(on_prepare, [picked, crop, resolution], message, api_visibility="private")
-    app.load(on_show, None, picked, api_visibility="private")
+    loaded.then(on_show, None, picked, api_visibility="private")
     tab.select(on_show, None, picked, api_visibility="private")

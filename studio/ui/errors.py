@@ -46,3 +46,27 @@ def friendly(handler: Callable) -> Callable:
             raise translate(error) from None
 
     return plain
+
+
+def as_message(handler: Callable[..., str]) -> Callable[..., str]:
+    """Wrap a handler whose one output is a message box: a refusal becomes the message ("⚠ ..."), not an error.
+
+    A raised `gr.Error` marks every output of the event with Gradio's red "Error" badge, which stays beside the
+    message until the next event; a refusal the person can act on (a second Start while a run trains) is an answer,
+    not a failure. Unexpected failures are logged and answered with one sentence, as in `friendly`.
+    """
+
+    @functools.wraps(handler)
+    def plain(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error as error:
+            return f"⚠ {error.message}"
+        except EXPECTED as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+            return f"⚠ {message}"
+        except Exception:
+            log.exception("handler %s failed", handler.__name__)
+            return f"⚠ {UNEXPECTED}"
+
+    return plain

@@ -20,7 +20,8 @@ def _help(name: str) -> str:
     return GenerationSettings.__dataclass_fields__[name].metadata["help"]
 
 
-def build(engine: GenerationEngine) -> None:
+def build(engine: GenerationEngine, allowed_models: tuple[str, ...] | None = None) -> None:
+    """The Generate tab; `allowed_models` (public mode) fixes the base models a visitor may load."""
     defaults = GenerationSettings(prompt="-")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
@@ -42,7 +43,13 @@ def build(engine: GenerationEngine) -> None:
                 count = gr.Slider(1, MAX_COUNT, value=4, step=1, label="Images", info=_help("count"))
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, label="Seed", info=_help("seed"), elem_id="gen-seed")
-                model = gr.Textbox(value="pocket", label="Base model", info=_help("model"), elem_id="gen-model")
+                model = gr.Textbox(
+                    value="pocket",
+                    label="Base model",
+                    info=_help("model"),
+                    elem_id="gen-model",
+                    interactive=allowed_models is None,
+                )
             button = gr.Button("Generate", variant="primary", elem_id="gen-button")
             gr.Examples(EXAMPLES, inputs=prompt, label="Try")
         with gr.Column(scale=3):
@@ -69,6 +76,8 @@ def build(engine: GenerationEngine) -> None:
             )
         except ValueError as error:
             raise gr.Error(str(error)) from error
+        if allowed_models is not None and settings.model not in allowed_models:
+            raise gr.Error(f"this public studio generates with {', '.join(allowed_models)} only")
         progress(0, desc="loading model")
         try:
             results = engine.generate(settings, on_step=lambda done, total: progress(done / total, desc="denoising"))

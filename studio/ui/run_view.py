@@ -20,17 +20,26 @@ STATUS_WORDS = {
 }
 
 
-def loss_frame(summary: RunSummary | None) -> pd.DataFrame:
+def loss_frame(summary: RunSummary | None) -> pd.DataFrame | None:
+    """Raw and smoothed loss by step; None (an empty box, no chart) until the first step.
+
+    Never an empty frame: Gradio's chart takes its colour scale's domain from the series present when it builds the
+    chart, and later data only replaces the rows. A chart built on an empty frame keeps an empty domain and draws
+    every line without a colour, invisible. From None, the chart is built afresh on the first real rows.
+    """
+    if summary is None or not summary.points:
+        return None
     rows = []
-    for point in summary.points if summary else []:
+    for point in summary.points:
         rows.append({"step": point.step, "loss": point.loss, "series": "raw"})
         rows.append({"step": point.step, "loss": point.smoothed, "series": "smoothed"})
-    # explicit dtypes: an empty frame would be "object", and the chart would treat the axes as categories
     return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype({"step": "int64", "loss": "float64"})
 
 
-def lr_frame(summary: RunSummary | None) -> pd.DataFrame:
-    rows = [{"step": p.step, "learning rate": p.lr} for p in (summary.points if summary else [])]
+def lr_frame(summary: RunSummary | None) -> pd.DataFrame | None:
+    if summary is None or not summary.points:
+        return None  # as the loss chart: no chart until there is a point
+    rows = [{"step": p.step, "learning rate": p.lr} for p in summary.points]
     return pd.DataFrame(rows, columns=["step", "learning rate"]).astype({"step": "int64", "learning rate": "float64"})
 
 
@@ -80,8 +89,9 @@ class RunView:
         self.stats = gr.Markdown(elem_id=f"{prefix}-stats")
         with gr.Row():
             self.loss = gr.LinePlot(
-                loss_frame(None), x="step", y="loss", color="series", label="Loss", height=260,
-                color_map={"raw": "#b8c4d6", "smoothed": "#2563eb"}, elem_id=f"{prefix}-loss",
+                loss_frame(None), x="step", y="loss", color="series", label="Loss: raw (light), smoothed (dark)",
+                height=260, color_map={"raw": "#b8c4d6", "smoothed": "#2563eb"}, elem_id=f"{prefix}-loss",
+                colors_in_legend=[],  # the legend does not fit under the axis at this height: the label says it
             )  # fmt: skip
             self.lr = gr.LinePlot(
                 lr_frame(None), x="step", y="learning rate", label="Learning rate", height=260, elem_id=f"{prefix}-lr"

@@ -7,7 +7,7 @@ import gradio as gr
 
 from studio.train import monitor, runs
 from studio.train.run_files import delete_run, download_files
-from studio.ui.errors import friendly
+from studio.ui.errors import as_message, friendly
 from studio.ui.run_view import STATUS_WORDS, RunView
 from studio.workspace import Workspace, Workspaces
 
@@ -41,7 +41,8 @@ def final_samples(items: list[monitor.RunSummary]) -> list[tuple[str, str]]:
     ]
 
 
-def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
+def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> None:
+    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it."""
     with gr.Row():
         refresh = gr.Button("↻ Refresh", scale=0, elem_id="runs-refresh")
         picked = gr.Dropdown([], label="Open a run", scale=4, elem_id="runs-pick")
@@ -84,7 +85,7 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
         caption = (event.value or {}).get("caption") or ""
         return caption.split(" · ")[0] or gr.skip()
 
-    @friendly
+    @as_message
     def on_resume(run_id: str | None):
         if not run_id:
             raise ValueError("open a run first")
@@ -114,5 +115,5 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
     confirm.click(on_confirm, picked, [message, confirm_row], api_visibility="private").then(
         on_refresh, picked, outputs, api_visibility="private"
     )
-    app.load(on_refresh, picked, outputs, api_visibility="private")
+    loaded.then(on_refresh, picked, outputs, api_visibility="private")
     tab.select(on_refresh, picked, outputs, api_visibility="private")

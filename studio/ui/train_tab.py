@@ -8,18 +8,20 @@ or a second tab shows the same run.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import gradio as gr
 
 from studio.train import advice, monitor, runs
-from studio.train.config import RunConfig, list_presets, resolve_config
+from studio.train.config import RunConfig, list_presets, load_config_file, resolve_config
 from studio.ui.config_form import METHODS, ConfigForm, config_from_values
-from studio.ui.errors import friendly
+from studio.ui.errors import as_message, friendly
 from studio.ui.run_view import RunView
 from studio.workspace import Workspace, Workspaces
 
 DEFAULT_PRESET = "lora-pocket"
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------ handlers (no components: tested directly)
@@ -47,6 +49,7 @@ def advise(ws: Workspace, config: RunConfig, dataset_choice: str | None) -> str:
 def start_training(ws: Workspace, config: RunConfig, dataset_choice: str | None) -> Path:
     if not dataset_choice:
         raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
+    ws.check_training(config.training.steps, config.training.base_model)
     return ws.jobs.start(config, ws.training_source(dataset_choice))
 
 
@@ -65,6 +68,18 @@ def shown_run(ws: Workspace) -> Path | None:
     return max(folders, key=touched)
 
 
+def run_settings(ws: Workspace, run_dir: Path) -> tuple[RunConfig, str | None]:
+    """The run's resolved config (its config.yaml) and the dataset choice it trained on, if it is still here."""
+    config = load_config_file(run_dir / runs.CONFIG)
+    try:
+        source = Path(json.loads((run_dir / runs.DATASET).read_text(encoding="utf-8"))["source"])
+        choice = source.resolve().relative_to(ws.datasets_root.resolve()).as_posix()
+    except (OSError, ValueError, KeyError, TypeError):
+        return config, None  # a dataset from outside this workspace (the CLI), or a broken file
+    known = {value for _, value in ws.training_sources()}
+    return config, choice if choice in known else None
+
+
 def live_summary(ws: Workspace) -> monitor.RunSummary | None:
     run_dir = shown_run(ws)
     return monitor.summarise(run_dir) if run_dir else None
@@ -73,7 +88,8 @@ def live_summary(ws: Workspace) -> monitor.RunSummary | None:
 # ------------------------------------------------------------------ layout and wiring
 
 
-def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
+def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> None:
+    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it."""
     defaults = resolve_config(preset=DEFAULT_PRESET)
     by_method = presets_by_method()
     form = ConfigForm()
@@ -107,9 +123,11 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
             message = gr.Markdown(elem_id="train-message")
             view = RunView("train")
     seen = gr.State(None)  # what the page shows (run, events, status): unchanged -> nothing is re-sent
-    timer = gr.Timer(1.0)
+    followed = gr.State(None)  # the id of the run shown; when it changes, the form shows that run's settings
+    timer = gr.Timer(1.0, active=False)  # started once the page knows its visitor
 
     form_inputs = form.components | {method, dataset}
+    followed_outputs = [method, preset, dataset, *form.outputs]
 
     def config_of(values: dict) -> RunConfig:
         return config_from_values(values[method], form.read(values))
@@ -120,8 +138,8 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
 
     @friendly
     def on_preset(name: str):
-        if not name:
-            return {}
+        if not name:  # an empty dict is not "no change" to Gradio: skip every output
+            return {component: gr.skip() for component in form.outputs}
         return form.updates(resolve_config(preset=name))
 
     def on_change(values: dict):
@@ -130,16 +148,35 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
         except ValueError as error:  # a half-typed value: say what is wrong, quietly
             return f"⚠ {error}"
 
-    def on_datasets():
+    def on_datasets(current: str | None = None):
         choices = workspaces.get().training_sources()
-        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+        values = [value for _, value in choices]
+        return gr.Dropdown(choices=choices, value=current if current in values else values[0] if values else None)
 
-    @friendly
+    def on_followed(values: dict):
+        """Fill the form with the followed run's own settings (a reload would otherwise show the preset's)."""
+        unchanged = {component: gr.skip() for component in followed_outputs}
+        if not values[followed]:
+            return unchanged
+        ws = workspaces.get()
+        try:
+            config, choice = run_settings(ws, ws.run_path(values[followed]))
+        except (OSError, ValueError):  # deleted meanwhile, or a config this version cannot read: keep the form
+            log.warning("could not show the settings of run %s", values[followed], exc_info=True)
+            return unchanged
+        out = form.updates(config) | {method: config.method}
+        if config.method != values[method]:  # another method's presets; none chosen, so nothing overwrites the form
+            out[preset] = gr.Dropdown(choices=by_method.get(config.method, []), value=None)
+        if choice:
+            out[dataset] = gr.Dropdown(choices=ws.training_sources(), value=choice)
+        return out
+
+    @as_message
     def on_start(values: dict):
         run_dir = start_training(workspaces.get(), config_of(values), values[dataset])
         return f"Started run **{run_dir.name}**. The chart fills in as it trains; you can close this page."
 
-    @friendly
+    @as_message
     def on_cancel():
         ws = workspaces.get()
         run_dir = shown_run(ws)
@@ -147,7 +184,7 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
             raise ValueError("there is no run to cancel")
         return ws.jobs.cancel(run_dir)
 
-    @friendly
+    @as_message
     def on_resume():
         ws = workspaces.get()
         run_dir = shown_run(ws)
@@ -157,11 +194,15 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
         return f"Resuming run **{run_dir.name}** from its latest checkpoint."
 
     def on_tick(shown):
-        summary = live_summary(workspaces.get())
+        try:
+            summary = live_summary(workspaces.get())
+        except Exception:  # a tick that raised would badge the whole view "Error": log it, keep the page as it is
+            log.exception("could not read the run for the live view")
+            return [gr.skip()] * (len(view.outputs) + 2)
         signature = (summary.run_id, summary.event_count, summary.status) if summary else ("no run",)
         if signature == shown:
-            return [gr.skip()] * (len(view.outputs) + 1)
-        return [*view.values(summary), signature]
+            return [gr.skip()] * (len(view.outputs) + 2)
+        return [*view.values(summary), signature, summary.run_id if summary else None]
 
     method.input(on_method, method, preset, api_visibility="private")
     preset.change(on_preset, preset, form.outputs, api_visibility="private").then(
@@ -172,19 +213,27 @@ def build(app: gr.Blocks, tab: gr.Tab, workspaces: Workspaces) -> None:
         on_change, form_inputs, advice_box, trigger_mode="always_last", show_progress="hidden",
         api_visibility="private",
     )  # fmt: skip
-    refresh.click(on_datasets, None, dataset, api_visibility="private")
+    refresh.click(on_datasets, dataset, dataset, api_visibility="private")
     start.click(on_start, form_inputs, message, api_visibility="private")
     cancel.click(on_cancel, None, message, api_visibility="private")
     resume.click(on_resume, None, message, api_visibility="private")
-    timer.tick(on_tick, seen, [*view.outputs, seen], show_progress="hidden", queue=False, api_visibility="private")
+    live = [*view.outputs, seen, followed]
+    timer.tick(on_tick, seen, live, show_progress="hidden", queue=False, api_visibility="private")
+    followed.change(on_followed, {followed, method}, followed_outputs, api_visibility="private").then(
+        on_change, form_inputs, advice_box, api_visibility="private"
+    )
     # every page load starts from disk: the datasets there and the run that is (or was last) going
-    app.load(on_datasets, None, dataset, api_visibility="private")
-    tab.select(on_datasets, None, dataset, api_visibility="private")
-    app.load(on_tick, seen, [*view.outputs, seen], api_visibility="private")
+    loaded.then(on_datasets, dataset, dataset, api_visibility="private")
+    tab.select(on_datasets, dataset, dataset, api_visibility="private")
+    loaded.then(on_tick, seen, live, api_visibility="private").then(
+        lambda: gr.Timer(active=True), None, timer, api_visibility="private"
+    )
 
     def train(dataset: str, preset: str = DEFAULT_PRESET, settings: dict | None = None) -> dict:
         """Start a training run on a saved dataset from a preset, with `settings` ({"steps": 40, ...}) on top.
         Returns the run id; poll `run_status` with it."""
+        if preset not in list_presets():  # a name, never a path: the API reads no file of the caller's choosing
+            raise ValueError(f"no preset {preset!r}; known: {', '.join(list_presets())}")
         overrides = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (settings or {}).items()}
         config = resolve_config(preset=preset, overrides=overrides)
         run_dir = start_training(workspaces.get(), config, dataset)

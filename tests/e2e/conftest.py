@@ -33,11 +33,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def studio_server(tmp_path_factory):
+def _serve(data_dir: Path, *args: str):
+    """Run `python app.py *args` on a free port with its own data folder; yields its URL and folder."""
     if not (POCKET_MODEL_DIR / "model_index.json").exists():
         pytest.fail("the pocket model is missing from assets/pocket")
-    data_dir = tmp_path_factory.mktemp("studio-data")
     port = _free_port()
     env = os.environ | {
         "PORT": str(port),
@@ -45,8 +44,9 @@ def studio_server(tmp_path_factory):
         "STUDIO_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
     }
+    env.pop("SPACE_ID", None)
     log = open(data_dir / "server.log", "w")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
+    process = subprocess.Popen([sys.executable, "app.py", *args], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -67,6 +67,17 @@ def studio_server(tmp_path_factory):
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def studio_server(tmp_path_factory):
+    yield from _serve(tmp_path_factory.mktemp("studio-data"))
+
+
+@pytest.fixture(scope="session")
+def public_server(tmp_path_factory):
+    """The studio in public mode: a workspace per visitor."""
+    yield from _serve(tmp_path_factory.mktemp("public-data"), "--public")
 
 
 @pytest.fixture(scope="session")

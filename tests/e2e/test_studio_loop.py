@@ -55,9 +55,45 @@ def _step_of(page) -> int:
     return int(match.group(1)) if match else -1
 
 
-def _chart_marks(page) -> int:
-    """Drawn line marks in the loss chart (Vega renders an SVG/canvas; its legend and axes do not count)."""
-    return page.locator("#train-loss [aria-roledescription='line mark']").count()
+def _drawn_lines(page, elem_id: str) -> dict[str, int]:
+    """The lines a chart really draws: stroke colour -> points on that line.
+
+    Vega renders every series as one SVG path, a "line mark"; a path without a stroke colour (what a
+    colour scale with an empty domain gives) is invisible however many points it has, so it does not count.
+    """
+    return page.evaluate(
+        """(id) => {
+            const out = {};
+            for (const path of document.querySelectorAll(`#${id} path[aria-roledescription='line mark']`)) {
+                const stroke = path.getAttribute('stroke');
+                const points = ((path.getAttribute('d') || '').match(/[ML]/g) || []).length;
+                if (stroke && stroke !== 'none' && stroke !== 'transparent' && points >= 2) out[stroke] = points;
+            }
+            return out;
+        }""",
+        elem_id,
+    )
+
+
+def _assert_no_error_shown(page) -> None:
+    """No Gradio error on screen: neither a component's red "Error" badge nor an error toast."""
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll('.error')]
+            .filter((e) => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden')
+            .map((e) => e.innerText.trim())"""
+    )
+    assert not shown, f"errors on screen: {shown}"
+
+
+def _assert_loss_chart_draws(page) -> None:
+    """Both series (raw and smoothed, each its own colour) drawn with at least two points, and the lr line."""
+    page.wait_for_timeout(1200)  # the chart redraws within a tick of new data
+    lines = _drawn_lines(page, "train-loss")
+    if set(lines) != {"#b8c4d6", "#2563eb"}:
+        (ARTIFACTS / "loss.html").write_text(page.locator("#train-loss").inner_html())
+    assert set(lines) == {"#b8c4d6", "#2563eb"}, f"loss chart draws {lines}"
+    assert min(lines.values()) >= 2, lines
+    assert _drawn_lines(page, "train-lr"), "the learning-rate chart draws no line"
 
 
 def test_upload_caption_train_reload_and_find_the_run(page, studio_server, upload):
@@ -80,8 +116,7 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
 
     # 3. Train: the pocket LoRA preset, a few dozen steps, a sample every 10
     page.get_by_role("tab", name="Train").click()
-    page.locator("#train-dataset").get_by_role("listbox").or_(page.locator("#train-dataset input")).first.wait_for()
-    assert page.locator("#train-dataset input").input_value() == "shapes"
+    expect(page.locator("#train-dataset input")).to_have_value("shapes", timeout=10_000)
     page.locator("#cfg-training-steps input").fill(str(STEPS))
     page.locator("#cfg-training-sample_every input").fill("10")
     page.locator("#cfg-training-sample_every input").press("Tab")
@@ -92,7 +127,8 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
 
     # a second Start while it runs is refused with a sentence
     page.locator("#train-start").click()
-    page.get_by_text("one training job at a time").first.wait_for(timeout=10_000)
+    page.locator("#train-message").get_by_text("one training job at a time").wait_for(timeout=10_000)
+    _assert_no_error_shown(page)
 
     # 4. The chart gains points and a validation sample appears
     page.wait_for_function("() => /step [1-9]\\d* \\//.test(document.querySelector('#train-status').innerText)",
@@ -102,7 +138,8 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
     page.wait_for_timeout(1500)
     later = _step_of(page)
     assert later > first >= 1
-    assert _chart_marks(page) >= 1
+    _assert_loss_chart_draws(page)
+    _assert_no_error_shown(page)
     _shot(page, "3-training-live")
 
     # 5. Reload mid-run: the same run, the same chart and samples, from the run folder
@@ -111,13 +148,20 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-status").get_by_text(run_id).wait_for(timeout=10_000)
     assert _step_of(page) >= later
+    # the form shows the run's own settings, not the preset's (lora-pocket trains 300 steps, samples every 100)
+    expect(page.locator("#cfg-training-steps input")).to_have_value(str(STEPS), timeout=10_000)
+    expect(page.locator("#cfg-training-sample_every input")).to_have_value("10")
+    expect(page.locator("#cfg-training-sample_prompts textarea")).to_have_value(re.compile("zq"))
+    expect(page.locator("#train-dataset input")).to_have_value("shapes")
     page.locator("#train-samples img").first.wait_for(timeout=10_000)
-    assert _chart_marks(page) >= 1
-    page.wait_for_timeout(1500)  # let the chart finish drawing before the picture
+    _assert_loss_chart_draws(page)
+    _assert_no_error_shown(page)
     _shot(page, "4-after-reload")
 
     # 6. It finishes; the Runs tab lists it with its final sample and offers its outputs
     page.locator("#train-status").get_by_text("finished").wait_for(timeout=120_000)
+    _assert_loss_chart_draws(page)
+    _assert_no_error_shown(page)
     _shot(page, "5-training-finished")
     page.get_by_role("tab", name="Runs").click()
     expect(page.locator("#runs-table")).to_contain_text(run_id, timeout=10_000)

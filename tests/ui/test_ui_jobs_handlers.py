@@ -140,3 +140,17 @@ def test_a_running_run_cannot_be_deleted(workspace, monkeypatch):
     monkeypatch.setattr(monitor.runs, "replay", lambda _folder: runs.RunState("r1", folder, status="running"))
     with pytest.raises(ValueError, match="still running"):
         delete_run(folder, workspace.runs_root)
+
+
+def test_the_form_can_show_a_runs_own_settings(captioned, tmp_path):
+    config = resolve_config(preset="lora-pocket", overrides={"steps": "40", "rank": "2"})
+    from studio.train.start import create_run
+
+    run_dir = create_run(config, captioned.training_source("shapes"), run_id="r40", root=captioned.runs_root)
+    shown, choice = train_tab.run_settings(captioned, run_dir)
+    assert (shown.training.steps, shown.method_config.rank, choice) == (40, 2, "shapes")
+    # a run of a dataset outside the workspace (the CLI's) still shows its settings, with no dataset chosen
+    outside = runs.create_run_folder(
+        config.to_yaml(), {"source": str(tmp_path), "items": []}, "r2", captioned.runs_root
+    )
+    assert train_tab.run_settings(captioned, outside)[1] is None

@@ -1,0 +1,196 @@
+"""Public mode: every visitor their own workspace (datasets, runs, files), within caps; idle workspaces go."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import zipfile
+
+import pytest
+
+from studio.train import jobs, runs
+from studio.train.config import resolve_config
+from studio.ui import dataset_tab, runs_tab, train_tab
+from studio.workspace import LAST_SEEN, PublicLimits, PublicWorkspaces
+
+ALICE, BOB = "a" * 32, "b" * 32
+
+
+@pytest.fixture()
+def session():
+    """The session hash of 'the request being handled', as Gradio's context would give it."""
+    return {"hash": None}
+
+
+@pytest.fixture()
+def public(tmp_path, session):
+    workspaces = PublicWorkspaces(
+        tmp_path / "data", PublicLimits(max_images=6), current_session=lambda: session["hash"]
+    )
+    workspaces.BIND_WAIT = 0.5
+    return workspaces
+
+
+def _run_of(workspace, run_id="r1", status_event=None):
+    config = resolve_config(preset="lora-pocket")
+    source = str(workspace.dataset_path("shapes"))
+    folder = runs.create_run_folder(config.to_yaml(), {"source": source, "items": []}, run_id, workspace.runs_root)
+    if status_event:
+        runs.append_event(folder, *status_event[:1], **status_event[1])
+    return folder
+
+
+def test_two_visitors_never_see_each_others_datasets_runs_or_files(public, shape_files):
+    alice, bob = public.get(ALICE), public.get(BOB)
+    dataset_tab.import_files(alice, "shapes", shape_files, 64, "zq")
+    run = _run_of(alice)
+    assert [name for name, _ in alice.training_sources()] == ["shapes"]
+    assert run_id_list(alice) == ["r1"]
+
+    assert bob.training_sources() == [] and runs_tab.summaries(bob) == []
+    assert train_tab.shown_run(bob) is None
+    for name in ("shapes", f"../../{ALICE}/datasets/shapes", f"../{ALICE}", "/" + str(alice.dataset_path("shapes"))):
+        with pytest.raises(ValueError):
+            bob.training_source(name)
+    for run_id in ("r1", f"../../{ALICE}/runs/r1", str(run)):
+        with pytest.raises(ValueError):
+            bob.run_path(run_id)
+    with pytest.raises(FileNotFoundError):
+        dataset_tab.auto_caption(bob, "shapes", "pocket", False)
+    # the folders themselves are apart, each under visitors/<id>
+    assert alice.data_dir.parent == bob.data_dir.parent == public.root
+    assert not bob.data_dir.joinpath("datasets").exists()
+
+
+def run_id_list(workspace) -> list[str]:
+    return [s.run_id for s in runs_tab.summaries(workspace)]
+
+
+def test_a_request_finds_its_visitor_through_its_session(public, session):
+    public.bind("page-1", ALICE)
+    session["hash"] = "page-1"
+    assert public.get() is public.get(ALICE)
+    # a click that comes before the page's first event has bound the session waits for it
+    import threading
+
+    threading.Timer(0.2, public.bind, ("page-2", BOB)).start()
+    session["hash"] = "page-2"
+    assert public.get() is public.get(BOB)
+    session["hash"] = "api-client"  # never bound (gradio_client): a workspace of its own, stable for the session
+    assert public.get() is public.get() and public.get().data_dir.name not in (ALICE, BOB)
+    session["hash"] = None
+    with pytest.raises(ValueError, match="reload the page"):
+        public.get()
+    for bad in ("../" + ALICE[3:], ALICE.upper(), ALICE + "0", "", None, 5):
+        assert not public.is_visitor(bad)
+    with pytest.raises(ValueError):
+        public.bind("page-2", "../etc")
+    assert public.is_visitor(public.new_visitor()) and public.new_visitor() != public.new_visitor()
+
+
+def test_caps_on_images_bytes_steps_models_and_captioners(tmp_path, shape_files):
+    public = PublicWorkspaces(tmp_path / "data", PublicLimits(max_images=6, max_workspace_bytes=200_000))
+    ws = public.get(ALICE)
+    dataset_tab.import_files(ws, "shapes", shape_files, 64, "zq")  # 5 images
+    with pytest.raises(ValueError, match="at most 6 images"):
+        dataset_tab.import_files(ws, "shapes", shape_files[:2], 64)
+    archive = tmp_path / "more.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for file in shape_files[:2]:
+            z.write(file, os.path.basename(file))
+    with pytest.raises(ValueError, match="at most 6 images"):
+        dataset_tab.import_files(ws, "shapes", [str(archive)], 64)
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * 300_000)
+    with pytest.raises(ValueError, match="over its"):
+        dataset_tab.import_files(ws, "other", [str(big)], 64)
+
+    too_long = resolve_config(preset="lora-pocket", overrides={"steps": "5000"})
+    with pytest.raises(ValueError, match="at most 400 steps"):
+        train_tab.start_training(ws, too_long, "shapes")
+    other_model = resolve_config(preset="lora-pocket", overrides={"base_model": "/etc"})
+    with pytest.raises(ValueError, match="trains only pocket"):
+        train_tab.start_training(ws, other_model, "shapes")
+    with pytest.raises(ValueError, match="captions with pocket or template only"):
+        dataset_tab.auto_caption(ws, "shapes", "florence2", False)
+    assert ws.runs_root.exists() is False  # nothing was started
+
+
+def _fake_training(monkeypatch, code: str) -> None:
+    monkeypatch.setattr(jobs, "training_command", lambda run_dir: [sys.executable, "-c", code, str(run_dir)])
+
+
+def test_concurrent_runs_are_capped_across_visitors(public, shape_files, monkeypatch):
+    _fake_training(monkeypatch, "import time; time.sleep(3)")
+    alice, bob = public.get(ALICE), public.get(BOB)
+    for ws in (alice, bob):
+        dataset_tab.import_files(ws, "shapes", shape_files, 64, "zq")
+        dataset_tab.auto_caption(ws, "shapes", "pocket", False)
+    config = resolve_config(preset="lora-pocket", overrides={"steps": "40"})
+    run = train_tab.start_training(alice, config, "shapes")
+    with pytest.raises(jobs.JobBusy, match="for other visitors"):
+        train_tab.start_training(bob, config, "shapes")
+    alice.jobs.wait(run, timeout=30)
+    train_tab.start_training(bob, config, "shapes")  # the slot is free again
+    assert public.pool.active() == 1
+
+
+def test_idle_workspaces_are_deleted_but_not_active_or_training_ones(public, session):
+    idle, fresh, training = public.get(ALICE), public.get(BOB), public.get("c" * 32)
+    for ws in (idle, fresh, training):
+        (ws.datasets_root / "x").mkdir(parents=True)
+    # a run training in a live process (this one) keeps its workspace however old
+    _run_of(training, status_event=("started", {"step": 0, "total_steps": 1, "pid": os.getpid()}))
+    long_ago = time.time() - 25 * 3600
+    for ws in (idle, training):
+        os.utime(ws.data_dir / LAST_SEEN, (long_ago, long_ago))
+    public.bind("page", ALICE)
+    assert public.cleanup() == [ALICE]
+    assert not idle.data_dir.exists() and fresh.data_dir.exists() and training.data_dir.exists()
+    session["hash"] = "page"  # the session of a deleted workspace no longer leads to it
+    assert public.get().data_dir.name != ALICE
+    removed = public.cleanup(now=time.time() + 48 * 3600)
+    assert BOB in removed and "c" * 32 not in removed
+
+
+@pytest.mark.slow
+def test_an_api_client_is_a_visitor_of_its_own(tmp_path, shape_files, monkeypatch):
+    """Through gradio_client: another visitor's dataset and run are not found; the client's own data is."""
+    import socket
+
+    from gradio_client import Client
+
+    from studio.ui import app as studio_app
+    from studio.ui import generate_tab, visitors
+
+    public = visitors.public_workspaces(tmp_path / "data")
+    alice = public.get(ALICE)
+    dataset_tab.import_files(alice, "shapes", shape_files, 64, "zq")
+    _run_of(alice)
+    monkeypatch.setattr(generate_tab, "DATA_DIR", tmp_path / "data")
+    blocks = studio_app.build_app(workspaces=public).queue(default_concurrency_limit=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        with pytest.raises(Exception, match="no dataset"):
+            client.predict("shapes", "pocket", False, api_name="/caption")
+        with pytest.raises(Exception, match="no run"):
+            client.predict("r1", api_name="/run_status")
+        with pytest.raises(Exception, match="no dataset"):
+            client.predict("shapes", "lora-pocket", {"steps": 4}, api_name="/train")
+        with pytest.raises(Exception, match="no preset"):  # a preset is a name, never a file path
+            client.predict("shapes", "/etc/hosts.yaml", {}, api_name="/train")
+        own = public.get(public.visitor_of(client.session_hash))
+        assert own.data_dir != alice.data_dir
+        dataset_tab.import_files(own, "shapes", shape_files, 64, "zq")
+        assert client.predict("shapes", "pocket", False, api_name="/caption").startswith("5 captioned")
+    finally:
+        blocks.close()
+    # Alice's captions were never touched by the client's captioning
+    from studio.data.dataset import Dataset
+
+    assert not any(Dataset.load(alice.dataset_path("shapes")).captions().values())
