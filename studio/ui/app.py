@@ -41,10 +41,10 @@ def build_app(engine: GenerationEngine | None = None, workspaces: Workspaces | N
                 train_tab.build(loaded, tab, workspaces)
             with gr.Tab("Runs", id="runs") as tab:
                 runs_tab.build(loaded, tab, workspaces)
-            public = workspaces.limits is not None
             with gr.Tab("Generate", id="generate"):
-                generate_tab.build(engine, allowed_models=workspaces.limits.base_models if public else None)
-            if not public:  # they list every run and adapter in the data folder: not yet one visitor's own
+                allowed = workspaces.limits.base_models if workspaces.public else None
+                generate_tab.build(engine, allowed_models=allowed)
+            if not workspaces.public:  # they list every run and adapter in the data folder: not yet one visitor's own
                 with gr.Tab("Playground", id="playground"):
                     playground = playground_tab.build(engine)
                 with gr.Tab("Compare", id="compare"):

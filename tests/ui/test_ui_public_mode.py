@@ -194,3 +194,23 @@ def test_an_api_client_is_a_visitor_of_its_own(tmp_path, shape_files, monkeypatc
     from studio.data.dataset import Dataset
 
     assert not any(Dataset.load(alice.dataset_path("shapes")).captions().values())
+
+
+def test_public_app_has_no_shared_playground_and_generates_only_with_allowed_models(public, tmp_path) -> None:
+    """Playground and Compare list every run and adapter in the data folder, so a public studio leaves them out;
+    its Generate tab keeps the base model fixed (a visitor must not make the server load any path or hub id)."""
+    from studio.ui.app import build_app
+    from studio.workspace import Workspaces
+
+    def tabs_and_model_box(workspaces):
+        config = build_app(workspaces=workspaces).get_config_file()
+        components = config["components"]
+        tab_ids = {c["props"].get("id") for c in components if c["type"] == "tabitem"}
+        model_box = next(c for c in components if c["props"].get("elem_id") == "gen-model")
+        return tab_ids, model_box["props"].get("interactive")
+
+    tabs, interactive = tabs_and_model_box(public)
+    assert {"dataset", "train", "runs", "generate"} <= tabs and not tabs & {"playground", "compare"}
+    assert interactive is False
+    tabs, interactive = tabs_and_model_box(Workspaces(tmp_path / "private"))
+    assert {"playground", "compare"} <= tabs and interactive is not False
