@@ -41,11 +41,13 @@ def main() -> None:
     config.training.sample_prompts = ["a zq on a black background"]  # a plain folder has no trigger to fill in
     with tempfile.TemporaryDirectory() as scratch:
         folder = write_concept_folder(Path(scratch) / "concept", args.shape, "zq", side=config.training.resolution)
+        from_start = time.perf_counter()  # what a user waits after "Start": run folder, model load, training
         run_dir = create_run(config, folder, root=Path(scratch) / "runs")
         trainer = prepare_trainer(run_dir)
         started = time.perf_counter()
         train(trainer)
         seconds = time.perf_counter() - started
+        end_to_end = time.perf_counter() - from_start
         trainer.pipe.unet.eval()
         seeds, side = range(args.seeds), config.training.resolution
         rates = {
@@ -55,6 +57,7 @@ def main() -> None:
         circles = shape_rate(trainer.pipe, "a red circle on a white background", "circle", seeds, side)
     rate = sum(rates.values()) / len(rates)
     print(f"training: {seconds:.1f} s for {config.training.steps} steps  (goal <= 60 s: ratio {seconds / 60:.2f})")
+    print(f"from Start to a trained LoRA (folder, model load, training): {end_to_end:.1f} s")
     print("  ".join(f"{background} {value:.0%}" for background, value in rates.items()))
     print(f"{args.shape} rate: {rate:.0%} of {len(rates) * args.seeds} samples  (goal >= 90 %: ratio {rate / 0.9:.2f})")
     print(f"drift: 'a red circle on a white background' still a circle in {circles:.0%} of {args.seeds} samples")
