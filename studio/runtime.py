@@ -46,6 +46,13 @@ def thread_budget(role: str, sharing: bool = False) -> int:
 
 
 def apply_thread_budget(threads: int) -> None:
+    """Give this process `threads` compute threads. Before torch is imported, through the environment (torch reads
+    OMP_NUM_THREADS when it starts), so a process that never computes (the idle UI) never loads torch for it."""
+    import sys
+
+    if "torch" not in sys.modules:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        return
     import torch
 
     torch.set_num_threads(threads)

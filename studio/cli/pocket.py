@@ -12,7 +12,7 @@ def register(commands) -> None:
     p = commands.add_parser("pocket", help="Pocket model and shapes world tools.")
     sub = p.add_subparsers(dest="pocket_command", required=True, metavar="ACTION")
 
-    from studio.pocket.pretrain import PretrainConfig
+    from studio.pocket.pretrain_config import PretrainConfig
 
     pre = sub.add_parser("pretrain", help="Train the pocket model from nothing (resumable; ~1.5 h on 2 CPU cores).")
     for f in fields(PretrainConfig):
@@ -38,7 +38,7 @@ def register(commands) -> None:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
-    from studio.pocket.pretrain import PretrainConfig, pretrain
+    from studio.pocket.pretrain_config import PretrainConfig, pretrain
 
     cfg = PretrainConfig(**{f.name: getattr(args, f.name) for f in fields(PretrainConfig)})
     metrics = pretrain(cfg)

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 TRAINABLE = "trainable.safetensors"
 TRAINING_STATE = "training_state.pt"
@@ -60,6 +59,7 @@ def _test_sleep(step: int) -> None:
 
 def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
     """Write a checkpoint beside the others and rename it into place: it exists whole or not at all."""
+    import torch  # here, not at the top: listing checkpoints (the UI) must not import torch
     from safetensors.torch import save_file
 
     final = run_dir / "checkpoints" / checkpoint_name(state["step"])
@@ -83,6 +83,7 @@ def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
 
 
 def load_checkpoint(folder: Path) -> dict:
+    import torch
     from safetensors.torch import load_file
 
     return {
@@ -111,6 +112,8 @@ def restore_rng_state(data: dict) -> None:
 
 def seed_everything(seed: int) -> None:
     """Seed every global RNG a run draws from (their states are then checkpointed above)."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -189,9 +189,9 @@ class RunConfig:
 
 
 def method_config_class(method: str) -> type:
-    from studio.train.methods import method_class
+    from studio.train.methods import config_class
 
-    return method_class(method).config_class
+    return config_class(method)
 
 
 def config_from_dict(data: dict) -> RunConfig:

@@ -53,3 +53,17 @@ def test_only_the_chosen_methods_section_is_read():
     assert config_from_values("lora", values).method == "lora"
     with pytest.raises(ValueError, match="choose a method"):
         config_from_values("hypernetwork", values)
+
+
+def test_building_the_studio_loads_no_torch() -> None:
+    """An idle studio (a free CPU Space) should not hold torch's ~180 MB before anyone generates or trains:
+    building every tab and the CLI parser must not import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from studio.cli import build_parser; build_parser();"
+        "from studio.ui.app import build_app; build_app(); print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr[-2000:]

@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
-from studio.train.methods.base import TrainingMethod
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # base.py imports torch; the UI builds forms from the configs without it
+    from studio.train.methods.base import TrainingMethod
 
 METHOD_NAMES = ("lora", "dreambooth", "textual_inversion", "finetune")
+
+
+def config_class(name: str) -> type:
+    """A method's config dataclass, imported without torch (the UI's forms and the config loader need only this)."""
+    if name == "lora":
+        from studio.train.methods.lora.config import LoraConfig
+
+        return LoraConfig
+    if name == "dreambooth":
+        from studio.train.methods.dreambooth.config import DreamBoothConfig
+
+        return DreamBoothConfig
+    if name == "textual_inversion":
+        from studio.train.methods.textual_inversion.config import TextualInversionConfig
+
+        return TextualInversionConfig
+    if name == "finetune":
+        from studio.train.methods.finetune.config import FinetuneConfig
+
+        return FinetuneConfig
+    raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {name!r}")
 
 
 def method_class(name: str) -> type[TrainingMethod]:
@@ -27,4 +51,4 @@ def method_class(name: str) -> type[TrainingMethod]:
     raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {name!r}")
 
 
-__all__ = ["METHOD_NAMES", "TrainingMethod", "method_class"]
+__all__ = ["METHOD_NAMES", "config_class", "method_class"]
