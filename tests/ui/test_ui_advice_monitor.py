@@ -80,7 +80,8 @@ def test_summary_of_a_run_rebuilds_chart_samples_and_keeps_the_last_value_of_a_r
     assert summary.points[-1].loss == 9.0 and summary.points[-1].lr == 2e-3
     assert [s["step"] for s in summary.samples] == [2]
     assert summary.method == "lora" and summary.dataset == "shapes"
-    assert summary.settings["rank"] == 8 and summary.settings["steps"] == 300
+    config = _config()  # the settings shown are the run's own, from its config.yaml
+    assert summary.settings["rank"] == config.method_config.rank and summary.settings["steps"] == config.training.steps
     assert summary.status == "interrupted"  # pid 0 is no live process: the run died without a word
     assert summary.eta_seconds is None
 
