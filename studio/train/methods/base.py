@@ -42,6 +42,25 @@ def parameters_state_dict(params: dict[str, torch.nn.Parameter]) -> dict[str, to
     return {name: p.detach().clone().contiguous() for name, p in params.items()}
 
 
+def unfreeze_whole_unet(pipe: Any, train_text_encoder: bool, method: str) -> None:
+    """DreamBooth and full fine-tune: the whole UNet learns (the text encoder too if asked), the rest is frozen."""
+    sdxl = getattr(pipe, "text_encoder_2", None) is not None
+    if train_text_encoder and sdxl:
+        raise ValueError(
+            f"{method}: train_text_encoder is not supported on SDXL yet (two text encoders); leave it off, "
+            "or use LoRA, whose train_text_encoder adapts both"
+        )
+    if sdxl:
+        pipe.text_encoder_2.requires_grad_(False)
+    pipe.vae.requires_grad_(False)
+    pipe.text_encoder.requires_grad_(train_text_encoder)
+    pipe.unet.requires_grad_(True)
+    # the trained weights are the master copy: float32 even when the frozen parts run in half precision
+    pipe.unet.to(torch.float32)
+    if train_text_encoder:
+        pipe.text_encoder.to(torch.float32)
+
+
 def load_parameters(params: dict[str, torch.nn.Parameter], state: dict[str, torch.Tensor], what: str) -> None:
     """Copy a checkpoint into the named parameters, refusing one that holds other names."""
     if set(params) != set(state):

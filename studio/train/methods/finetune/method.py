@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from studio.train.methods.base import load_parameters, parameters_state_dict
+from studio.train.methods.base import load_parameters, parameters_state_dict, unfreeze_whole_unet
 from studio.train.methods.finetune.config import FinetuneConfig
 
 PIPELINE_FOLDER = "pipeline"
@@ -43,20 +43,7 @@ class FinetuneMethod:
     # ---------------------------------------------------------------- what learns
 
     def setup(self, pipe: Any) -> list[torch.nn.Parameter]:
-        if self.config.train_text_encoder and getattr(pipe, "text_encoder_2", None) is not None:
-            raise ValueError(
-                f"{self.name}: train_text_encoder is not supported on SDXL yet (two text encoders); leave it off, "
-                "or use LoRA, whose train_text_encoder adapts both"
-            )
-        if getattr(pipe, "text_encoder_2", None) is not None:
-            pipe.text_encoder_2.requires_grad_(False)
-        pipe.vae.requires_grad_(False)
-        pipe.text_encoder.requires_grad_(self.config.train_text_encoder)
-        pipe.unet.requires_grad_(True)
-        # the trained weights are the master copy: float32 even when the frozen parts run in half precision
-        pipe.unet.to(torch.float32)
-        if self.config.train_text_encoder:
-            pipe.text_encoder.to(torch.float32)
+        unfreeze_whole_unet(pipe, self.config.train_text_encoder, self.name)
         if self.config.use_ema:
             from diffusers.training_utils import EMAModel
 
