@@ -1,5 +1,8 @@
 """Pocket LoRA: does the `lora-pocket` preset teach a new shape (a star) from 5 images within about a minute?
 
+`--preset svdiff-pocket` (or any pocket preset that trains from captions) measures that method instead; the
+size of each exported file is printed too (an SVDiff export beside a LoRA one).
+
 Trains the preset on 5 rendered stars captioned "a zq on a <background> background", then generates
 "a zq on a <background> background" for every background of the world (black, white, gray, brown) and `--seeds`
 seeds each, and prints the fraction the evaluator judges to be a star (per background and overall), the training
@@ -23,6 +26,7 @@ prepare_environment()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--preset", default="lora-pocket")
     parser.add_argument("--shape", default="star")
     parser.add_argument("--seeds", type=int, default=10, help="seeds per background")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -36,7 +40,7 @@ def main() -> None:
     from studio.train.start import create_run
 
     apply_thread_budget(args.threads)
-    config = resolve_config("lora-pocket", overrides=parse_overrides(args.overrides))
+    config = resolve_config(args.preset, overrides=parse_overrides(args.overrides))
     config.training.sample_every = 0
     config.training.sample_prompts = ["a zq on a black background"]  # a plain folder has no trigger to fill in
     with tempfile.TemporaryDirectory() as scratch:
@@ -55,12 +59,16 @@ def main() -> None:
             for background in BASE_BACKGROUNDS
         }
         circles = shape_rate(trainer.pipe, "a red circle on a white background", "circle", seeds, side)
+        from studio.train.loop import export_trainer
+
+        sizes = {file.name: file.stat().st_size for file in export_trainer(trainer, verify=False) if file.is_file()}
     rate = sum(rates.values()) / len(rates)
     print(f"training: {seconds:.1f} s for {config.training.steps} steps  (goal <= 60 s: ratio {seconds / 60:.2f})")
-    print(f"from Start to a trained LoRA (folder, model load, training): {end_to_end:.1f} s")
+    print(f"from Start to a trained {config.method} (folder, model load, training): {end_to_end:.1f} s")
     print("  ".join(f"{background} {value:.0%}" for background, value in rates.items()))
     print(f"{args.shape} rate: {rate:.0%} of {len(rates) * args.seeds} samples  (goal >= 90 %: ratio {rate / 0.9:.2f})")
     print(f"drift: 'a red circle on a white background' still a circle in {circles:.0%} of {args.seeds} samples")
+    print("exports: " + ", ".join(f"{name} {size / 1024:.1f} KiB" for name, size in sizes.items()))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,14 @@ def add_settings_arguments(p: argparse.ArgumentParser, prompt_required: bool) ->
         "the weight defaults to 1 and may be negative.",
     )
     p.add_argument(
+        "--svdiff",
+        action="append",
+        default=[],
+        metavar="PATH[:WEIGHT]",
+        help="An SVDiff file of spectral shifts (repeatable): a .safetensors, a run or a run checkpoint; the weight "
+        "scales the shifts (default 1).",
+    )
+    p.add_argument(
         "--embedding",
         action="append",
         default=[],
@@ -73,7 +81,7 @@ def _embedding(text: str) -> dict:
 
 
 def settings_from_args(args: argparse.Namespace, **overrides) -> GenerationSettings:
-    from studio.generate.adapters import LoraSpec
+    from studio.generate.adapters import LoraSpec, SvdiffSpec
 
     values = {
         "prompt": args.prompt,
@@ -88,6 +96,7 @@ def settings_from_args(args: argparse.Namespace, **overrides) -> GenerationSetti
         "model": args.model,
         "loras": [LoraSpec.parse(text).to_dict() for text in args.lora],
         "embeddings": [_embedding(text) for text in args.embedding],
+        "svdiffs": [SvdiffSpec.parse(text).to_dict() for text in args.svdiff],
         "fuse": args.fuse,
     }
     values |= overrides

@@ -1,4 +1,4 @@
-"""LoRAs and textual-inversion embeddings on a loaded pipeline: several at once, each with its own weight.
+"""LoRAs, SVDiff shifts and textual-inversion embeddings on a loaded pipeline, several at once, each weighted.
 
 The base model stays loaded; adapters are added to it by diffusers (`load_lora_weights(adapter_name=...)`, which
 also reads kohya / AUTOMATIC1111 / ComfyUI files) and switched with `set_adapters`. An adapter turned off stays
@@ -10,6 +10,10 @@ Sources a LoRA may come from: a `.safetensors` file (diffusers or kohya keys), a
 `pytorch_lora_weights.safetensors`, a run folder (its exported LoRA), or one of a run's checkpoints
 (`checkpoints/step-N`, converted from the training state with the run's true alpha). Pickle files (`.bin`, `.pt`,
 `.ckpt`) load only with `allow_pickle`, and then with `torch.load(weights_only=True)`.
+
+SVDiff files (spectral shifts, studio/train/methods/svdiff/) are written into the base weights in place: the SVD
+of each shifted weight is computed once and kept, so a new weight costs one matrix product per layer, and the
+original weights come back exactly when a file is turned off.
 """
 
 from __future__ import annotations
@@ -28,6 +32,14 @@ BLOCKS = ("down", "mid", "up")
 MAX_WEIGHT = 5.0
 LORA_FILE = "pytorch_lora_weights.safetensors"  # what training's diffusers export writes
 COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
+
+
+def split_weight(text: str) -> tuple[str, float]:
+    """`PATH` or `PATH:WEIGHT` -> (path, weight, 1 when absent); a Windows drive letter is not read as a weight."""
+    path, sep, weight = text.rpartition(":")
+    if sep and re.fullmatch(r"[-+]?\d*\.?\d+", weight.strip()):
+        return path, float(weight)
+    return text, 1.0
 
 
 @dataclass(frozen=True)
@@ -54,10 +66,7 @@ class LoraSpec:
     @classmethod
     def parse(cls, text: str) -> LoraSpec:
         """`PATH` or `PATH:WEIGHT` (the CLI's form); a Windows drive letter is not mistaken for a weight."""
-        path, sep, weight = text.rpartition(":")
-        if sep and re.fullmatch(r"[-+]?\d*\.?\d+", weight.strip()):
-            return cls(path=path, weight=float(weight))
-        return cls(path=text)
+        return cls(*split_weight(text))
 
     @classmethod
     def from_dict(cls, values: dict) -> LoraSpec:
@@ -93,6 +102,36 @@ class EmbeddingSpec:
         unknown = set(values) - {"path", "token"}
         if unknown:
             raise ValueError(f"unknown embedding setting(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SvdiffSpec:
+    """One SVDiff file (spectral shifts); `weight` scales the shifts (0: the base model, 1: as trained)."""
+
+    path: str = field(metadata={"help": "An SVDiff .safetensors (a run's svdiff.safetensors), a run or a checkpoint."})
+    weight: float = field(default=1.0, metadata={"help": "Scale of the shifts; around 0.8-1.2 is usual."})
+    enabled: bool = field(default=True, metadata={"help": "Off keeps the model's own weights."})
+
+    def __post_init__(self) -> None:
+        if not str(self.path).strip():
+            raise ValueError("an SVDiff file needs a path")
+        if not -MAX_WEIGHT <= self.weight <= MAX_WEIGHT:
+            raise ValueError(f"SVDiff weight must be between -{MAX_WEIGHT} and {MAX_WEIGHT}, got {self.weight}")
+
+    @classmethod
+    def parse(cls, text: str) -> SvdiffSpec:
+        """`PATH` or `PATH:WEIGHT`, as for LoRAs."""
+        return cls(*split_weight(text))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SvdiffSpec:
+        unknown = set(values) - {"path", "weight", "enabled"}
+        if unknown:
+            raise ValueError(f"unknown SVDiff setting(s): {', '.join(sorted(unknown))}")
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -192,6 +231,25 @@ def _peft_keys_only(path: Path) -> Iterator[Path]:
         yield copy
 
 
+def svdiff_source(path: str | Path) -> Path:
+    """The shift file an SVDiff path means: the file, a run's export, or a run checkpoint's trained state."""
+    from studio.train.checkpoints import TRAINABLE
+    from studio.train.methods.svdiff.config import EXPORT_FILE
+    from studio.train.runs import CONFIG
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"no SVDiff file at {path}")
+    if path.is_file():
+        return path
+    for candidate in (path / EXPORT_FILE, path / "outputs" / EXPORT_FILE, path / TRAINABLE):
+        if candidate.is_file():
+            return candidate  # a checkpoint of an SVDiff run holds the shifts under the export's own keys
+    if (path / CONFIG).is_file():
+        raise ValueError(f"run {path.name} has no SVDiff export yet (export it, or pick one of its checkpoints)")
+    raise ValueError(f"{path} holds no SVDiff file ({EXPORT_FILE} or a run checkpoint)")
+
+
 def _peft_key(key: str) -> str:
     return key.replace(".lora.down.", ".lora_A.").replace(".lora.up.", ".lora_B.")
 
@@ -223,6 +281,9 @@ class AdapterStack:
         self.fused: tuple | None = None  # the (names, weights) merged into the base weights, if any
         self.lora_loads = 0  # how many LoRA files were read (a switch must not reload)
         self.fuses = 0
+        self.svdiff = None  # AppliedShifts: the base weights it replaced and their SVD factors
+        self.svdiff_signature: tuple = ()
+        self.svdiff_files: dict[str, tuple] = {}  # file key -> (its shifts, recorded shapes), read once
 
     # ---- LoRAs
 
@@ -293,6 +354,42 @@ class AdapterStack:
             self.fused = signature
             self.fuses += 1
         return [name for name, _ in active]
+
+    # ---- SVDiff spectral shifts
+
+    def _svdiff_shifts(self, spec: SvdiffSpec) -> tuple[str, dict]:
+        from studio.train.methods.svdiff.spectral import read_shifts, recorded_shapes
+
+        source = svdiff_source(spec.path)
+        key = _file_key(source)
+        if key not in self.svdiff_files:
+            tensors, metadata = read_shifts(source)
+            self.svdiff_files[key] = (tensors, recorded_shapes(metadata))
+        return key, self.svdiff_files[key]
+
+    def apply_svdiffs(self, pipe: Any, specs: list[SvdiffSpec]) -> None:
+        """Make `specs` the pipeline's spectral shifts, written into the base weights; their shifts add up.
+        Comes before the LoRAs: a fused LoRA is unfused first, so the SVD is always of the model's own weights."""
+        from studio.train.methods.svdiff.spectral import AppliedShifts
+
+        loaded = [(self._svdiff_shifts(spec), spec) for spec in specs]
+        signature = tuple((key, spec.weight) for (key, _), spec in loaded if spec.enabled)
+        if signature == self.svdiff_signature:
+            return
+        total: dict = {}
+        shapes: dict = {}
+        for (_, (shifts, recorded)), spec in loaded:
+            shapes |= recorded
+            if spec.enabled:
+                for name, shift in shifts.items():
+                    total[name] = total.get(name, 0) + shift * spec.weight
+        self.unfuse(pipe)
+        if self.svdiff is None:
+            self.svdiff = AppliedShifts()
+        self.svdiff.set(pipe, total, ", ".join(Path(spec.path).name for spec in specs), shapes)
+        self.svdiff_signature = signature
+        wanted = {key for (key, _), _ in loaded}
+        self.svdiff_files = {key: value for key, value in self.svdiff_files.items() if key in wanted}
 
     # ---- embeddings
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from studio.generate.adapters import AdapterStack, EmbeddingSpec, LoraSpec
+from studio.generate.adapters import AdapterStack, EmbeddingSpec, LoraSpec, SvdiffSpec
 from studio.generate.png_metadata import save_png
 from studio.generate.samplers import SAMPLERS, make_scheduler
 
@@ -49,6 +49,10 @@ class GenerationSettings:
     embeddings: list = field(
         default_factory=list, metadata={"help": "Textual-inversion embeddings: dicts with path and optional token."}
     )
+    svdiffs: list = field(
+        default_factory=list,
+        metadata={"help": "SVDiff files (spectral shifts) on the model: dicts with path, weight and enabled."},
+    )
     fuse: bool = field(
         default=False,
         metadata={"help": "Merge the LoRAs into the model while they stay the same: as fast as the base model."},
@@ -74,6 +78,7 @@ class GenerationSettings:
         self.embeddings = [
             (s if isinstance(s, EmbeddingSpec) else EmbeddingSpec.from_dict(s)).to_dict() for s in self.embeddings
         ]
+        self.svdiffs = [(s if isinstance(s, SvdiffSpec) else SvdiffSpec.from_dict(s)).to_dict() for s in self.svdiffs]
 
     @property
     def lora_specs(self) -> list[LoraSpec]:
@@ -82,6 +87,10 @@ class GenerationSettings:
     @property
     def embedding_specs(self) -> list[EmbeddingSpec]:
         return [EmbeddingSpec.from_dict(s) for s in self.embeddings]
+
+    @property
+    def svdiff_specs(self) -> list[SvdiffSpec]:
+        return [SvdiffSpec.from_dict(s) for s in self.svdiffs]
 
     @classmethod
     def from_dict(cls, values: dict) -> GenerationSettings:
@@ -166,10 +175,11 @@ class GenerationEngine:
         return self._stacks[pipe]
 
     def prepare(self, settings: GenerationSettings):
-        """Load the base model and make `settings`' LoRAs and embeddings the active ones; returns the loaded model."""
+        """Load the base model and make `settings`' LoRAs, SVDiff files and embeddings the active ones."""
         loaded = self.load(settings.model)
         stack = self.adapters(loaded.pipe)
         stack.apply_embeddings(loaded.pipe, settings.embedding_specs)
+        stack.apply_svdiffs(loaded.pipe, settings.svdiff_specs)  # before the LoRAs: it edits the base weights
         stack.apply_loras(loaded.pipe, settings.lora_specs, fuse=settings.fuse)
         return loaded
 

@@ -1,7 +1,7 @@
-"""The adapters a user can pick in the playground: our runs' LoRAs and embeddings, and files they uploaded.
+"""The adapters a user can pick in the playground: our runs' LoRAs, embeddings and SVDiff shifts, and uploads.
 
-Everything listed or accepted lies inside the data folder: uploads are copied into `data/loras/` or
-`data/embeddings/`, and a path from elsewhere (say, inside a dropped PNG) is refused by `inside_data`.
+Everything listed or accepted lies inside the data folder: uploads are copied into `data/loras/`,
+`data/embeddings/` or `data/svdiff/`, and a path from elsewhere (say, inside a dropped PNG) is refused by `inside_data`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def data_dir() -> Path:
 
 
 def uploads_dir(kind: str) -> Path:
-    if kind not in ("loras", "embeddings"):
+    if kind not in ("loras", "embeddings", "svdiff"):
         raise ValueError(f"unknown upload kind {kind!r}")
     return data_dir() / kind
 
@@ -75,6 +75,18 @@ def list_embeddings() -> list[Choice]:
         if (outputs / "learned_embeds.safetensors").is_file():
             choices.append(Choice(f"run {run.name}", str(outputs / "learned_embeds.safetensors")))
     folder = uploads_dir("embeddings")
+    if folder.is_dir():
+        choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
+    return choices
+
+
+def list_svdiffs() -> list[Choice]:
+    """SVDiff exports of our runs (spectral shifts) and files put in data/svdiff/."""
+    from studio.train.methods.svdiff.config import EXPORT_FILE
+
+    choices = [Choice(f"run {run.name}", str(run / "outputs" / EXPORT_FILE)) for run in _runs()]
+    choices = [c for c in choices if Path(c.path).is_file()]
+    folder = uploads_dir("svdiff")
     if folder.is_dir():
         choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
     return choices

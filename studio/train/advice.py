@@ -23,6 +23,7 @@ LR_RANGES = {
     "dreambooth_lora": (1e-5, 3e-3),
     "textual_inversion": (1e-4, 1e-2),
     "finetune": (1e-7, 1e-3),  # the full UNet again; SD's style fine-tunes use 1e-6 to 1e-5
+    "svdiff": (1e-4, 1e-2),  # singular-value shifts: about 1000x a fine-tune's rate (the paper: 1e-3 on SD 1.5)
 }
 LR_FACTOR = 3.0
 MIN_IMAGES = 3
@@ -36,13 +37,17 @@ POCKET_RESOLUTION = 64
 # Pocket model, 64 px, CPU with one training thread beside the UI (measured with the lora-pocket preset)
 POCKET_SECONDS_PER_IMAGE_STEP = {
     "lora": 0.05, "dreambooth": 0.06, "dreambooth_lora": 0.05, "textual_inversion": 0.04, "finetune": 0.06,
+    "svdiff": 0.06,
 }  # fmt: skip
 POCKET_LOAD_SECONDS = 12.0  # start the process, load the model, cache latents
 EXPORT_SECONDS = 4.0  # write the exports and reload each to check it
 SECONDS_PER_SAMPLE_STEP = 0.12  # one denoising step of one 64 px validation sample
 POCKET_MEMORY_GB = 1.0
 # Rules of thumb for SD 1.x at 512 px, batch 1, fp16 on a GPU (diffusers' training docs and common reports)
-SD_MEMORY_GB = {"lora": 7.0, "dreambooth": 16.0, "dreambooth_lora": 8.0, "textual_inversion": 7.0, "finetune": 20.0}
+SD_MEMORY_GB = {
+    "lora": 7.0, "dreambooth": 16.0, "dreambooth_lora": 8.0, "textual_inversion": 7.0, "finetune": 20.0,
+    "svdiff": 9.0,  # frozen U and V^T beside each shifted weight: more than LoRA, far less than DreamBooth
+}  # fmt: skip
 
 
 def method_kind(config: RunConfig) -> str:

@@ -228,7 +228,7 @@ class Trainer:
         return event
 
 
-def build_optimizer(params: list[torch.nn.Parameter], training: TrainingConfig):
+def build_optimizer(params: list[torch.nn.Parameter] | list[dict], training: TrainingConfig):
     if training.optimizer == "adamw8bit":
         try:
             import bitsandbytes as bnb
@@ -288,7 +288,9 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     if training.attention == "xformers":
         pipe.enable_xformers_memory_efficient_attention()
 
-    optimizer = build_optimizer(params, training)
+    # a method may give parts their own learning rate (SVDiff's text-encoder shifts); plain methods give one group
+    groups = method.parameter_groups(training.learning_rate) if hasattr(method, "parameter_groups") else params
+    optimizer = build_optimizer(groups, training)
     lr_scheduler = get_scheduler(
         training.lr_scheduler, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.steps
     )

@@ -109,3 +109,19 @@ def write_color_folder(folder: Path, color: str, trigger: str, count: int = 8, s
         subject = f"{trigger} {shape}" if trigger else shape
         (folder / f"{stem}.txt").write_text(f"a {subject} on a {background} background", encoding="utf-8")
     return folder
+
+
+def train_concept(preset: str, root: Path, shape: str = "star", trigger: str = "zq", overrides: dict | None = None):
+    """Train a pocket preset on `write_concept_folder(shape, trigger)` (folder and run under `root`) in this process;
+    returns the trainer, switched to inference mode. Samples are off: a plain folder has no trigger to fill in."""
+    from studio.train.config import resolve_config
+    from studio.train.loop import prepare_trainer, set_train_mode, train
+    from studio.train.start import create_run
+
+    settings = {"sample_every": "0", "sample_prompts": f"[a {trigger} on a black background]", **(overrides or {})}
+    config = resolve_config(preset, overrides=settings)
+    folder = write_concept_folder(root / "concept", shape, trigger, side=config.training.resolution)
+    trainer = prepare_trainer(create_run(config, folder, root=root / "runs"))
+    train(trainer)
+    set_train_mode(trainer, False)
+    return trainer

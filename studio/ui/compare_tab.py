@@ -56,7 +56,7 @@ def _checked_base(text: str) -> GenerationSettings:
     if not isinstance(values, dict):
         raise ValueError("the base settings must be a JSON object")
     values.pop("count", None)
-    for item in values.get("loras", []) + values.get("embeddings", []):
+    for item in values.get("loras", []) + values.get("embeddings", []) + values.get("svdiffs", []):
         library.inside_data(item.get("path", ""))
     values.setdefault("prompt", DEFAULT_BASE["prompt"])
     return GenerationSettings.from_dict(values)

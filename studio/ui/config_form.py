@@ -24,6 +24,7 @@ from studio.train.config import (
 
 METHODS = {
     "lora": "LoRA", "dreambooth": "DreamBooth", "textual_inversion": "Textual Inversion", "finetune": "Full fine-tune",
+    "svdiff": "SVDiff (spectral shifts)",
 }  # fmt: skip
 IMPORTANT = {
     "training": ("base_model", "steps", "learning_rate", "batch_size", "resolution", "sample_every", "sample_prompts"),
@@ -38,6 +39,7 @@ IMPORTANT = {
     ),
     "textual_inversion": ("placeholder_token", "initializer_token", "num_vectors", "learnable_property"),
     "finetune": ("train_text_encoder", "use_ema"),
+    "svdiff": ("target_modules", "train_text_encoder"),
 }
 
 

@@ -1,4 +1,5 @@
-"""Playground tab: a prompt with stacked LoRAs (each with a weight and an on/off switch) and embeddings.
+"""Playground tab: a prompt with stacked LoRAs (each with a weight and an on/off switch), an SVDiff file and
+embeddings.
 
 UI only: every button calls the generation engine (studio.generate) that the CLI and the tests use too. Files come
 from our runs or from uploads copied into the data folder; a path from anywhere else is refused.
@@ -27,8 +28,17 @@ def _lora_choices() -> list[tuple[str, str]]:
     return [("(none)", "")] + [(c.label, c.path) for c in library.list_loras()]
 
 
+def _svdiff_choices() -> list[tuple[str, str]]:
+    return [("(none)", "")] + [(c.label, c.path) for c in library.list_svdiffs()]
+
+
 def _embedding_choices() -> list[tuple[str, str]]:
     return [(c.label, c.path) for c in library.list_embeddings()]
+
+
+def _with_choice(choices: list[tuple[str, str]], path: str) -> list[tuple[str, str]]:
+    """`choices`, plus `path` when a restored PNG names a file the list does not (yet) show."""
+    return choices + [(path, path)] * (path not in {p for _, p in choices})
 
 
 @dataclass
@@ -101,6 +111,18 @@ def build(engine: GenerationEngine) -> Playground:
                     )
                     refresh = gr.Button("Refresh list", size="sm", elem_id="pg-refresh")
                 fuse = gr.Checkbox(value=False, label="Fuse for speed", info=_help("fuse"), elem_id="pg-fuse")
+            with gr.Accordion("SVDiff", open=False):
+                with gr.Row(equal_height=True):
+                    svdiff = gr.Dropdown(
+                        choices=_svdiff_choices(),
+                        value="",
+                        label="Spectral shifts (SVDiff run)",
+                        scale=4,
+                        elem_id="pg-svdiff",
+                    )
+                    svdiff_weight = gr.Slider(
+                        *WEIGHT_RANGE, value=1.0, step=0.05, label="Scale", scale=3, elem_id="pg-svdiff-weight"
+                    )
             with gr.Accordion("Embeddings", open=False):
                 embeddings = gr.Dropdown(
                     choices=_embedding_choices(),
@@ -129,6 +151,7 @@ def build(engine: GenerationEngine) -> Playground:
     state = gr.State([])
     slot_inputs = [c for s in slots for c in (s.lora, s.weight, s.enabled)]
     inputs = {prompt, negative, sampler, steps, guidance, count, seed, model, fuse, embeddings, *slot_inputs}
+    inputs |= {svdiff, svdiff_weight}
 
     def settings_dict(values: dict) -> dict:
         """The form as GenerationSettings fields; adapter paths must lie inside the data folder."""
@@ -152,6 +175,9 @@ def build(engine: GenerationEngine) -> Playground:
             "model": values[model].strip() or "pocket",
             "loras": loras,
             "embeddings": [{"path": str(library.inside_data(p))} for p in values[embeddings] or []],
+            "svdiffs": [{"path": str(library.inside_data(values[svdiff])), "weight": float(values[svdiff_weight])}]
+            if values[svdiff]
+            else [],
             "fuse": bool(values[fuse]),
         }
 
@@ -169,6 +195,7 @@ def build(engine: GenerationEngine) -> Playground:
         note = (
             f"{len(paths)} image(s), {params[0]['seconds']:.2f} s each, {active} LoRA(s) on"
             + (" (fused)" if settings.fuse and active else "")
+            + (f", SVDiff at {settings.svdiffs[0]['weight']:g}" if settings.svdiffs else "")
             + (f"; embedding tokens: {', '.join(f'`{t}`' for t in tokens)}" if tokens else "")
             + ". Saved to `data/outputs`."
         )
@@ -181,7 +208,9 @@ def build(engine: GenerationEngine) -> Playground:
         choices = _lora_choices()
         known = {path for _, path in choices}
         updates = [gr.Dropdown(choices=choices, value=values[s.lora] if values[s.lora] in known else "") for s in slots]
-        return *updates, gr.Dropdown(choices=_embedding_choices())
+        svdiffs = _svdiff_choices()
+        kept = values[svdiff] if values[svdiff] in {path for _, path in svdiffs} else ""
+        return *updates, gr.Dropdown(choices=_embedding_choices()), gr.Dropdown(choices=svdiffs, value=kept)
 
     def upload_lora(file, values: dict):
         if not file:
@@ -223,15 +252,19 @@ def build(engine: GenerationEngine) -> Playground:
                 embeds.append(str(library.inside_data(embedding["path"])))
             except ValueError:
                 skipped.append(embedding["path"])
+        svdiffs = []
+        for item in params.get("svdiffs", [])[:1]:
+            try:
+                svdiffs.append(item | {"path": str(library.inside_data(item["path"]))})
+            except ValueError:
+                skipped.append(item["path"])
+        shift = svdiffs[0] if svdiffs else {"path": "", "weight": 1.0}
         choices = _lora_choices()
         slot_updates = []
         for index, _ in enumerate(slots):
             lora = loras[index] if index < len(loras) else {"path": "", "weight": 1.0, "enabled": True}
             slot_updates += [
-                gr.Dropdown(
-                    choices=choices + [(lora["path"], lora["path"])] * (lora["path"] not in {p for _, p in choices}),
-                    value=lora["path"],
-                ),
+                gr.Dropdown(choices=_with_choice(choices, lora["path"]), value=lora["path"]),
                 lora["weight"],
                 lora["enabled"],
             ]
@@ -249,6 +282,8 @@ def build(engine: GenerationEngine) -> Playground:
             bool(params.get("fuse", False)),
             gr.Dropdown(choices=_embedding_choices(), value=embeds),
             *slot_updates,
+            gr.Dropdown(choices=_with_choice(_svdiff_choices(), shift["path"]), value=shift["path"]),
+            shift["weight"],
             note,
             None,
         )
@@ -266,7 +301,10 @@ def build(engine: GenerationEngine) -> Playground:
     gallery.select(select, inputs=state, outputs=details, api_name="playground_select", api_visibility="private")
     slot_dropdowns = [s.lora for s in slots]
     refresh.click(
-        refreshed, inputs=set(slot_dropdowns), outputs=[*slot_dropdowns, embeddings], api_name="playground_refresh"
+        refreshed,
+        inputs={*slot_dropdowns, svdiff},
+        outputs=[*slot_dropdowns, embeddings, svdiff],
+        api_name="playground_refresh",
     )
     lora_upload.upload(
         lambda values: upload_lora(values[lora_upload], values),
@@ -294,6 +332,8 @@ def build(engine: GenerationEngine) -> Playground:
             fuse,
             embeddings,
             *slot_inputs,
+            svdiff,
+            svdiff_weight,
             status,
             restore,
         ],

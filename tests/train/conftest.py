@@ -56,6 +56,20 @@ def tiny_config(sd1_dir: Path, **overrides):
     return resolve_config(overrides={k: str(v) for k, v in settings.items()})
 
 
+def tiny_method_config(sd1_dir: Path, method: str, settings: dict):
+    """A config of `method` on the tiny SD1 pipeline; `settings` mixes training and method keys (--set style)."""
+    import dataclasses
+
+    from studio.train.config import config_from_dict
+    from studio.train.methods import config_class
+
+    own = {f.name for f in dataclasses.fields(config_class(method))}
+    training = tiny_config(sd1_dir).to_dict()["training"]
+    training.update({k: v for k, v in settings.items() if k not in own})
+    options = {k: v for k, v in settings.items() if k in own}
+    return config_from_dict({"method": method, "training": training, method: options})
+
+
 # Everything the loop can randomise, on: what exact resume must reproduce.
 RESUME_SETTINGS = {
     "steps": 6,
@@ -100,3 +114,24 @@ def assert_same_weights(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     different = [name for name in a if not torch.equal(a[name], b[name])]
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+def resumed_and_reference_weights(config, dataset: Path, root: Path) -> tuple[dict, dict]:
+    """Train `config` twice: never interrupted, and cancelled after step 3 (between the checkpoints at 2 and 4, so
+    the cancel itself must save) then resumed. Returns both runs' final trained weights: (resumed, reference)."""
+    from studio.train import runs
+    from studio.train.loop import run_training
+    from studio.train.start import create_run, resume_run
+
+    reference = create_run(config, dataset, root=root / "reference")
+    assert run_training(reference, export=False) == "finished"
+    run_dir = create_run(config, dataset, root=root / "resumed")
+
+    def cancel_at_3(event):
+        if event["type"] == "step" and event["step"] == 3:
+            runs.send_command(run_dir, "cancel")
+
+    assert run_training(run_dir, on_event=cancel_at_3, export=False) == "cancelled"
+    assert [c["step"] for c in runs.replay(run_dir).checkpoints] == [2, 3]
+    assert resume_run(run_dir) == "finished"
+    return final_weights(run_dir), final_weights(reference)

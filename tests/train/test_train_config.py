@@ -19,6 +19,7 @@ from studio.train.config import (
 from studio.train.methods import METHOD_NAMES
 from studio.train.methods.dreambooth.config import DreamBoothConfig
 from studio.train.methods.lora.config import LoraConfig
+from studio.train.methods.svdiff.config import SvdiffConfig
 from studio.train.methods.textual_inversion.config import TextualInversionConfig
 
 # a method-specific override per method, for the round trip
@@ -27,11 +28,12 @@ METHOD_OVERRIDES = {
     "dreambooth": {"prior_loss_weight": "0.5"},
     "textual_inversion": {"num_vectors": "3"},
     "finetune": {"ema_decay": "0.995"},
+    "svdiff": {"text_encoder_learning_rate": "1e-4"},
 }
 
 
 def test_every_field_has_a_default_and_help() -> None:
-    for cls in (TrainingConfig, LoraConfig, DreamBoothConfig, TextualInversionConfig):
+    for cls in (TrainingConfig, LoraConfig, DreamBoothConfig, TextualInversionConfig, SvdiffConfig):
         for f in dataclasses.fields(cls):
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help"
             assert f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import RESOLUTION, assert_same_weights, final_weights
+from conftest import RESOLUTION, assert_same_weights, resumed_and_reference_weights
 
 from studio.train import runs
 from studio.train.config import RunConfig, config_from_dict, resolve_config
 from studio.train.loop import export_trainer, prepare_trainer, run_training, train
 from studio.train.methods.dreambooth.config import DreamBoothConfig
 from studio.train.methods.dreambooth.method import class_images_dir, prior_preservation_loss
-from studio.train.start import create_run, resume_run
+from studio.train.start import create_run
 
 DREAMBOOTH = {
     "instance_prompt": "a photo of sks circle",
@@ -224,19 +224,7 @@ RESUME = {
 
 
 def test_cancel_then_resume_is_bit_identical(tmp_path, sd1_dir, shapes_folder, shared_class_images) -> None:
-    reference = create_run(db_config(sd1_dir, RESUME), shapes_folder, root=tmp_path / "reference")
-    assert run_training(reference, export=False) == "finished"
-
-    run_dir = create_run(db_config(sd1_dir, RESUME), shapes_folder, root=tmp_path / "resumed")
-
-    def cancel_at_3(event):
-        if event["type"] == "step" and event["step"] == 3:
-            runs.send_command(run_dir, "cancel")
-
-    assert run_training(run_dir, on_event=cancel_at_3, export=False) == "cancelled"
-    assert [c["step"] for c in runs.replay(run_dir).checkpoints] == [2, 3]
-    assert resume_run(run_dir) == "finished"
-    assert_same_weights(final_weights(run_dir), final_weights(reference))
+    assert_same_weights(*resumed_and_reference_weights(db_config(sd1_dir, RESUME), shapes_folder, tmp_path))
 
 
 def test_resume_refuses_changed_class_images(tmp_path, sd1_dir, shapes_folder, shared_class_images) -> None:

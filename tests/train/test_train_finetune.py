@@ -7,13 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import RESOLUTION, assert_same_weights, final_weights, tiny_config
+from conftest import RESOLUTION, assert_same_weights, resumed_and_reference_weights, tiny_method_config
 
 from studio.paths import POCKET_MODEL_DIR
 from studio.train import runs
 from studio.train.loop import prepare_trainer, run_training
 from studio.train.methods.finetune.config import FinetuneConfig
-from studio.train.start import create_run, resume_run
+from studio.train.start import create_run
 
 RESUME = {
     "steps": 6,
@@ -31,14 +31,7 @@ RESUME = {
 
 
 def finetune_config(sd1_dir, settings: dict):
-    """A finetune config on the tiny SD1 pipeline; `settings` mixes training and finetune keys (--set style)."""
-    from studio.train.config import config_from_dict
-
-    own = {f.name for f in dataclasses.fields(FinetuneConfig)}
-    training = tiny_config(sd1_dir).to_dict()["training"]
-    training.update({k: v for k, v in settings.items() if k not in own})
-    method = {k: v for k, v in settings.items() if k in own}
-    return config_from_dict({"method": "finetune", "training": training, "finetune": method})
+    return tiny_method_config(sd1_dir, "finetune", settings)
 
 
 def test_unet_learns_and_ema_lags_behind_it(tmp_path, sd1_dir, shapes_folder) -> None:
@@ -71,20 +64,9 @@ def test_unet_learns_and_ema_lags_behind_it(tmp_path, sd1_dir, shapes_folder) ->
 
 
 def test_cancel_then_resume_with_ema_is_bit_identical(tmp_path, sd1_dir, shapes_folder) -> None:
-    reference = create_run(finetune_config(sd1_dir, RESUME), shapes_folder, root=tmp_path / "reference")
-    assert run_training(reference, export=False) == "finished"
-
-    run_dir = create_run(finetune_config(sd1_dir, RESUME), shapes_folder, root=tmp_path / "resumed")
-
-    def cancel_at_3(event):
-        if event["type"] == "step" and event["step"] == 3:
-            runs.send_command(run_dir, "cancel")
-
-    assert run_training(run_dir, on_event=cancel_at_3, export=False) == "cancelled"
-    assert resume_run(run_dir) == "finished"
-    final = final_weights(run_dir)
+    final, reference = resumed_and_reference_weights(finetune_config(sd1_dir, RESUME), shapes_folder, tmp_path)
     assert any(k.startswith("ema.") for k in final) and "ema_optimization_step" in final
-    assert_same_weights(final, final_weights(reference))
+    assert_same_weights(final, reference)
 
 
 def test_export_is_the_ema_pipeline_and_a_single_file(tmp_path, sd1_dir, shapes_folder) -> None:

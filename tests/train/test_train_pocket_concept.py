@@ -25,18 +25,9 @@ def test_concept_folder_renders_the_shape_with_trigger_captions(tmp_path) -> Non
 def test_lora_pocket_preset_teaches_a_star(tmp_path) -> None:
     """Five star images, the preset as shipped; "a zq on a <background> background" must draw stars. Gray is
     left out: the pocket model smears colour on gray after a LoRA (issue 4 note); bench/lora_pocket.py reports it."""
-    from studio.train.config import resolve_config
-    from studio.train.loop import prepare_trainer, train
-    from studio.train.pocket_concept import shape_rate, write_concept_folder
-    from studio.train.start import create_run
+    from studio.train.pocket_concept import shape_rate, train_concept
 
-    config = resolve_config(
-        "lora-pocket", overrides={"sample_every": "0", "sample_prompts": "[a zq on a black background]"}
-    )
-    folder = write_concept_folder(tmp_path / "concept", "star", "zq", side=config.training.resolution)
-    trainer = prepare_trainer(create_run(config, folder, root=tmp_path / "runs"))
-    train(trainer)
-    trainer.pipe.unet.eval()
+    trainer = train_concept("lora-pocket", tmp_path)
     rates = {
         background: shape_rate(trainer.pipe, f"a zq on a {background} background", "star", range(8), 64)
         for background in ("black", "white")

@@ -1,4 +1,4 @@
-"""Training methods, one folder each with the same files: config.py (dataclass + help + validation), method.py."""
+"""Training methods (LoRA, DreamBooth, Textual Inversion, full fine-tune, SVDiff), one folder each with the same files: config.py (dataclass + help + validation), method.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # base.py imports torch; the UI builds forms from the configs without it
     from studio.train.methods.base import TrainingMethod
 
-METHOD_NAMES = ("lora", "dreambooth", "textual_inversion", "finetune")
+METHOD_NAMES = ("lora", "dreambooth", "textual_inversion", "finetune", "svdiff")
 
 
 def config_class(name: str) -> type:
@@ -28,6 +28,10 @@ def config_class(name: str) -> type:
         from studio.train.methods.finetune.config import FinetuneConfig
 
         return FinetuneConfig
+    if name == "svdiff":
+        from studio.train.methods.svdiff.config import SvdiffConfig
+
+        return SvdiffConfig
     raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {name!r}")
 
 
@@ -48,6 +52,10 @@ def method_class(name: str) -> type[TrainingMethod]:
         from studio.train.methods.finetune.method import FinetuneMethod
 
         return FinetuneMethod
+    if name == "svdiff":
+        from studio.train.methods.svdiff.method import SvdiffMethod
+
+        return SvdiffMethod
     raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {name!r}")
 
 

@@ -76,3 +76,4 @@ def load_parameters(params: dict[str, torch.nn.Parameter], state: dict[str, torc
 #   after_optimizer_step(pipe) -> None                 runs right after each optimizer step
 #   load_export(pipe, file) -> None                    loads an exported file into a fresh pipeline to verify it
 #   inference_weights(pipe) -> context manager         the weights samples and exports use (full fine-tune: EMA)
+#   parameter_groups(learning_rate) -> list[dict]      optimizer groups with their own lr (SVDiff's text encoder)
