@@ -46,7 +46,7 @@ POCKET_MEMORY_GB = 1.0
 # Rules of thumb for SD 1.x at 512 px, batch 1, fp16 on a GPU (diffusers' training docs and common reports)
 SD_MEMORY_GB = {
     "lora": 7.0, "dreambooth": 16.0, "dreambooth_lora": 8.0, "textual_inversion": 7.0, "finetune": 20.0,
-    "svdiff": 9.0,  # frozen U and V^T beside each shifted weight: more than LoRA, far less than DreamBooth
+    "svdiff": 11.0,  # frozen U and V^T beside each shifted weight (3.8 GiB fp32 on SD 1.5): an estimate
 }  # fmt: skip
 
 

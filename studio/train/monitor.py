@@ -74,6 +74,7 @@ KEY_SETTINGS = {
     "lora": ("variant", "rank", "alpha"),
     "dreambooth": ("trigger", "with_prior_preservation", "use_lora"),
     "textual_inversion": ("placeholder_token", "num_vectors"),
+    "svdiff": ("train_text_encoder",),
 }
 
 
