@@ -154,6 +154,44 @@ def test_generation_engine_scales_and_removes_the_shifts(trained, sd1_dir) -> No
     assert all(torch.equal(v, weights[k]) for k, v in pipe.unet.state_dict().items())
 
 
+def test_svdiff_stacks_with_a_fused_lora_in_either_order(trained, sd1_dir, tmp_path) -> None:
+    """The shifts are always taken of the model's own weights: a LoRA fused before or after gives the same image."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).parent.parent / "generate"))
+    from lora_factory import write_lora
+
+    from studio.generate.engine import GenerationEngine, GenerationSettings
+
+    _, file = trained
+    lora, _ = write_lora(sd1_dir, tmp_path / "lora", seed=3)
+    base = dict(prompt=PROMPT, model=str(sd1_dir), steps=3, seed=1, fuse=True)
+    both = dict(base, loras=[{"path": str(lora)}], svdiffs=[{"path": str(file)}])
+
+    def image(engine: GenerationEngine, **values) -> np.ndarray:
+        (result,) = engine.generate(GenerationSettings(**values))
+        return np.asarray(result.image, dtype=np.int16)
+
+    lora_first = GenerationEngine(device="cpu")
+    image(lora_first, **dict(base, loras=[{"path": str(lora)}]))  # fused before the shifts arrive
+    a = image(lora_first, **both)
+    svdiff_first = GenerationEngine(device="cpu")
+    image(svdiff_first, **dict(base, svdiffs=[{"path": str(file)}]))
+    b = image(svdiff_first, **both)
+    assert np.abs(a - b).max() <= 1  # fusing order only moves float rounding
+    pipe = lora_first.load(str(sd1_dir)).pipe
+    image(lora_first, **base)  # both off again: the base weights (up to the LoRA's unfuse rounding)
+    fresh = GenerationEngine(device="cpu").load(str(sd1_dir)).pipe
+    reference = fresh.unet.state_dict()
+    for key, value in pipe.unet.state_dict().items():
+        name = key.replace(".base_layer", "")
+        if name in reference:
+            assert torch.allclose(value, reference[name], atol=1e-5), key
+
+
 def test_playground_lists_the_runs_export(trained, monkeypatch) -> None:
     from studio.generate import library
 
