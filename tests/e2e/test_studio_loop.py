@@ -172,3 +172,15 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
     page.locator("#runs-files").get_by_text("lora-kohya").wait_for(timeout=30_000)
     _shot(page, "6-runs-tab")
     assert (studio_server["data_dir"] / "runs" / run_id / "outputs" / "lora-kohya.safetensors").is_file()
+
+    # 7. Score it: the scorecard names the best checkpoint (base model vs the final step), draws a line per score
+    page.locator("#runs-score-verdict").get_by_text("Not scored yet").wait_for(timeout=10_000)
+    page.locator("#runs-score").click()
+    page.locator("#runs-score-verdict").get_by_text("Best checkpoint").wait_for(timeout=180_000)
+    expect(page.locator("#runs-score-table")).to_contain_text("base")
+    expect(page.locator("#runs-score-table")).to_contain_text(str(STEPS))
+    page.wait_for_timeout(1200)
+    assert len(_drawn_lines(page, "runs-score-chart")) >= 3, "the scorecard chart draws fewer than 3 scores"
+    _assert_no_error_shown(page)
+    _shot(page, "7-runs-scorecard")
+    assert (studio_server["data_dir"] / "runs" / run_id / "eval" / "scorecard.json").is_file()
