@@ -161,6 +161,9 @@ def _coerce(cls: type, data: dict) -> dict:
                 if lowered not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError
                 value = lowered in ("true", "1", "yes")
+            elif kind == "str" and isinstance(value, bool):
+                # YAML 1.1 reads an unquoted no/yes/off/on as a boolean: `mixed_precision: no` means the word
+                value = "yes" if value else "no"
         except ValueError:
             raise ValueError(f"{key} must be {kind}, got {value!r}") from None
         out[key] = value
