@@ -65,6 +65,14 @@ class TrainingConfig:
     caption_dropout: float = field(
         default=0.0, metadata={"help": "Probability of training a sample with an empty caption (helps CFG)."}
     )
+    random_flip: bool = field(
+        default=False,
+        metadata={
+            "help": "Mirror each training image left-right half of the time: twice the variety from a few images, "
+            "so the model learns the subject rather than five exact pictures. Off for subjects with a handedness "
+            "(text, logos, a parting on one side)."
+        },
+    )
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute activations in the backward pass: much less VRAM, ~20% slower."}
     )
