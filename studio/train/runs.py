@@ -148,6 +148,11 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
+def process_alive(pid: int | None) -> bool:
+    """Whether a process with this id lives (a run's or a queue runner's); False for None or 0."""
+    return _alive(pid)
+
+
 def replay(run_dir: Path) -> RunState:
     """Rebuild a run's state from its folder alone (the event log plus what is on disk)."""
     run_dir = Path(run_dir)
