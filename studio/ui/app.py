@@ -64,6 +64,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False) -> N
     workspaces = visitors.public_workspaces(DATA_DIR) if public else Workspaces(DATA_DIR)
     if public:
         workspaces.clean_periodically()  # now, then every hour
+    else:
+        workspaces.get().queue.resume_after_restart()  # a queue that was processing when the app went down goes on
     app = build_app(workspaces=workspaces)
     app.queue(default_concurrency_limit=1)
     app.launch(

@@ -121,3 +121,9 @@ def scored_by_default(config: RunConfig) -> bool:
     """The scorecard is exact and quick on the pocket model; other models need a CLIP model named for it."""
     base = config.training.base_model
     return base == "pocket" or Path(base).resolve() == POCKET_MODEL_DIR.resolve()
+
+
+def parse_sweep_lines(text: str) -> dict[str, list[str]]:
+    """The UI's sweep box: one `key=v1,v2` per line (or separated by `;`); empty means no sweep."""
+    pairs = [part.strip() for line in (text or "").splitlines() for part in line.split(";")]
+    return parse_sweeps([pair for pair in pairs if pair])

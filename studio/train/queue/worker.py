@@ -37,10 +37,15 @@ class QueueWorker:
     def start(self) -> str:
         """Process the queue in the background until it is empty or stopped."""
         with self._start_lock:
-            request_processing(self.store, True)
             if self.busy():
+                request_processing(self.store, True)  # a stop asked for meanwhile is taken back
                 return "the queue is being processed"
             self.lock.acquire()  # RunnerBusy when a terminal's `studio queue run` has it
+            try:
+                request_processing(self.store, True)
+            except ValueError:
+                self.lock.release()
+                raise
             self._thread = threading.Thread(target=self._work, name="studio-queue", daemon=True)
             self._thread.start()
         return "processing the queue: one training at a time, in order"
@@ -75,6 +80,20 @@ class QueueWorker:
         self.last = progress
         if progress.message:
             log.info("queue: %s", progress.message)
+
+    def describe(self) -> str:
+        """One line for a page: is the queue processing, and what is it doing (from the file, so any app agrees)."""
+        state = self.store.load()
+        counts = {s: sum(e.status == s for e in state.entries) for s in ("queued", "running", "finished", "failed")}
+        tally = f"{counts['queued']} queued, {counts['finished']} finished, {counts['failed']} failed"
+        running = state.running()
+        if running is not None:
+            doing = "scoring" if running.phase == "scoring" else "training"
+            what = f"{doing} entry {running.id} (run {running.run_id})"
+            return f"{'Processing' if state.processing else 'Stopping'}: {what}. {tally}."
+        if state.processing:
+            return f"Processing: {self.last.message or 'starting the next entry'}. {tally}."
+        return f"Stopped. {tally}."
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread:
