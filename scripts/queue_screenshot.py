@@ -43,7 +43,9 @@ def main() -> int:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
             page.get_by_role("tab", name="Train").click()
-            page.locator("#queue-table").get_by_text("sweep-1").first.wait_for(timeout=60_000)
+            page.locator("#queue-status").get_by_text("finished").wait_for(timeout=60_000)
+            page.locator("#queue-sweep-pick input").click()  # the first sweep (the table shows the last one first)
+            page.get_by_role("option", name="sweep-1").click()
             time.sleep(3)  # a timer tick or two: the status line and the sweep table
             page.locator("#queue-panel").scroll_into_view_if_needed()
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,12 @@ def entry_number(value: float | int | None) -> int:
     return int(value)
 
 
+def picked_entry(event: gr.SelectData) -> int | None:
+    """A click on a row of the queue table picks that entry for Remove / Retry."""
+    row = event.row_value or []
+    return int(row[0]) if row and str(row[0]).isdigit() else None
+
+
 # ------------------------------------------------------------------ layout and wiring
 
 
@@ -75,7 +81,10 @@ def build(
         with gr.Row():
             run = gr.Button("▶ Run queue", variant="primary", scale=0, elem_id="queue-run")
             stop = gr.Button("■ Stop queue", variant="stop", scale=0, elem_id="queue-stop")
-            entry = gr.Number(label="Entry #", precision=0, minimum=1, scale=0, min_width=90, elem_id="queue-entry")
+            entry = gr.Number(
+                None, label="Entry #", placeholder="click a row", precision=0, minimum=1, scale=0, min_width=110,
+                elem_id="queue-entry",
+            )  # fmt: skip
             remove = gr.Button("Remove entry", scale=0, elem_id="queue-remove")
             retry = gr.Button("Retry entry", scale=0, elem_id="queue-retry")
         message = gr.Markdown(elem_id="queue-message")
@@ -128,6 +137,7 @@ def build(
     stop.click(on_stop, None, message, api_visibility="private")
     remove.click(on_remove, entry, message, api_visibility="private")
     retry.click(on_retry, entry, message, api_visibility="private")
+    table.select(picked_entry, None, entry, api_visibility="private")
     sweep.input(lambda picked: sweep_frame(workspaces.get(), picked), sweep, sweep_view, api_visibility="private")
     outputs = [status, table, sweep, sweep_view, shown]
     timer.tick(on_tick, [sweep, shown], outputs, show_progress="hidden", queue=False, api_visibility="private")

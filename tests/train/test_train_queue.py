@@ -186,7 +186,7 @@ def test_entries_train_one_at_a_time_in_order(tmp_path, base, shapes_folder, fak
 
 def test_stopping_requeues_the_running_entry_and_the_next_run_resumes_it(tmp_path, base, shapes_folder, monkeypatch,
                                                                          fake_training):  # fmt: skip
-    monkeypatch.setenv("QUEUE_TEST_STEP", "1.0")
+    monkeypatch.setenv("QUEUE_TEST_STEP", "0.5")
     data = tmp_path / "data"
     store = QueueStore(data)
     first, second = add_entries(store, base, [shapes_folder], parse_sweeps(["rank=2,4"]), evaluate=False)
@@ -304,3 +304,26 @@ def test_the_sweep_table_puts_scorecards_side_by_side(tmp_path, base, shapes_fol
     assert format_sweep("sweep-1", store.load().sweep("sweep-1"), data / "runs").startswith("sweep-1: 2 entries")
     with pytest.raises(ValueError, match="no sweep 'sweep-9'"):
         store.load().sweep("sweep-9")
+
+
+def test_ctrl_c_in_queue_run_asks_for_a_stop_and_waits_for_it(tmp_path, base, shapes_folder, monkeypatch, capsys):
+    from studio.train.queue import Progress
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(data))
+    add_entries(QueueStore(data), base, [shapes_folder], {}, evaluate=False)
+    seen = []
+
+    def run(self, on_progress, poll_seconds=1.0):
+        seen.append((self.store.load().processing, RunnerLock(data).holder() is not None))
+        if len(seen) == 1:
+            raise KeyboardInterrupt  # Ctrl-C while the first entry trains
+        return Progress("stopped")  # the second call follows the entry until it has stopped
+
+    monkeypatch.setattr(QueueRunner, "run", run)
+    assert main(["queue", "run", "--no-progress"]) == 130
+    assert seen == [(True, True), (False, True)]  # processing off, then waited for, still holding the queue
+    assert (
+        RunnerLock(data).holder() is None
+        and "stopping: the running entry saves a checkpoint" in capsys.readouterr().out
+    )

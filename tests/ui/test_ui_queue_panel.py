@@ -26,6 +26,7 @@ with open(os.path.join(run, "events.jsonl"), "a") as s:
 
 @pytest.fixture()
 def captioned(workspace, shape_files):
+    """A dataset with trigger 'zq' (the preset's sample prompts name it), captioned by the pocket captioner."""
     dataset_tab.import_files(workspace, "shapes", shape_files, 64, "zq")
     dataset_tab.auto_caption(workspace, "shapes", "pocket", False)
     return workspace

@@ -39,11 +39,15 @@ def _run_state(entry: QueueEntry, runs_root: Path) -> runs.RunState | None:
     return runs.replay(folder) if entry.run_id and (folder / runs.CONFIG).is_file() else None
 
 
+def status_word(entry: QueueEntry) -> str:
+    return "scoring" if entry.status == "running" and entry.phase == "scoring" else entry.status
+
+
 def queue_rows(state: QueueState, runs_root: Path) -> list[list[str]]:
     rows = []
     for entry in state.entries:
         run = _run_state(entry, runs_root)
-        status = "scoring" if entry.status == "running" and entry.phase == "scoring" else entry.status
+        status = status_word(entry)
         step = f"{run.last_step}/{run.total_steps or entry.config['training']['steps']}" if run else "-"
         loss = f"{run.losses[-1][1]:.4f}" if run and run.losses else "-"
         row = [str(entry.id), entry.sweep, status, _dataset_label(entry.dataset), _settings(entry)]
@@ -68,7 +72,7 @@ def sweep_table(entries: list[QueueEntry], runs_root: Path) -> tuple[list[str], 
         card = read_card(runs_root, entry.run_id)
         row = [str(entry.id), *(entry.swept.get(k, "-") for k in keys)]
         row += [_dataset_label(entry.dataset)] if several_datasets else []
-        row += [entry.status, f"{run.losses[-1][1]:.4f}" if run and run.losses else "-"]
+        row += [status_word(entry), f"{run.losses[-1][1]:.4f}" if run and run.losses else "-"]
         best = _best_score(card)
         row += [_number(best.get(name)) for name, _ in SCORES] if best else ["-"] * len(SCORES)
         row.append(str(best["step"]) if best else "-")
