@@ -151,7 +151,8 @@ class QueueRunner:
             return Progress("waiting", message="the entry was removed")
         run_dir = self.runs_root / run_id
         try:
-            if (run_dir / runs.CONFIG).is_file():
+            resumed = (run_dir / runs.CONFIG).is_file()
+            if resumed:
                 if runs.replay(run_dir).status == "finished":
                     return self._finished(entry, run_dir)
                 self.jobs.resume(run_dir)
@@ -166,7 +167,8 @@ class QueueRunner:
             self.store.change(entry.id, status="failed", pid=None, reason=str(error))
             return Progress("waiting", entry, f"entry {entry.id} failed: {error}")
         entry = self.store.change(entry.id, pid=self.jobs.pid(run_id)) or entry
-        return Progress("training", entry, f"entry {entry.id}: run {run_id} started")
+        started = "resumed from its last checkpoint" if resumed else "started"
+        return Progress("training", entry, f"entry {entry.id}: run {run_id} {started}")
 
     # ------------------------------------------------------------------ following
 
