@@ -327,3 +327,21 @@ def test_ctrl_c_in_queue_run_asks_for_a_stop_and_waits_for_it(tmp_path, base, sh
         RunnerLock(data).holder() is None
         and "stopping: the running entry saves a checkpoint" in capsys.readouterr().out
     )
+
+
+def test_a_folder_batch_queues_one_entry_per_sub_folder(tmp_path, shapes_folder, monkeypatch, capsys):
+    styles = tmp_path / "styles"
+    for name, pattern in (("b-style", "shape[01].*"), ("a-style", "shape[23].*")):
+        (styles / name).mkdir(parents=True)
+        for image in shapes_folder.glob(pattern):
+            (styles / name / image.name).write_bytes(image.read_bytes())
+    (styles / ".hidden").mkdir()
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
+    prompts = 'sample_prompts=["a zq on a black background"]'
+    assert main(["queue", "add", "--preset", "lora-pocket", "--folders", str(styles), "--set", prompts]) == 0
+    entries = QueueStore(tmp_path / "data").load().entries
+    assert [Path(e.dataset).name for e in entries] == ["a-style", "b-style"] and {e.sweep for e in entries} == {
+        "sweep-1"
+    }
+    assert "queued 2 entries as sweep-1" in capsys.readouterr().out
+    assert main(["queue", "list"]) == 0 and "a-style" in capsys.readouterr().out
