@@ -150,6 +150,8 @@ def test_bad_input_is_refused_before_anything_is_queued(tmp_path, base, shapes_f
     for datasets, sweeps, message in cases:
         with pytest.raises((ValueError, FileNotFoundError), match=message):
             add_entries(store, base, datasets, sweeps)
+    with pytest.raises(ValueError, match="1 or more seeds"):
+        add_entries(store, base, [shapes_folder], {}, eval_seeds=0)
     assert not store.path.exists()
     # the command line says it in one line, and a key in both --set and --sweep is refused too
     monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))

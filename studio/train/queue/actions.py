@@ -25,6 +25,8 @@ def add_entries(
 
     `evaluate` None: score after training when the base model is the pocket model (exact and quick there).
     """
+    if eval_seeds < 1 or (eval_steps is not None and eval_steps < 1):
+        raise ValueError(f"the scorecard needs 1 or more seeds and steps, got {eval_seeds} seeds, {eval_steps} steps")
     planned = plan(base, datasets, sweeps or {})
     if len(planned) > MAX_ENTRIES_PER_ADD:
         raise ValueError(f"this would queue {len(planned)} trainings (at most {MAX_ENTRIES_PER_ADD} in one add)")
@@ -78,5 +80,5 @@ def request_processing(store: QueueStore, on: bool) -> None:
     """Start (a runner then works through the queue) or stop (the running entry stops, resumable) processing."""
     with store.update() as state:
         if on and state.next_queued() is None and state.running() is None:
-            raise ValueError("the queue has nothing to train; add entries first")
+            raise ValueError("the queue has nothing to train: add entries, or retry a failed or cancelled one")
         state.processing = on
