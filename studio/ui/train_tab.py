@@ -162,6 +162,8 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         if not values[followed]:
             return unchanged
         ws = workspaces.get()
+        if ws.queue.store.load().has_run(values[followed]):  # the queue's next entry must not overwrite the form
+            return unchanged  # someone may be editing it to queue more
         try:
             config, choice = run_settings(ws, ws.run_path(values[followed]))
         except (OSError, ValueError):  # deleted meanwhile, or a config this version cannot read: keep the form

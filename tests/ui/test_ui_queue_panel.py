@@ -68,6 +68,7 @@ def test_the_worker_trains_the_queue_in_a_server_thread_and_goes_on_after_a_rest
     assert [e.status for e in store.load().entries] == ["finished", "finished"]
     assert captioned.queue.describe() == "Stopped. 0 queued, 2 finished, 0 failed."
     assert list(queue_panel.queue_frame(captioned)["loss"]) == ["0.2500", "0.2500"]
+    assert store.load().has_run(store.load().entries[0].run_id) and not store.load().has_run("other")
 
     # the app went down while processing: a new app (a fresh workspace object) goes on with what is queued
     queue_panel.add_to_queue(captioned, config, "shapes", "")

@@ -80,6 +80,9 @@ class QueueState:
     def next_queued(self) -> QueueEntry | None:
         return next((e for e in self.entries if e.status == "queued"), None)
 
+    def has_run(self, run_id: str) -> bool:
+        return any(e.run_id == run_id for e in self.entries)
+
     def sweep(self, sweep_id: str) -> list[QueueEntry]:
         entries = [e for e in self.entries if e.sweep == sweep_id]
         if not entries:
