@@ -217,8 +217,8 @@ def test_after_a_restart_a_died_entry_is_resumed_and_a_cancelled_one_can_be_retr
 ):
     data = tmp_path / "data"
     store = QueueStore(data)
-    died, never_started, cancelled = add_entries(
-        store, base, [shapes_folder], parse_sweeps(["rank=2,4,8"]), evaluate=False
+    died, never_started, cancelled, ctrl_c = add_entries(
+        store, base, [shapes_folder], parse_sweeps(["rank=2,4,8,16"]), evaluate=False
     )
     # the app was killed: entry 1 trained to step 1 and its process is gone; entry 2 was marked but never written
     from studio.train.start import create_run
@@ -232,6 +232,11 @@ def test_after_a_restart_a_died_entry_is_resumed_and_a_cancelled_one_can_be_retr
     cancelled_dir = create_run(config, shapes_folder, run_id="r-cancelled", root=data / "runs")
     runs.append_event(cancelled_dir, "cancelled", step=0, reason="cancelled from the Train tab")
     store.change(cancelled.id, status="cancelled", run_id="r-cancelled", reason="cancelled from the Train tab")
+    # the app was stopped with Ctrl-C in its terminal, which reached its training process too
+    keyboard_dir = create_run(config, shapes_folder, run_id="r-ctrl-c", root=data / "runs")
+    runs.append_event(keyboard_dir, "started", step=0, total_steps=3, pid=2**22 + 12346)
+    runs.append_event(keyboard_dir, "cancelled", step=0, reason=runs.KEYBOARD_INTERRUPT)
+    store.change(ctrl_c.id, status="running", run_id="r-ctrl-c", pid=2**22 + 12346)
     with store.update() as state:
         state.processing = True  # it was processing when it went down
     assert runs.replay(folder).status == "interrupted"
@@ -240,7 +245,8 @@ def test_after_a_restart_a_died_entry_is_resumed_and_a_cancelled_one_can_be_retr
     entries = {e.id: e for e in store.load().entries}
     assert entries[died.id].status == "finished" and entries[died.id].resumes == 1
     assert entries[never_started.id].status == "finished" and entries[never_started.id].run_id == "r-never"
-    assert entries[cancelled.id].status == "cancelled"
+    assert entries[cancelled.id].status == "cancelled"  # cancelled on purpose (the Train tab): left alone
+    assert entries[ctrl_c.id].status == "finished" and entries[ctrl_c.id].resumes == 1
     assert ("resume", "r-died") in [(w, r) for w, r, _ in _log(fake_training)]
 
     with pytest.raises(ValueError, match="only a failed or cancelled entry"):

@@ -197,7 +197,8 @@ class QueueRunner:
             self.store.change(entry.id, status="failed", pid=None, reason=run.reason)
             progress.message = f"entry {entry.id} failed: {run.reason}"
             return progress
-        if run.status == "cancelled":
+        # a Ctrl-C that reached the training process too (the app's terminal) is a death like any other: resume it
+        if run.status == "cancelled" and run.reason != runs.KEYBOARD_INTERRUPT:
             if processing and run_dir.name not in self._stop_sent:
                 reason = f"the run was cancelled outside the queue at step {run.last_step}"
                 self.store.change(entry.id, status="cancelled", pid=None, reason=run.reason or reason)
