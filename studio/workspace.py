@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.train.jobs import JobManager, JobPool
+from studio.train.queue.worker import QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +77,12 @@ class Workspace:
     limits: PublicLimits | None = None  # None: a private studio, no caps
     pool: JobPool | None = None  # shared with other workspaces when their training runs count together
     jobs: JobManager = field(init=False)
+    queue: QueueWorker = field(init=False)  # the training queue, worked through by a server-side thread over jobs
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         self.jobs = JobManager(self.data_dir, pool=self.pool)
+        self.queue = QueueWorker(self.data_dir, self.jobs)
 
     def check_upload(self, dataset: str, files: list[str | Path]) -> None:
         """Refuse an import that would take a dataset or this workspace over the public caps."""

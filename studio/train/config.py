@@ -311,11 +311,20 @@ def resolve_config(
             if not isinstance(value, dict):
                 raise ValueError(f"unknown key(s) in config: {key}")
             data.setdefault(key, {}).update(value)
+    return _with_overrides(data, overrides or {})
+
+
+def override_config(config: RunConfig, overrides: dict[str, str]) -> RunConfig:
+    """A resolved config with `--set` style overrides on top (a sweep's values over the form's settings)."""
+    return _with_overrides(config.to_dict(), overrides)
+
+
+def _with_overrides(data: dict, overrides: dict[str, str]) -> RunConfig:
     method = data["method"]
     data.setdefault(method, {})
     method_fields = {f.name for f in dataclasses.fields(method_config_class(method))}
     training_fields = {f.name for f in dataclasses.fields(TrainingConfig)}
-    for key, raw in (overrides or {}).items():
+    for key, raw in overrides.items():
         section, _, name = key.rpartition(".")
         if not section:
             sections = [s for s, names in (("training", training_fields), (method, method_fields)) if key in names]

@@ -549,9 +549,7 @@ def train(trainer: Trainer) -> str:
         fail(trainer, OOM_ADVICE)
     except KeyboardInterrupt:
         # Ctrl-C may land half-way through a step, so nothing is saved: the last checkpoint is what resumes
-        trainer.emit(
-            "cancelled", step=last_saved, reason="interrupted from the keyboard; resumes from the last checkpoint"
-        )
+        trainer.emit("cancelled", step=last_saved, reason=runs.KEYBOARD_INTERRUPT)
         raise
     if last_saved != trainer.step:
         save(trainer)  # the final weights, resumable and exportable

@@ -81,6 +81,8 @@ def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False, limi
     workspaces = visitors.public_workspaces(DATA_DIR) if public else Workspaces(DATA_DIR)
     if public:
         workspaces.clean_periodically()  # now, then every hour
+    else:
+        workspaces.get().queue.resume_after_restart()  # a queue that was processing when the app went down goes on
     engine, admission = GenerationEngine(), Admission(limits)
     app = build_app(engine, workspaces, admission)
     app.queue(default_concurrency_limit=1)

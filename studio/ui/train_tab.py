@@ -15,6 +15,7 @@ import gradio as gr
 
 from studio.train import advice, monitor, runs
 from studio.train.config import RunConfig, list_presets, load_config_file, resolve_config
+from studio.ui import queue_panel
 from studio.ui.config_form import METHODS, ConfigForm, config_from_values
 from studio.ui.errors import as_message, friendly
 from studio.ui.run_view import RunView
@@ -117,6 +118,8 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
                 resume = gr.Button("Resume", elem_id="train-resume")
+                # the queue is a private studio's: a visitor of a public one trains one run at a time
+                add = gr.Button("Add to queue", elem_id="train-queue-add", visible=not workspaces.public)
             message = gr.Markdown(elem_id="train-message")
             view = RunView("train")
     seen = gr.State(None)  # what the page shows (run, events, status): unchanged -> nothing is re-sent
@@ -156,6 +159,8 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         if not values[followed]:
             return unchanged
         ws = workspaces.get()
+        if ws.queue.store.load().has_run(values[followed]):  # the queue's next entry must not overwrite the form
+            return unchanged  # someone may be editing it to queue more
         try:
             config, choice = run_settings(ws, ws.run_path(values[followed]))
         except (OSError, ValueError):  # deleted meanwhile, or a config this version cannot read: keep the form
@@ -225,3 +230,5 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
     loaded.then(on_tick, seen, live, api_visibility="private").then(
         lambda: gr.Timer(active=True), None, timer, api_visibility="private"
     )
+    if not workspaces.public:
+        queue_panel.build(workspaces, add, config_of, form_inputs, dataset, loaded)
