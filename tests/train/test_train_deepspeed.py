@@ -121,8 +121,8 @@ def test_dreambooth_under_deepspeed_zero2_offload_trains_cancels_and_resumes(tmp
         "OMP_NUM_THREADS": "1",
         "DS_ACCELERATOR": "cpu",
         "PYTHONPATH": str(PROJECT_ROOT),
-        # the save of step 2 pauses after DeepSpeed's files are written, so the cancel below lands at step 2
-        "STUDIO_TEST_SLEEP_IN_SAVE": "2:20",
+        # the save of step 2 pauses after DeepSpeed's files are written; the cancel sent then is read after step 3
+        "STUDIO_TEST_SLEEP_IN_SAVE": "2:4",
     }
     accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(launch_file)]
     accelerate += ["--main_process_port", str(_free_port()), "-m", "studio"]
@@ -138,10 +138,12 @@ def test_dreambooth_under_deepspeed_zero2_offload_trains_cancels_and_resumes(tmp
     output = first.communicate(timeout=300)[0]
     assert first.returncode == 0, output[-4000:]
     state = runs.replay(run_dir)
-    assert (state.status, state.last_step) == ("cancelled", 2), output[-4000:]
-    [checkpoint] = list_checkpoints(run_dir)
-    # DeepSpeed's optimizer partition sits inside the checkpoint, which was renamed into place whole
-    assert list((checkpoint / "deepspeed" / "zero").glob("*optim_states.pt"))
+    assert (state.status, state.last_step) == ("cancelled", 3), output[-4000:]
+    assert [c.name for c in list_checkpoints(run_dir)] == ["step-000002", "step-000003"]
+    checkpoint = list_checkpoints(run_dir)[-1]
+    # DeepSpeed's optimizer partition sits inside each checkpoint, which was renamed into place whole
+    for folder in list_checkpoints(run_dir):
+        assert list((folder / "deepspeed" / "zero").glob("*optim_states.pt")), folder
     assert not list((run_dir / "checkpoints").glob(".step-*"))
     at_cancel = load_file(str(checkpoint / TRAINABLE))
 
@@ -157,7 +159,7 @@ def test_dreambooth_under_deepspeed_zero2_offload_trains_cancels_and_resumes(tmp
     state = runs.replay(run_dir)
     events = runs.read_events(run_dir)
     assert state.status == "finished", state.reason
-    assert [e["step"] for e in events if e["type"] == "started"] == [0, 2]  # the resume began at the checkpoint
+    assert [e["step"] for e in events if e["type"] == "started"] == [0, 3]  # the resume began at the checkpoint
     losses = [e["loss"] for e in events if e["type"] == "step"]
     assert [e["step"] for e in events if e["type"] == "step"] == [1, 2, 3, 4]
     assert all(torch.isfinite(torch.tensor(losses))), losses
