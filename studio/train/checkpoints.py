@@ -3,7 +3,9 @@
 A checkpoint is a folder `checkpoints/step-NNNNNN/` with the trained weights (safetensors), the optimizer, LR
 scheduler and RNG states (`torch.save` of tensors and plain containers, read back with `weights_only=True`) and a
 small JSON. It is built in a hidden `.step-*.tmp` folder, fsynced and renamed into place, so a process killed
-mid-save leaves the previous checkpoint usable.
+mid-save leaves the previous checkpoint usable. Under DeepSpeed the optimizer state is partitioned across
+processes, so it is not in training_state.pt: each process writes its part with DeepSpeed's own
+`save_checkpoint` into `deepspeed/` of the same hidden folder before the rename (distributed.py).
 """
 
 from __future__ import annotations

@@ -32,10 +32,23 @@ def shared_run_dir(create: Callable[[], Path], device: str) -> Path:
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
-    state = PartialState(cpu=uses_cpu(device))
+    # the same device choice as the trainer's Accelerator (the state is shared): DeepSpeed never with cpu=True
+    state = PartialState(cpu=uses_cpu(device) and not deepspeed_requested())
+    check_process_count(state.num_processes)
     box = [str(create()) if state.is_main_process else None]
     broadcast_object_list(box)
     return Path(box[0])
+
+
+def check_process_count(seen: int) -> None:
+    """Refuse a launch whose processes do not see each other: each would train alone and write the same run
+    (accelerate 1.15 does this with DeepSpeed on a machine without a GPU: every process is process 0 of 1)."""
+    if seen != launched_processes():
+        raise ValueError(
+            f"{launched_processes()} processes were launched but accelerate sees {seen}"
+            + (" (DeepSpeed without a GPU runs one process only)" if deepspeed_requested() else "")
+            + "; launch one process (num_processes: 1)"
+        )
 
 
 def broadcast_commands(accelerator: Any, commands: set[str]) -> set[str]:

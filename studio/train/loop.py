@@ -264,6 +264,7 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
         distributed.require_deepspeed()
     # accelerate turns DeepSpeed off when told cpu=True; DeepSpeed then picks its own device (DS_ACCELERATOR)
     accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=cpu and not deepspeed)
+    distributed.check_process_count(accelerator.num_processes)
     if accelerator.distributed_type.value == "FSDP":  # refused before the (slow) model load
         distributed.refuse_unsupported(accelerator, None, [], config.method)
     seed_everything(training.seed)
