@@ -106,6 +106,17 @@ def test_run_config_sets_batch_accumulation_and_clipping_and_must_match_the_laun
     assert (config["train_batch_size"], config["gradient_clipping"]) == (6, 0.5)
 
 
+def test_a_checkpoint_resumes_only_the_way_it_was_written() -> None:
+    from studio.train.loop import restore
+
+    folder = Path("checkpoints/step-000003")
+    # DeepSpeed's checkpoints keep the optimizer in deepspeed/, not in training_state.pt
+    with pytest.raises(ValueError, match="written with DeepSpeed; resume it the same way"):
+        restore(SimpleNamespace(engine=None), {"torch": {"lr_scheduler": {}}}, folder)
+    with pytest.raises(ValueError, match="written without DeepSpeed"):
+        restore(SimpleNamespace(engine=object()), {"torch": {"optimizer": {}, "lr_scheduler": {}}}, folder)
+
+
 # ------------------------------------------------------------------ a real run (needs deepspeed)
 
 
