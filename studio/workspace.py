@@ -117,6 +117,14 @@ class Workspace:
         if self.data_dir.is_dir() and folder_bytes(self.data_dir) > self.limits.max_workspace_bytes:
             raise ValueError("your workspace is full; delete a run or dataset first")
 
+    def start_training(self, config, dataset_choice: str | None) -> Path:
+        """Start training `config` (a RunConfig) on a dataset of this workspace, within its caps; the run folder.
+        Raises JobBusy while a run trains, ValueError for a missing dataset or a setting over the caps."""
+        if not dataset_choice:
+            raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
+        self.check_training(config.training.steps, config.training.base_model)
+        return self.jobs.start(config, self.training_source(dataset_choice))
+
     @property
     def datasets_root(self) -> Path:
         return self.data_dir / "datasets"

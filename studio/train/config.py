@@ -65,6 +65,14 @@ class TrainingConfig:
     caption_dropout: float = field(
         default=0.0, metadata={"help": "Probability of training a sample with an empty caption (helps CFG)."}
     )
+    random_flip: bool = field(
+        default=False,
+        metadata={
+            "help": "Mirror each training image left-right half of the time: twice the variety from a few images, "
+            "so the model learns the subject rather than five exact pictures. Off for subjects with a handedness "
+            "(text, logos, a parting on one side)."
+        },
+    )
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute activations in the backward pass: much less VRAM, ~20% slower."}
     )
@@ -161,6 +169,9 @@ def _coerce(cls: type, data: dict) -> dict:
                 if lowered not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError
                 value = lowered in ("true", "1", "yes")
+            elif kind == "str" and isinstance(value, bool):
+                # YAML 1.1 reads an unquoted no/yes/off/on as a boolean: `mixed_precision: no` means the word
+                value = "yes" if value else "no"
         except ValueError:
             raise ValueError(f"{key} must be {kind}, got {value!r}") from None
         out[key] = value

@@ -106,9 +106,12 @@ def batch_at(items: list[TrainingImage], batch_size: int, seed: int, position: i
 
 @dataclass
 class Caches:
-    """Latents (as the VAE's mean and std, sampled each step) and text embeddings, when those parts are frozen."""
+    """Latents (as the VAE's mean and std, sampled each step) and text embeddings, when those parts are frozen.
 
-    latents: dict[Path, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    Latents are keyed by (image, mirrored): with random_flip both versions of each image are encoded once, since a
+    mirrored image's latent is not exactly the mirrored latent (the VAE is not perfectly symmetric)."""
+
+    latents: dict[tuple[Path, bool], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     text: dict[str, Conditioning] = field(default_factory=dict)
 
 
@@ -168,25 +171,40 @@ def predict(pipe: Any, noisy: torch.Tensor, timesteps: torch.Tensor, condition: 
 
 
 @torch.no_grad()
-def encode_latent_distribution(pipe: Any, images: list[TrainingImage], device, dtype):
-    pixels = torch.from_numpy(np.stack([i.pixels() for i in images])).to(device, dtype)
-    dist = pipe.vae.encode(pixels).latent_dist
+def encode_latent_distribution(pipe: Any, images: list[TrainingImage], device, dtype, flips: list[bool] | None = None):
+    pixels = np.stack([i.pixels() for i in images])  # (batch, channels, height, width)
+    for index, flip in enumerate(flips or []):
+        if flip:
+            pixels[index] = pixels[index, :, :, ::-1]
+    dist = pipe.vae.encode(torch.from_numpy(pixels).to(device, dtype)).latent_dist
     return dist.mean, dist.std
 
 
-def fill_caches(pipe: Any, items: list[TrainingImage], caches: Caches, device, dtype) -> None:
-    """Encode every image once, one at a time: the same numbers whatever batch an image later lands in."""
+def fill_caches(pipe: Any, items: list[TrainingImage], caches: Caches, device, dtype, mirrored: bool = False) -> None:
+    """Encode every image once, one at a time: the same numbers whatever batch an image later lands in. With
+    `mirrored`, the left-right mirrored version too (random_flip)."""
     for item in items:
-        if item.path not in caches.latents:
-            mean, std = encode_latent_distribution(pipe, [item], device, dtype)
-            caches.latents[item.path] = (mean[0], std[0])
+        for flip in (False, True) if mirrored else (False,):
+            if (item.path, flip) not in caches.latents:
+                mean, std = encode_latent_distribution(pipe, [item], device, dtype, [flip])
+                caches.latents[(item.path, flip)] = (mean[0], std[0])
 
 
-def latent_distribution(pipe: Any, images: list[TrainingImage], caches: Caches | None, device, dtype):
-    """(mean, std) of each image's latent, from the cache when there is one."""
+def draw_flips(count: int, enabled: bool, generator: torch.Generator) -> list[bool]:
+    """Which images of a batch are mirrored (random_flip); no draw at all when off, so other runs are unchanged."""
+    if not enabled:
+        return [False] * count
+    return (torch.rand(count, generator=generator) < 0.5).tolist()
+
+
+def latent_distribution(
+    pipe: Any, images: list[TrainingImage], caches: Caches | None, device, dtype, flips: list[bool] | None = None
+):
+    """(mean, std) of each image's latent (mirrored where `flips` says), from the cache when there is one."""
+    flips = flips or [False] * len(images)
     if caches is None:
-        return encode_latent_distribution(pipe, images, device, dtype)
-    means, stds = zip(*(caches.latents[i.path] for i in images))
+        return encode_latent_distribution(pipe, images, device, dtype, flips)
+    means, stds = zip(*(caches.latents[(i.path, flip)] for i, flip in zip(images, flips)))
     return torch.stack(means), torch.stack(stds)
 
 
@@ -322,7 +340,7 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     generator = torch.Generator("cpu").manual_seed(training.seed + 1_000_003 * accelerator.process_index)
     caches = Caches() if training.cache_latents and not method.trains_vae else None
     if caches is not None:
-        fill_caches(pipe, items, caches, accelerator.device, pipe.vae.dtype)
+        fill_caches(pipe, items, caches, accelerator.device, pipe.vae.dtype, mirrored=training.random_flip)
     trainer = Trainer(
         run_dir,
         config,
@@ -420,7 +438,8 @@ def micro_batch_loss(trainer: Trainer, position: int) -> torch.Tensor:
     batch = batch_at(trainer.items, training.batch_size, training.seed, position)
 
     # images -> latents: sample from the VAE's distribution each step (the cache holds mean and std)
-    mean, std = latent_distribution(pipe, batch, trainer.caches, device, pipe.vae.dtype)
+    flips = draw_flips(len(batch), training.random_flip, generator)
+    mean, std = latent_distribution(pipe, batch, trainer.caches, device, pipe.vae.dtype, flips)
     sample = torch.randn(mean.shape, generator=generator).to(mean)
     latents = (mean + std * sample) * pipe.vae.config.scaling_factor
 

@@ -47,10 +47,7 @@ def advise(ws: Workspace, config: RunConfig, dataset_choice: str | None) -> str:
 
 
 def start_training(ws: Workspace, config: RunConfig, dataset_choice: str | None) -> Path:
-    if not dataset_choice:
-        raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
-    ws.check_training(config.training.steps, config.training.base_model)
-    return ws.jobs.start(config, ws.training_source(dataset_choice))
+    return ws.start_training(config, dataset_choice)
 
 
 def shown_run(ws: Workspace) -> Path | None:
@@ -228,20 +225,3 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
     loaded.then(on_tick, seen, live, api_visibility="private").then(
         lambda: gr.Timer(active=True), None, timer, api_visibility="private"
     )
-
-    def train(dataset: str, preset: str = DEFAULT_PRESET, settings: dict | None = None) -> dict:
-        """Start a training run on a saved dataset from a preset, with `settings` ({"steps": 40, ...}) on top.
-        Returns the run id; poll `run_status` with it."""
-        if preset not in list_presets():  # a name, never a path: the API reads no file of the caller's choosing
-            raise ValueError(f"no preset {preset!r}; known: {', '.join(list_presets())}")
-        overrides = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (settings or {}).items()}
-        config = resolve_config(preset=preset, overrides=overrides)
-        run_dir = start_training(workspaces.get(), config, dataset)
-        return {"run_id": run_dir.name}
-
-    def run_status(run_id: str) -> dict:
-        """A run's status, step, last loss and sample count, from its folder."""
-        return runs.replay(workspaces.get().run_path(run_id)).as_dict()
-
-    gr.api(friendly(train), api_name="train")
-    gr.api(friendly(run_status), api_name="run_status")

@@ -238,7 +238,12 @@ class DreamBoothMethod:
         record_class_images(trainer.run_dir, self.class_items)
         if trainer.caches is not None:
             loop.fill_caches(
-                trainer.pipe, self.class_items, trainer.caches, trainer.accelerator.device, trainer.pipe.vae.dtype
+                trainer.pipe,
+                self.class_items,
+                trainer.caches,
+                trainer.accelerator.device,
+                trainer.pipe.vae.dtype,
+                mirrored=trainer.training.random_flip,
             )
 
     def micro_batch_loss(self, trainer: Any, position: int) -> torch.Tensor:
@@ -256,7 +261,8 @@ class DreamBoothMethod:
             images += class_batch
             prompts += [self.config.class_prompt] * len(class_batch)
 
-        mean, std = loop.latent_distribution(pipe, images, trainer.caches, device, pipe.vae.dtype)
+        flips = loop.draw_flips(len(images), training.random_flip, generator)
+        mean, std = loop.latent_distribution(pipe, images, trainer.caches, device, pipe.vae.dtype, flips)
         sample = torch.randn(mean.shape, generator=generator).to(mean)
         latents = (mean + std * sample) * pipe.vae.config.scaling_factor
 
