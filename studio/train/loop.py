@@ -232,6 +232,8 @@ class Trainer:
     on_event: Callable[[dict], None] | None = None
     # commands count from the moment this process began preparing: a cancel sent while the model loads still counts
     watcher: runs.CommandWatcher | None = None
+    # the DeepSpeed engine around pipe.unet when launched with a DeepSpeed config (distributed.py), else None
+    engine: Any = None
 
     @property
     def training(self) -> TrainingConfig:
@@ -275,13 +277,14 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
         raise ValueError("device is cuda but no CUDA GPU is available; use device auto or cpu")
     if cpu and training.mixed_precision != "no":
         raise ValueError(f"mixed_precision {training.mixed_precision} needs a GPU; use 'no' on CPU")
-    accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=cpu)
-    if accelerator.distributed_type.value in ("DEEPSPEED", "FSDP"):
-        # their sharded optimizer state needs accelerate's own checkpoints; refuse rather than save half a state
-        raise ValueError(
-            f"{accelerator.distributed_type.value} is not supported yet; launch with plain data parallelism "
-            "(accelerate launch --multi_gpu) or one process"
-        )
+    deepspeed = distributed.deepspeed_requested()
+    if deepspeed:
+        distributed.require_deepspeed()
+    # accelerate turns DeepSpeed off when told cpu=True; DeepSpeed then picks its own device (DS_ACCELERATOR)
+    accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=cpu and not deepspeed)
+    distributed.check_process_count(accelerator.num_processes)
+    if accelerator.distributed_type.value == "FSDP":  # refused before the (slow) model load
+        distributed.refuse_unsupported(accelerator, None, [], config.method)
     seed_everything(training.seed)
 
     manifest = json.loads((run_dir / runs.DATASET).read_text(encoding="utf-8"))
@@ -306,11 +309,33 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     if training.attention == "xformers":
         pipe.enable_xformers_memory_efficient_attention()
 
+    distributed.refuse_unsupported(accelerator, pipe, params, config.method)
+
     optimizer = build_optimizer(params, training)
-    lr_scheduler = get_scheduler(
-        training.lr_scheduler, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.steps
-    )
-    optimizer, lr_scheduler = accelerator.prepare(optimizer, lr_scheduler)
+    engine = None
+    if accelerator.distributed_type.value == "DEEPSPEED":
+        distributed.configure_deepspeed(
+            accelerator,
+            training.batch_size,
+            training.gradient_accumulation,
+            training.max_grad_norm,
+            training.mixed_precision,
+        )
+        # DeepSpeed takes the trained module and its optimizer together: ZeRO partitions the optimizer state and,
+        # with offload, replaces torch's AdamW by its CPU Adam. So the schedule is built afterwards, on the
+        # optimizer that really steps (one built before would move the learning rate of the replaced one).
+        engine, optimizer = accelerator.prepare(pipe.unet, optimizer)
+        lr_scheduler = get_scheduler(
+            training.lr_scheduler,
+            engine.optimizer.optimizer,
+            num_warmup_steps=training.warmup_steps,
+            num_training_steps=training.steps,
+        )
+    else:
+        lr_scheduler = get_scheduler(
+            training.lr_scheduler, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.steps
+        )
+        optimizer, lr_scheduler = accelerator.prepare(optimizer, lr_scheduler)
     # each process draws its own noise (process 0 is the single-process run)
     generator = torch.Generator("cpu").manual_seed(training.seed + 1_000_003 * accelerator.process_index)
     caches = Caches() if training.cache_latents and not method.trains_vae else None
@@ -332,6 +357,7 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
         Caches(),
         on_event=on_event,
         watcher=watcher,
+        engine=engine,
     )
     # a save cut short (SIGKILL, power loss) left a hidden folder: never listed, cleared here
     for leftover in (run_dir / "checkpoints").glob(".step-*.tmp") if accelerator.is_main_process else []:
@@ -341,16 +367,18 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
             method.prepare(trainer)
     checkpoints = list_checkpoints(run_dir)
     if checkpoints:
-        restore(trainer, load_checkpoint(checkpoints[-1]))
+        restore(trainer, load_checkpoint(checkpoints[-1]), checkpoints[-1])
     return trainer
 
 
 def checkpoint_state(trainer: Trainer) -> dict:
+    # under DeepSpeed each process holds only its partition of the optimizer state: DeepSpeed writes it (save)
+    optimizer = {} if trainer.engine is not None else {"optimizer": trainer.optimizer.state_dict()}
     return {
         "step": trainer.step,
         "trainable": trainer.method.trainable_state_dict(trainer.pipe),
         "torch": {
-            "optimizer": trainer.optimizer.state_dict(),
+            **optimizer,
             "lr_scheduler": trainer.lr_scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "generator": trainer.generator.get_state(),
@@ -363,9 +391,18 @@ def checkpoint_state(trainer: Trainer) -> dict:
     }
 
 
-def restore(trainer: Trainer, state: dict) -> None:
+def restore(trainer: Trainer, state: dict, folder: Path) -> None:
+    written_by_deepspeed = "optimizer" not in state["torch"]
+    if written_by_deepspeed != (trainer.engine is not None):
+        raise ValueError(
+            f"{folder.name} was written {'with' if written_by_deepspeed else 'without'} DeepSpeed; resume it the "
+            f"same way ({'with' if written_by_deepspeed else 'without'} {distributed.DEEPSPEED_CONFIG})"
+        )
     trainer.method.load_trainable_state_dict(trainer.pipe, state["trainable"])
-    trainer.optimizer.load_state_dict(state["torch"]["optimizer"])
+    if trainer.engine is not None:
+        distributed.load_deepspeed_checkpoint(trainer.engine, folder)
+    else:
+        trainer.optimizer.load_state_dict(state["torch"]["optimizer"])
     trainer.lr_scheduler.load_state_dict(state["torch"]["lr_scheduler"])
     torch.set_rng_state(state["torch"]["torch_rng"])
     trainer.generator.set_state(state["torch"]["generator"])
@@ -376,8 +413,17 @@ def restore(trainer: Trainer, state: dict) -> None:
 def save(trainer: Trainer) -> Path | None:
     """A resumable checkpoint, written by the main process (the others hold the same weights) while they wait."""
     folder = None
+    building = None
+    if trainer.engine is not None:
+        # every process writes its partition of the optimizer state into the same hidden folder, which the main
+        # process then completes and renames into place like any other checkpoint
+        building = distributed.save_deepspeed_checkpoint(
+            trainer.accelerator, trainer.engine, trainer.run_dir, trainer.step
+        )
     if trainer.accelerator.is_main_process:
-        folder = save_checkpoint(trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints)
+        folder = save_checkpoint(
+            trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints, building=building
+        )
         trainer.emit("checkpoint", step=trainer.step, path=str(folder.relative_to(trainer.run_dir)))
     trainer.accelerator.wait_for_everyone()
     return folder
@@ -438,13 +484,19 @@ def optimizer_step(trainer: Trainer) -> float:
                 f"loss became {loss.item()} at step {trainer.step + 1}: the training diverged; lower the "
                 f"learning_rate (now {training.learning_rate:g}), e.g. to {training.learning_rate / 10:g}",
             )
-        # scaled so the accumulated gradient is the mean over the effective batch
-        trainer.accelerator.backward(loss / training.gradient_accumulation)
+        if trainer.engine is not None:
+            # DeepSpeed divides by the accumulation itself, reduces, clips and steps at the last micro-batch
+            last = micro == training.gradient_accumulation - 1
+            accelerator.deepspeed_engine_wrapped.backward(loss, sync_gradients=last)
+        else:
+            # scaled so the accumulated gradient is the mean over the effective batch
+            trainer.accelerator.backward(loss / training.gradient_accumulation)
         total += shared_loss.item()
-    distributed.average_gradients(trainer.accelerator, trainer.params)
-    if training.max_grad_norm:
-        trainer.accelerator.clip_grad_norm_(trainer.params, training.max_grad_norm)
-    trainer.optimizer.step()
+    if trainer.engine is None:
+        distributed.average_gradients(trainer.accelerator, trainer.params)
+        if training.max_grad_norm:
+            trainer.accelerator.clip_grad_norm_(trainer.params, training.max_grad_norm)
+    trainer.optimizer.step()  # under DeepSpeed a no-op: the engine stepped in backward
     if hasattr(trainer.method, "after_optimizer_step"):  # e.g. Textual Inversion restores the frozen rows
         trainer.method.after_optimizer_step(trainer.pipe)
     trainer.lr_scheduler.step()
