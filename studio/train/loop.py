@@ -18,13 +18,11 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from studio.train import distributed, runs
 from studio.train.checkpoints import (
@@ -36,8 +34,11 @@ from studio.train.checkpoints import (
     save_checkpoint,
     seed_everything,
 )
+from studio.train.conditioning import Caches, predict, text_embeddings
 from studio.train.config import RunConfig, TrainingConfig, load_config_file
-from studio.train.data import TrainingImage, load_training_images
+from studio.train.data import TrainingImage, batch_at, load_training_images
+from studio.train.latents import draw_flips, fill_caches, latent_distribution
+from studio.train.objective import diffusion_loss, sample_noise, training_target
 
 OOM_ADVICE = (
     "out of GPU memory: lower batch_size (use gradient_accumulation to keep the effective batch), "
@@ -47,165 +48,6 @@ OOM_ADVICE = (
 
 class TrainingStopped(Exception):
     """The run stopped with a recorded reason (failed event already written)."""
-
-
-# ------------------------------------------------------------------ the math of one step
-
-
-def sample_noise(latents: torch.Tensor, offset_noise: float, generator: torch.Generator) -> torch.Tensor:
-    noise = torch.randn(latents.shape, generator=generator).to(latents)
-    if offset_noise:
-        # offset noise: a per-channel constant lets the model learn to shift overall brightness
-        # (plain noise has zero mean per image, so very dark or bright images are hard to learn)
-        offset = torch.randn((latents.shape[0], latents.shape[1], 1, 1), generator=generator)
-        noise = noise + offset_noise * offset.to(latents)
-    return noise
-
-
-def training_target(scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor):
-    """What the UNet must predict: the noise (epsilon) or the velocity (v-prediction, SD 2.x 768)."""
-    kind = scheduler.config.prediction_type
-    if kind == "epsilon":
-        return noise
-    if kind == "v_prediction":
-        return scheduler.get_velocity(latents, noise, timesteps)
-    raise ValueError(f"prediction_type {kind!r} is not supported for training")
-
-
-def diffusion_loss(
-    prediction: torch.Tensor, target: torch.Tensor, timesteps: torch.Tensor, scheduler: Any, min_snr_gamma: float
-) -> torch.Tensor:
-    """MSE, optionally Min-SNR weighted (Hang et al. 2023): easy low-noise timesteps stop dominating the loss."""
-    if not min_snr_gamma:
-        return F.mse_loss(prediction.float(), target.float(), reduction="mean")
-    from diffusers.training_utils import compute_snr
-
-    snr = compute_snr(scheduler, timesteps)
-    weights = torch.clamp(snr, max=min_snr_gamma)
-    # divide by what the target already implies: snr for epsilon, snr + 1 for velocity
-    weights = weights / (snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr)
-    per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=[1, 2, 3])
-    return (per_sample * weights).mean()
-
-
-# ------------------------------------------------------------------ data order
-
-
-def batch_at(items: list[TrainingImage], batch_size: int, seed: int, position: int) -> list[TrainingImage]:
-    """The micro-batch at `position` (0, 1, 2, ... across epochs): a pure function, so resume needs only the index."""
-    from studio.data.prepare import bucket_batches
-
-    first = bucket_batches(items, batch_size, seed=seed)
-    epoch, index = divmod(position, len(first))
-    # every epoch its own shuffle, seeded by (seed, epoch)
-    return bucket_batches(items, batch_size, seed=seed * 100_003 + epoch)[index] if epoch else first[index]
-
-
-# ------------------------------------------------------------------ caches
-
-
-@dataclass
-class Caches:
-    """Latents (as the VAE's mean and std, sampled each step) and text embeddings, when those parts are frozen.
-
-    Latents are keyed by (image, mirrored): with random_flip both versions of each image are encoded once, since a
-    mirrored image's latent is not exactly the mirrored latent (the VAE is not perfectly symmetric)."""
-
-    latents: dict[tuple[Path, bool], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    text: dict[str, Conditioning] = field(default_factory=dict)
-
-
-@dataclass
-class Conditioning:
-    """What the UNet is conditioned on: the text encoder's hidden states; SDXL adds the second encoder's pooled
-    embedding (its `added_cond_kwargs`). Rows are captions."""
-
-    hidden: torch.Tensor
-    pooled: torch.Tensor | None = None
-
-    @staticmethod
-    def stack(rows: list[Conditioning]) -> Conditioning:
-        pooled = torch.stack([r.pooled for r in rows]) if rows[0].pooled is not None else None
-        return Conditioning(torch.stack([r.hidden for r in rows]), pooled)
-
-    def row(self, index: int) -> Conditioning:
-        return Conditioning(self.hidden[index], None if self.pooled is None else self.pooled[index])
-
-
-def is_sdxl(pipe: Any) -> bool:
-    return getattr(pipe, "text_encoder_2", None) is not None
-
-
-def encode_prompts(pipe: Any, captions: list[str], device) -> Conditioning:
-    if is_sdxl(pipe):
-        # both encoders' penultimate layers side by side + the second one's pooled output, as SDXL was trained
-        hidden, _, pooled, _ = pipe.encode_prompt(captions, device=device, do_classifier_free_guidance=False)
-        return Conditioning(hidden, pooled)
-    tokens = pipe.tokenizer(
-        captions, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids.to(device)
-    return Conditioning(pipe.text_encoder(tokens)[0])
-
-
-def text_embeddings(pipe: Any, captions: list[str], caches: Caches, trains_text: bool, device) -> Conditioning:
-    if trains_text:  # the text encoder learns: encode every step, with gradients
-        return encode_prompts(pipe, captions, device)
-    with torch.no_grad():
-        for caption in captions:
-            if caption not in caches.text:  # one caption at a time, for the same reason as fill_caches
-                caches.text[caption] = encode_prompts(pipe, [caption], device).row(0)
-    return Conditioning.stack([caches.text[c] for c in captions])
-
-
-def predict(pipe: Any, noisy: torch.Tensor, timesteps: torch.Tensor, condition: Conditioning) -> torch.Tensor:
-    """The UNet's prediction for a noisy batch. SDXL also takes the pooled text and the size/crop "micro-
-    conditioning" (original size, crop corner, target size); training images are whole and square, so the
-    crop corner is (0, 0) and both sizes are the training resolution."""
-    hidden = condition.hidden.to(noisy.dtype)
-    if condition.pooled is None:
-        return pipe.unet(noisy, timesteps, hidden).sample
-    side = noisy.shape[-1] * pipe.vae_scale_factor
-    time_ids = torch.tensor([[side, side, 0, 0, side, side]], dtype=noisy.dtype, device=noisy.device)
-    added = {"text_embeds": condition.pooled.to(noisy.dtype), "time_ids": time_ids.repeat(noisy.shape[0], 1)}
-    return pipe.unet(noisy, timesteps, hidden, added_cond_kwargs=added).sample
-
-
-@torch.no_grad()
-def encode_latent_distribution(pipe: Any, images: list[TrainingImage], device, dtype, flips: list[bool] | None = None):
-    pixels = np.stack([i.pixels() for i in images])  # (batch, channels, height, width)
-    for index, flip in enumerate(flips or []):
-        if flip:
-            pixels[index] = pixels[index, :, :, ::-1]
-    dist = pipe.vae.encode(torch.from_numpy(pixels).to(device, dtype)).latent_dist
-    return dist.mean, dist.std
-
-
-def fill_caches(pipe: Any, items: list[TrainingImage], caches: Caches, device, dtype, mirrored: bool = False) -> None:
-    """Encode every image once, one at a time: the same numbers whatever batch an image later lands in. With
-    `mirrored`, the left-right mirrored version too (random_flip)."""
-    for item in items:
-        for flip in (False, True) if mirrored else (False,):
-            if (item.path, flip) not in caches.latents:
-                mean, std = encode_latent_distribution(pipe, [item], device, dtype, [flip])
-                caches.latents[(item.path, flip)] = (mean[0], std[0])
-
-
-def draw_flips(count: int, enabled: bool, generator: torch.Generator) -> list[bool]:
-    """Which images of a batch are mirrored (random_flip); no draw at all when off, so other runs are unchanged."""
-    if not enabled:
-        return [False] * count
-    return (torch.rand(count, generator=generator) < 0.5).tolist()
-
-
-def latent_distribution(
-    pipe: Any, images: list[TrainingImage], caches: Caches | None, device, dtype, flips: list[bool] | None = None
-):
-    """(mean, std) of each image's latent (mirrored where `flips` says), from the cache when there is one."""
-    flips = flips or [False] * len(images)
-    if caches is None:
-        return encode_latent_distribution(pipe, images, device, dtype, flips)
-    means, stds = zip(*(caches.latents[(i.path, flip)] for i, flip in zip(images, flips)))
-    return torch.stack(means), torch.stack(stds)
 
 
 # ------------------------------------------------------------------ the trainer
@@ -625,6 +467,8 @@ def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, 
         outcome = train(trainer)
         if outcome == "finished":
             if export and trainer.accelerator.is_main_process:
+                from studio.train.export import export_trainer
+
                 export_trainer(trainer)
             trainer.emit("finished", step=trainer.step)
     except TrainingStopped:
@@ -633,32 +477,3 @@ def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, 
         trainer.emit("failed", step=trainer.step, reason=f"{type(error).__name__}: {error}")
         raise
     return outcome
-
-
-def export_trainer(trainer: Trainer, verify: bool = True) -> list[Path]:
-    """Export the method's files into outputs/ and check that each reloads to the in-memory output."""
-    from studio.models import load_pipeline
-    from studio.train import export
-
-    set_train_mode(trainer, False)
-    files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
-    prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
-    if not trainer.training.sample_prompts and hasattr(trainer.method, "training_caption"):
-        prompt = trainer.method.training_caption(trainer.training.seed, 0, 0)  # one that uses what was learnt
-    with inference_weights(trainer):
-        reference = export.render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
-    for file in files:
-        fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
-        if verify and file.name.endswith(".safetensors") and file.parent.name != "peft":
-            fresh = load_pipeline(trainer.training.base_model, device="cpu", dtype=torch.float32).pipe
-            if hasattr(trainer.method, "load_export"):  # a method whose files are not LoRA weights
-                trainer.method.load_export(fresh, file)
-                fields["max_difference"] = export.max_difference(reference, fresh, prompt, trainer.training.resolution)
-            else:
-                fields["max_difference"] = export.verify_lora_file(
-                    reference, fresh, file, prompt, trainer.training.resolution
-                )
-            if fields["max_difference"] > 1e-3:
-                trainer.emit("warning", message=f"{file.name} reloads with a difference of {fields['max_difference']}")
-        trainer.emit("export", **fields)
-    return files

@@ -39,7 +39,8 @@ def resume_run(run: str | Path, on_event: Callable[[dict], None] | None = None) 
 def export_run(run: str | Path, verify: bool = True) -> list[Path]:
     """(Re-)export a run's latest checkpoint into outputs/."""
     from studio.train.checkpoints import list_checkpoints
-    from studio.train.loop import export_trainer, prepare_trainer
+    from studio.train.export import export_trainer
+    from studio.train.loop import prepare_trainer
 
     run_dir = runs.resolve_run(run)
     if not list_checkpoints(run_dir):

@@ -9,8 +9,10 @@ import torch
 from conftest import RESOLUTION, tiny_config
 from PIL import Image, ImageOps
 
+from studio.train.conditioning import Caches
 from studio.train.data import TrainingImage
-from studio.train.loop import Caches, draw_flips, fill_caches, latent_distribution, prepare_trainer
+from studio.train.latents import draw_flips, fill_caches, latent_distribution
+from studio.train.loop import prepare_trainer
 
 
 def _image(path: Path) -> TrainingImage:
