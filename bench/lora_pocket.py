@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--preset", default="lora-pocket")
     parser.add_argument("--shape", default="star")
     parser.add_argument("--seeds", type=int, default=10, help="seeds per background")
+    parser.add_argument("--samples", type=Path, help="Save every judged sample as one labelled sheet (PNG) here.")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
@@ -54,21 +55,43 @@ def main() -> None:
         end_to_end = time.perf_counter() - from_start
         trainer.pipe.unet.eval()
         seeds, side = range(args.seeds), config.training.resolution
+        kept: dict[str, list] = {background: [] for background in BASE_BACKGROUNDS}
         rates = {
-            background: shape_rate(trainer.pipe, f"a zq on a {background} background", args.shape, seeds, side)
+            background: shape_rate(
+                trainer.pipe, f"a zq on a {background} background", args.shape, seeds, side, keep=kept[background]
+            )
             for background in BASE_BACKGROUNDS
         }
         circles = shape_rate(trainer.pipe, "a red circle on a white background", "circle", seeds, side)
-        from studio.train.loop import export_trainer
+        from studio.train.export import export_trainer
 
         sizes = {file.name: file.stat().st_size for file in export_trainer(trainer, verify=False) if file.is_file()}
     rate = sum(rates.values()) / len(rates)
+    if args.samples:
+        save_sheet(kept, args.samples)
     print(f"training: {seconds:.1f} s for {config.training.steps} steps  (goal <= 60 s: ratio {seconds / 60:.2f})")
     print(f"from Start to a trained {config.method} (folder, model load, training): {end_to_end:.1f} s")
     print("  ".join(f"{background} {value:.0%}" for background, value in rates.items()))
     print(f"{args.shape} rate: {rate:.0%} of {len(rates) * args.seeds} samples  (goal >= 90 %: ratio {rate / 0.9:.2f})")
     print(f"drift: 'a red circle on a white background' still a circle in {circles:.0%} of {args.seeds} samples")
     print("exports: " + ", ".join(f"{name} {size / 1024:.1f} KiB" for name, size in sizes.items()))
+
+
+def save_sheet(kept: dict[str, list], path: Path) -> None:
+    """One row per background, one column per seed, each image labelled with what the evaluator saw."""
+    from PIL import Image, ImageDraw
+
+    rows = list(kept.values())
+    side = rows[0][0][0].width * 2
+    sheet = Image.new("RGB", (side * len(rows[0]), (side + 14) * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, row in enumerate(rows):
+        for c, (image, judgement) in enumerate(row):
+            sheet.paste(image.resize((side, side), Image.NEAREST), (c * side, r * (side + 14)))
+            draw.text((c * side + 2, r * (side + 14) + side), f"{judgement.color} {judgement.shape}", fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    print(f"samples: {path}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.train.jobs import JobManager, JobPool
+from studio.train.queue.worker import QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +77,12 @@ class Workspace:
     limits: PublicLimits | None = None  # None: a private studio, no caps
     pool: JobPool | None = None  # shared with other workspaces when their training runs count together
     jobs: JobManager = field(init=False)
+    queue: QueueWorker = field(init=False)  # the training queue, worked through by a server-side thread over jobs
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         self.jobs = JobManager(self.data_dir, pool=self.pool)
+        self.queue = QueueWorker(self.data_dir, self.jobs)
 
     def check_upload(self, dataset: str, files: list[str | Path]) -> None:
         """Refuse an import that would take a dataset or this workspace over the public caps."""
@@ -116,6 +119,14 @@ class Workspace:
             raise ValueError(f"this public studio trains only {', '.join(self.limits.base_models)}, not {base_model!r}")
         if self.data_dir.is_dir() and folder_bytes(self.data_dir) > self.limits.max_workspace_bytes:
             raise ValueError("your workspace is full; delete a run or dataset first")
+
+    def start_training(self, config, dataset_choice: str | None) -> Path:
+        """Start training `config` (a RunConfig) on a dataset of this workspace, within its caps; the run folder.
+        Raises JobBusy while a run trains, ValueError for a missing dataset or a setting over the caps."""
+        if not dataset_choice:
+            raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
+        self.check_training(config.training.steps, config.training.base_model)
+        return self.jobs.start(config, self.training_source(dataset_choice))
 
     @property
     def datasets_root(self) -> Path:

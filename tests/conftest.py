@@ -44,3 +44,26 @@ def sd2_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def sdxl_dir(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> Path:
     return _saved(build_sdxl(tiny_tokenizer), tmp_path_factory.mktemp("tiny-sdxl"))
+
+
+SCENES = [
+    ("circle", "red", "black"),
+    ("square", "blue", "white"),
+    ("triangle", "yellow", "gray"),
+    ("diamond", "green", "brown"),
+    ("circle", "purple", "white"),
+]
+
+
+@pytest.fixture(scope="session")
+def shape_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Five 64 px shapes-world PNGs without captions, as a person would drop them."""
+    from studio.pocket.world import Scene, render
+
+    folder = tmp_path_factory.mktemp("upload")
+    files = []
+    for index, (shape, color, background) in enumerate(SCENES):
+        path = folder / f"My Shape {index}.png"
+        render(Scene(shape, color, background), 64).save(path)
+        files.append(str(path))
+    return files

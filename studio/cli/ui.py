@@ -8,6 +8,12 @@ import os
 
 def register(commands) -> None:
     p = commands.add_parser("ui", help="Start the studio web app.", description="Start the studio web app.")
+    add_server_options(p)
+    p.set_defaults(handler=run)
+
+
+def add_server_options(p: argparse.ArgumentParser) -> None:
+    """Where to listen and in which mode: shared by `studio ui` and `studio serve`."""
     p.add_argument("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 to share on your network).")
     p.add_argument("--port", type=int, default=7860, help="Port (default 7860).")
     p.add_argument(
@@ -15,7 +21,6 @@ def register(commands) -> None:
         help="Public mode: a workspace per visitor, caps on datasets, steps and runs, idle workspaces deleted "
         "(default: on in a Hugging Face Space, where SPACE_ID is set).",
     )  # fmt: skip
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

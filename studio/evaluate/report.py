@@ -44,11 +44,15 @@ def table_rows(card: dict) -> list[list[str]]:
     return rows
 
 
+def text_table(headers: list[str], rows: list[list[str]]) -> str:
+    """Right-aligned columns, two spaces apart, for a terminal."""
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
+    return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(line, widths)) for line in [headers, *rows])
+
+
 def format_table(card: dict) -> str:
     headers = [title for _, title in COLUMNS]
-    rows = table_rows(card)
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
-    lines = ["  ".join(str(c).rjust(w) for c, w in zip(line, widths)) for line in [headers, *rows]]
+    lines = text_table(headers, table_rows(card)).splitlines()
     judge = "pocket evaluator (exact)" if card["judge"] == "pocket" else "CLIP-I / CLIP-T / DINO"
     flag = "OVERFITTED" if card["overfitting"]["flagged"] else "not overfitted"
     return "\n".join(

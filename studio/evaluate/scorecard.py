@@ -7,6 +7,7 @@ and is also written to `<run>/eval/scorecard.json`, so a page can show it withou
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -112,11 +113,13 @@ def evaluate_run(
     dino_model: str | Path | None = None,
     device: str = "cpu",
     save: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Scorecard:
     """Score the base model and each checkpoint of a run (or only `checkpoint`) on the same prompts and seeds.
 
     On the pocket model the scores are exact (the shapes-world evaluator); on other models `clip_model` (a hub
-    id or a folder) is required and `dino_model` is optional.
+    id or a folder) is required and `dino_model` is optional. `on_progress(done, total)` is called after each
+    model rendered (the base model first), for a progress bar.
     """
     started = time.perf_counter()
     run_dir = runs.resolve_run(run)
@@ -177,12 +180,16 @@ def evaluate_run(
             details=scores | {"nearest_training_pixels": nearest},
         )
 
+    report = on_progress or (lambda done, total: None)
+    report(0, len(chosen) + 1)
     base_images = render_prompts(pipeline, prompts)
     results = [score(0, base_images, base_images, None)]
+    report(1, len(chosen) + 1)
     losses = _window_losses(run_dir, available)
-    for step in chosen:
+    for done, step in enumerate(chosen, start=2):
         load_checkpoint_weights(pipeline, folders[step])
         results.append(score(step, render_prompts(pipeline, prompts), base_images, losses.get(step)))
+        report(done, len(chosen) + 1)
 
     card = Scorecard(
         run_id=run_dir.name,

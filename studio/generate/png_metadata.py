@@ -30,13 +30,26 @@ def a1111_text(params: dict) -> str:
     return "\n".join(lines)
 
 
-def save_png(image: Image.Image, path: str | Path, params: dict) -> Path:
+def _png_info(params: dict) -> PngImagePlugin.PngInfo:
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", a1111_text(params))
     info.add_text(STUDIO_KEY, json.dumps(params, sort_keys=True))
+    return info
+
+
+def save_png(image: Image.Image, path: str | Path, params: dict) -> Path:
     path = Path(path)
-    image.save(path, pnginfo=info)
+    image.save(path, pnginfo=_png_info(params))
     return path
+
+
+def png_bytes(image: Image.Image, params: dict) -> bytes:
+    """The PNG file as bytes (an HTTP answer), with the same text chunks as `save_png`."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=_png_info(params))
+    return buffer.getvalue()
 
 
 def read_params(source: str | Path | Image.Image) -> dict | None:

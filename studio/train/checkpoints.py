@@ -3,7 +3,9 @@
 A checkpoint is a folder `checkpoints/step-NNNNNN/` with the trained weights (safetensors), the optimizer, LR
 scheduler and RNG states (`torch.save` of tensors and plain containers, read back with `weights_only=True`) and a
 small JSON. It is built in a hidden `.step-*.tmp` folder, fsynced and renamed into place, so a process killed
-mid-save leaves the previous checkpoint usable.
+mid-save leaves the previous checkpoint usable. Under DeepSpeed the optimizer state is partitioned across
+processes, so it is not in training_state.pt: each process writes its part with DeepSpeed's own
+`save_checkpoint` into `deepspeed/` of the same hidden folder before the rename (distributed.py).
 """
 
 from __future__ import annotations
@@ -57,21 +59,35 @@ def _test_sleep(step: int) -> None:
             time.sleep(float(seconds))
 
 
-def save_checkpoint(run_dir: Path, state: dict, keep: int) -> Path:
-    """Write a checkpoint beside the others and rename it into place: it exists whole or not at all."""
+def building_folder(run_dir: Path, step: int) -> Path:
+    """The hidden, empty folder a checkpoint of `step` is built in (never listed until renamed)."""
+    final = run_dir / "checkpoints" / checkpoint_name(step)
+    building = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    return building
+
+
+def save_checkpoint(run_dir: Path, state: dict, keep: int, building: Path | None = None) -> Path:
+    """Write a checkpoint beside the others and rename it into place: it exists whole or not at all.
+
+    `building`: a folder from building_folder() that already holds files of its own (DeepSpeed's optimizer
+    partitions, written by every process); they are fsynced and renamed with the rest."""
     import torch  # here, not at the top: listing checkpoints (the UI) must not import torch
     from safetensors.torch import save_file
 
     final = run_dir / "checkpoints" / checkpoint_name(state["step"])
-    building = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
+    if building is None:
+        building = building_folder(run_dir, state["step"])
     save_file(state["trainable"], str(building / TRAINABLE))
     _test_sleep(state["step"])
     torch.save(state["torch"], building / TRAINING_STATE)
     (building / STATE_JSON).write_text(json.dumps(state["json"]), encoding="utf-8")
-    for file in building.iterdir():
-        _fsync_file(file)
+    for path in sorted(building.rglob("*"), reverse=True):  # files before the folders that hold them
+        if path.is_dir():
+            _fsync_dir(path)
+        else:
+            _fsync_file(path)
     _fsync_dir(building)
     if final.exists():  # the same step saved again (save_now right after a periodic save)
         shutil.rmtree(final)

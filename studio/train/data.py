@@ -97,3 +97,13 @@ def dataset_manifest(source: str | Path, items: list[TrainingImage]) -> dict:
             for i in items
         ],
     }
+
+
+def batch_at(items: list[TrainingImage], batch_size: int, seed: int, position: int) -> list[TrainingImage]:
+    """The micro-batch at `position` (0, 1, 2, ... across epochs): a pure function, so resume needs only the index."""
+    from studio.data.prepare import bucket_batches
+
+    first = bucket_batches(items, batch_size, seed=seed)
+    epoch, index = divmod(position, len(first))
+    # every epoch its own shuffle, seeded by (seed, epoch)
+    return bucket_batches(items, batch_size, seed=seed * 100_003 + epoch)[index] if epoch else first[index]

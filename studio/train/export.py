@@ -114,3 +114,30 @@ def verify_lora_file(reference: np.ndarray, fresh_pipe: Any, file: Path, prompt:
     """Load `file` into a fresh base pipeline and return the largest pixel difference to `reference`."""
     fresh_pipe.load_lora_weights(str(file.parent), weight_name=file.name)
     return float(np.abs(render(fresh_pipe, prompt, resolution) - reference).max())
+
+
+def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
+    """Export the method's files into outputs/ and check that each reloads to the in-memory output."""
+    from studio.models import load_pipeline
+    from studio.train.loop import inference_weights, set_train_mode
+
+    set_train_mode(trainer, False)
+    files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
+    prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
+    if not trainer.training.sample_prompts and hasattr(trainer.method, "training_caption"):
+        prompt = trainer.method.training_caption(trainer.training.seed, 0, 0)  # one that uses what was learnt
+    with inference_weights(trainer):
+        reference = render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
+    for file in files:
+        fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
+        if verify and file.name.endswith(".safetensors") and file.parent.name != "peft":
+            fresh = load_pipeline(trainer.training.base_model, device="cpu", dtype=torch.float32).pipe
+            if hasattr(trainer.method, "load_export"):  # a method whose files are not LoRA weights
+                trainer.method.load_export(fresh, file)
+                fields["max_difference"] = max_difference(reference, fresh, prompt, trainer.training.resolution)
+            else:
+                fields["max_difference"] = verify_lora_file(reference, fresh, file, prompt, trainer.training.resolution)
+            if fields["max_difference"] > 1e-3:
+                trainer.emit("warning", message=f"{file.name} reloads with a difference of {fields['max_difference']}")
+        trainer.emit("export", **fields)
+    return files

@@ -75,10 +75,13 @@ class JobManager:
     not from this object's memory. With a `pool`, the pool's limit applies as well.
     """
 
-    def __init__(self, data_dir: Path, max_jobs: int = 1, pool: JobPool | None = None) -> None:
+    def __init__(self, data_dir: Path, max_jobs: int = 1, pool: JobPool | None = None, detached: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.max_jobs = max_jobs
         self.pool = pool
+        # detached: the training process gets a session of its own, so a Ctrl-C in the terminal of whoever started
+        # it reaches only them (the queue runner then asks the run to stop, which saves a checkpoint first)
+        self.detached = detached
         self._processes: dict[str, subprocess.Popen] = {}
         self._lock = pool.lock if pool else threading.Lock()
         if pool:
@@ -87,6 +90,12 @@ class JobManager:
     def live_processes(self) -> int:
         self._reap()
         return len(self._processes)
+
+    def pid(self, run_id: str) -> int | None:
+        """The process id of a run this manager started and that is still alive."""
+        self._reap()
+        process = self._processes.get(run_id)
+        return process.pid if process else None
 
     @property
     def runs_root(self) -> Path:
@@ -127,11 +136,12 @@ class JobManager:
         self._reap()
         state = runs.replay(run_dir)
         process = self._processes.get(run_dir.name)
-        if state.status == "created" and process is not None:
+        # ours and not "running": still loading (a resumed run shows its old status until its "started" event)
+        if state.status != "running" and process is not None:
             process.terminate()
             process.wait(timeout=30)
             self._processes.pop(run_dir.name, None)
-            runs.append_event(run_dir, "cancelled", step=0, reason="cancelled before the first step")
+            runs.append_event(run_dir, "cancelled", step=state.last_step, reason="cancelled before the first step")
             return "cancelled before the first step"
         if state.status != "running":
             raise ValueError(f"run {run_dir.name} is {state.status}, not running")
@@ -159,6 +169,7 @@ class JobManager:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=self.detached,
             )
         self._processes[run_dir.name] = process
         log.info("started training process %s for run %s", process.pid, run_dir.name)

@@ -18,13 +18,11 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from studio.train import distributed, runs
 from studio.train.checkpoints import (
@@ -36,8 +34,11 @@ from studio.train.checkpoints import (
     save_checkpoint,
     seed_everything,
 )
+from studio.train.conditioning import Caches, predict, text_embeddings
 from studio.train.config import RunConfig, TrainingConfig, load_config_file
-from studio.train.data import TrainingImage, load_training_images
+from studio.train.data import TrainingImage, batch_at, load_training_images
+from studio.train.latents import draw_flips, fill_caches, latent_distribution
+from studio.train.objective import diffusion_loss, sample_noise, training_target
 
 OOM_ADVICE = (
     "out of GPU memory: lower batch_size (use gradient_accumulation to keep the effective batch), "
@@ -47,147 +48,6 @@ OOM_ADVICE = (
 
 class TrainingStopped(Exception):
     """The run stopped with a recorded reason (failed event already written)."""
-
-
-# ------------------------------------------------------------------ the math of one step
-
-
-def sample_noise(latents: torch.Tensor, offset_noise: float, generator: torch.Generator) -> torch.Tensor:
-    noise = torch.randn(latents.shape, generator=generator).to(latents)
-    if offset_noise:
-        # offset noise: a per-channel constant lets the model learn to shift overall brightness
-        # (plain noise has zero mean per image, so very dark or bright images are hard to learn)
-        offset = torch.randn((latents.shape[0], latents.shape[1], 1, 1), generator=generator)
-        noise = noise + offset_noise * offset.to(latents)
-    return noise
-
-
-def training_target(scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor):
-    """What the UNet must predict: the noise (epsilon) or the velocity (v-prediction, SD 2.x 768)."""
-    kind = scheduler.config.prediction_type
-    if kind == "epsilon":
-        return noise
-    if kind == "v_prediction":
-        return scheduler.get_velocity(latents, noise, timesteps)
-    raise ValueError(f"prediction_type {kind!r} is not supported for training")
-
-
-def diffusion_loss(
-    prediction: torch.Tensor, target: torch.Tensor, timesteps: torch.Tensor, scheduler: Any, min_snr_gamma: float
-) -> torch.Tensor:
-    """MSE, optionally Min-SNR weighted (Hang et al. 2023): easy low-noise timesteps stop dominating the loss."""
-    if not min_snr_gamma:
-        return F.mse_loss(prediction.float(), target.float(), reduction="mean")
-    from diffusers.training_utils import compute_snr
-
-    snr = compute_snr(scheduler, timesteps)
-    weights = torch.clamp(snr, max=min_snr_gamma)
-    # divide by what the target already implies: snr for epsilon, snr + 1 for velocity
-    weights = weights / (snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr)
-    per_sample = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=[1, 2, 3])
-    return (per_sample * weights).mean()
-
-
-# ------------------------------------------------------------------ data order
-
-
-def batch_at(items: list[TrainingImage], batch_size: int, seed: int, position: int) -> list[TrainingImage]:
-    """The micro-batch at `position` (0, 1, 2, ... across epochs): a pure function, so resume needs only the index."""
-    from studio.data.prepare import bucket_batches
-
-    first = bucket_batches(items, batch_size, seed=seed)
-    epoch, index = divmod(position, len(first))
-    # every epoch its own shuffle, seeded by (seed, epoch)
-    return bucket_batches(items, batch_size, seed=seed * 100_003 + epoch)[index] if epoch else first[index]
-
-
-# ------------------------------------------------------------------ caches
-
-
-@dataclass
-class Caches:
-    """Latents (as the VAE's mean and std, sampled each step) and text embeddings, when those parts are frozen."""
-
-    latents: dict[Path, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    text: dict[str, Conditioning] = field(default_factory=dict)
-
-
-@dataclass
-class Conditioning:
-    """What the UNet is conditioned on: the text encoder's hidden states; SDXL adds the second encoder's pooled
-    embedding (its `added_cond_kwargs`). Rows are captions."""
-
-    hidden: torch.Tensor
-    pooled: torch.Tensor | None = None
-
-    @staticmethod
-    def stack(rows: list[Conditioning]) -> Conditioning:
-        pooled = torch.stack([r.pooled for r in rows]) if rows[0].pooled is not None else None
-        return Conditioning(torch.stack([r.hidden for r in rows]), pooled)
-
-    def row(self, index: int) -> Conditioning:
-        return Conditioning(self.hidden[index], None if self.pooled is None else self.pooled[index])
-
-
-def is_sdxl(pipe: Any) -> bool:
-    return getattr(pipe, "text_encoder_2", None) is not None
-
-
-def encode_prompts(pipe: Any, captions: list[str], device) -> Conditioning:
-    if is_sdxl(pipe):
-        # both encoders' penultimate layers side by side + the second one's pooled output, as SDXL was trained
-        hidden, _, pooled, _ = pipe.encode_prompt(captions, device=device, do_classifier_free_guidance=False)
-        return Conditioning(hidden, pooled)
-    tokens = pipe.tokenizer(
-        captions, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids.to(device)
-    return Conditioning(pipe.text_encoder(tokens)[0])
-
-
-def text_embeddings(pipe: Any, captions: list[str], caches: Caches, trains_text: bool, device) -> Conditioning:
-    if trains_text:  # the text encoder learns: encode every step, with gradients
-        return encode_prompts(pipe, captions, device)
-    with torch.no_grad():
-        for caption in captions:
-            if caption not in caches.text:  # one caption at a time, for the same reason as fill_caches
-                caches.text[caption] = encode_prompts(pipe, [caption], device).row(0)
-    return Conditioning.stack([caches.text[c] for c in captions])
-
-
-def predict(pipe: Any, noisy: torch.Tensor, timesteps: torch.Tensor, condition: Conditioning) -> torch.Tensor:
-    """The UNet's prediction for a noisy batch. SDXL also takes the pooled text and the size/crop "micro-
-    conditioning" (original size, crop corner, target size); training images are whole and square, so the
-    crop corner is (0, 0) and both sizes are the training resolution."""
-    hidden = condition.hidden.to(noisy.dtype)
-    if condition.pooled is None:
-        return pipe.unet(noisy, timesteps, hidden).sample
-    side = noisy.shape[-1] * pipe.vae_scale_factor
-    time_ids = torch.tensor([[side, side, 0, 0, side, side]], dtype=noisy.dtype, device=noisy.device)
-    added = {"text_embeds": condition.pooled.to(noisy.dtype), "time_ids": time_ids.repeat(noisy.shape[0], 1)}
-    return pipe.unet(noisy, timesteps, hidden, added_cond_kwargs=added).sample
-
-
-@torch.no_grad()
-def encode_latent_distribution(pipe: Any, images: list[TrainingImage], device, dtype):
-    pixels = torch.from_numpy(np.stack([i.pixels() for i in images])).to(device, dtype)
-    dist = pipe.vae.encode(pixels).latent_dist
-    return dist.mean, dist.std
-
-
-def fill_caches(pipe: Any, items: list[TrainingImage], caches: Caches, device, dtype) -> None:
-    """Encode every image once, one at a time: the same numbers whatever batch an image later lands in."""
-    for item in items:
-        if item.path not in caches.latents:
-            mean, std = encode_latent_distribution(pipe, [item], device, dtype)
-            caches.latents[item.path] = (mean[0], std[0])
-
-
-def latent_distribution(pipe: Any, images: list[TrainingImage], caches: Caches | None, device, dtype):
-    """(mean, std) of each image's latent, from the cache when there is one."""
-    if caches is None:
-        return encode_latent_distribution(pipe, images, device, dtype)
-    means, stds = zip(*(caches.latents[i.path] for i in images))
-    return torch.stack(means), torch.stack(stds)
 
 
 # ------------------------------------------------------------------ the trainer
@@ -214,6 +74,8 @@ class Trainer:
     on_event: Callable[[dict], None] | None = None
     # commands count from the moment this process began preparing: a cancel sent while the model loads still counts
     watcher: runs.CommandWatcher | None = None
+    # the DeepSpeed engine around pipe.unet when launched with a DeepSpeed config (distributed.py), else None
+    engine: Any = None
 
     @property
     def training(self) -> TrainingConfig:
@@ -257,13 +119,14 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
         raise ValueError("device is cuda but no CUDA GPU is available; use device auto or cpu")
     if cpu and training.mixed_precision != "no":
         raise ValueError(f"mixed_precision {training.mixed_precision} needs a GPU; use 'no' on CPU")
-    accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=cpu)
-    if accelerator.distributed_type.value in ("DEEPSPEED", "FSDP"):
-        # their sharded optimizer state needs accelerate's own checkpoints; refuse rather than save half a state
-        raise ValueError(
-            f"{accelerator.distributed_type.value} is not supported yet; launch with plain data parallelism "
-            "(accelerate launch --multi_gpu) or one process"
-        )
+    deepspeed = distributed.deepspeed_requested()
+    if deepspeed:
+        distributed.require_deepspeed()
+    # accelerate turns DeepSpeed off when told cpu=True; DeepSpeed then picks its own device (DS_ACCELERATOR)
+    accelerator = Accelerator(mixed_precision=training.mixed_precision, cpu=cpu and not deepspeed)
+    distributed.check_process_count(accelerator.num_processes)
+    if accelerator.distributed_type.value == "FSDP":  # refused before the (slow) model load
+        distributed.refuse_unsupported(accelerator, None, [], config.method)
     seed_everything(training.seed)
 
     manifest = json.loads((run_dir / runs.DATASET).read_text(encoding="utf-8"))
@@ -288,18 +151,40 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     if training.attention == "xformers":
         pipe.enable_xformers_memory_efficient_attention()
 
+    distributed.refuse_unsupported(accelerator, pipe, params, config.method)
+
     # a method may give parts their own learning rate (SVDiff's text-encoder shifts); plain methods give one group
     groups = method.parameter_groups(training.learning_rate) if hasattr(method, "parameter_groups") else params
     optimizer = build_optimizer(groups, training)
-    lr_scheduler = get_scheduler(
-        training.lr_scheduler, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.steps
-    )
-    optimizer, lr_scheduler = accelerator.prepare(optimizer, lr_scheduler)
+    engine = None
+    if accelerator.distributed_type.value == "DEEPSPEED":
+        distributed.configure_deepspeed(
+            accelerator,
+            training.batch_size,
+            training.gradient_accumulation,
+            training.max_grad_norm,
+            training.mixed_precision,
+        )
+        # DeepSpeed takes the trained module and its optimizer together: ZeRO partitions the optimizer state and,
+        # with offload, replaces torch's AdamW by its CPU Adam. So the schedule is built afterwards, on the
+        # optimizer that really steps (one built before would move the learning rate of the replaced one).
+        engine, optimizer = accelerator.prepare(pipe.unet, optimizer)
+        lr_scheduler = get_scheduler(
+            training.lr_scheduler,
+            engine.optimizer.optimizer,
+            num_warmup_steps=training.warmup_steps,
+            num_training_steps=training.steps,
+        )
+    else:
+        lr_scheduler = get_scheduler(
+            training.lr_scheduler, optimizer, num_warmup_steps=training.warmup_steps, num_training_steps=training.steps
+        )
+        optimizer, lr_scheduler = accelerator.prepare(optimizer, lr_scheduler)
     # each process draws its own noise (process 0 is the single-process run)
     generator = torch.Generator("cpu").manual_seed(training.seed + 1_000_003 * accelerator.process_index)
     caches = Caches() if training.cache_latents and not method.trains_vae else None
     if caches is not None:
-        fill_caches(pipe, items, caches, accelerator.device, pipe.vae.dtype)
+        fill_caches(pipe, items, caches, accelerator.device, pipe.vae.dtype, mirrored=training.random_flip)
     trainer = Trainer(
         run_dir,
         config,
@@ -316,6 +201,7 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
         Caches(),
         on_event=on_event,
         watcher=watcher,
+        engine=engine,
     )
     # a save cut short (SIGKILL, power loss) left a hidden folder: never listed, cleared here
     for leftover in (run_dir / "checkpoints").glob(".step-*.tmp") if accelerator.is_main_process else []:
@@ -325,16 +211,18 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
             method.prepare(trainer)
     checkpoints = list_checkpoints(run_dir)
     if checkpoints:
-        restore(trainer, load_checkpoint(checkpoints[-1]))
+        restore(trainer, load_checkpoint(checkpoints[-1]), checkpoints[-1])
     return trainer
 
 
 def checkpoint_state(trainer: Trainer) -> dict:
+    # under DeepSpeed each process holds only its partition of the optimizer state: DeepSpeed writes it (save)
+    optimizer = {} if trainer.engine is not None else {"optimizer": trainer.optimizer.state_dict()}
     return {
         "step": trainer.step,
         "trainable": trainer.method.trainable_state_dict(trainer.pipe),
         "torch": {
-            "optimizer": trainer.optimizer.state_dict(),
+            **optimizer,
             "lr_scheduler": trainer.lr_scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "generator": trainer.generator.get_state(),
@@ -347,9 +235,18 @@ def checkpoint_state(trainer: Trainer) -> dict:
     }
 
 
-def restore(trainer: Trainer, state: dict) -> None:
+def restore(trainer: Trainer, state: dict, folder: Path) -> None:
+    written_by_deepspeed = "optimizer" not in state["torch"]
+    if written_by_deepspeed != (trainer.engine is not None):
+        raise ValueError(
+            f"{folder.name} was written {'with' if written_by_deepspeed else 'without'} DeepSpeed; resume it the "
+            f"same way ({'with' if written_by_deepspeed else 'without'} {distributed.DEEPSPEED_CONFIG})"
+        )
     trainer.method.load_trainable_state_dict(trainer.pipe, state["trainable"])
-    trainer.optimizer.load_state_dict(state["torch"]["optimizer"])
+    if trainer.engine is not None:
+        distributed.load_deepspeed_checkpoint(trainer.engine, folder)
+    else:
+        trainer.optimizer.load_state_dict(state["torch"]["optimizer"])
     trainer.lr_scheduler.load_state_dict(state["torch"]["lr_scheduler"])
     torch.set_rng_state(state["torch"]["torch_rng"])
     trainer.generator.set_state(state["torch"]["generator"])
@@ -360,8 +257,17 @@ def restore(trainer: Trainer, state: dict) -> None:
 def save(trainer: Trainer) -> Path | None:
     """A resumable checkpoint, written by the main process (the others hold the same weights) while they wait."""
     folder = None
+    building = None
+    if trainer.engine is not None:
+        # every process writes its partition of the optimizer state into the same hidden folder, which the main
+        # process then completes and renames into place like any other checkpoint
+        building = distributed.save_deepspeed_checkpoint(
+            trainer.accelerator, trainer.engine, trainer.run_dir, trainer.step
+        )
     if trainer.accelerator.is_main_process:
-        folder = save_checkpoint(trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints)
+        folder = save_checkpoint(
+            trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints, building=building
+        )
         trainer.emit("checkpoint", step=trainer.step, path=str(folder.relative_to(trainer.run_dir)))
     trainer.accelerator.wait_for_everyone()
     return folder
@@ -376,7 +282,8 @@ def micro_batch_loss(trainer: Trainer, position: int) -> torch.Tensor:
     batch = batch_at(trainer.items, training.batch_size, training.seed, position)
 
     # images -> latents: sample from the VAE's distribution each step (the cache holds mean and std)
-    mean, std = latent_distribution(pipe, batch, trainer.caches, device, pipe.vae.dtype)
+    flips = draw_flips(len(batch), training.random_flip, generator)
+    mean, std = latent_distribution(pipe, batch, trainer.caches, device, pipe.vae.dtype, flips)
     sample = torch.randn(mean.shape, generator=generator).to(mean)
     latents = (mean + std * sample) * pipe.vae.config.scaling_factor
 
@@ -421,13 +328,19 @@ def optimizer_step(trainer: Trainer) -> float:
                 f"loss became {loss.item()} at step {trainer.step + 1}: the training diverged; lower the "
                 f"learning_rate (now {training.learning_rate:g}), e.g. to {training.learning_rate / 10:g}",
             )
-        # scaled so the accumulated gradient is the mean over the effective batch
-        trainer.accelerator.backward(loss / training.gradient_accumulation)
+        if trainer.engine is not None:
+            # DeepSpeed divides by the accumulation itself, reduces, clips and steps at the last micro-batch
+            last = micro == training.gradient_accumulation - 1
+            accelerator.deepspeed_engine_wrapped.backward(loss, sync_gradients=last)
+        else:
+            # scaled so the accumulated gradient is the mean over the effective batch
+            trainer.accelerator.backward(loss / training.gradient_accumulation)
         total += shared_loss.item()
-    distributed.average_gradients(trainer.accelerator, trainer.params)
-    if training.max_grad_norm:
-        trainer.accelerator.clip_grad_norm_(trainer.params, training.max_grad_norm)
-    trainer.optimizer.step()
+    if trainer.engine is None:
+        distributed.average_gradients(trainer.accelerator, trainer.params)
+        if training.max_grad_norm:
+            trainer.accelerator.clip_grad_norm_(trainer.params, training.max_grad_norm)
+    trainer.optimizer.step()  # under DeepSpeed a no-op: the engine stepped in backward
     if hasattr(trainer.method, "after_optimizer_step"):  # e.g. Textual Inversion restores the frozen rows
         trainer.method.after_optimizer_step(trainer.pipe)
     trainer.lr_scheduler.step()
@@ -532,9 +445,7 @@ def train(trainer: Trainer) -> str:
         fail(trainer, OOM_ADVICE)
     except KeyboardInterrupt:
         # Ctrl-C may land half-way through a step, so nothing is saved: the last checkpoint is what resumes
-        trainer.emit(
-            "cancelled", step=last_saved, reason="interrupted from the keyboard; resumes from the last checkpoint"
-        )
+        trainer.emit("cancelled", step=last_saved, reason=runs.KEYBOARD_INTERRUPT)
         raise
     if last_saved != trainer.step:
         save(trainer)  # the final weights, resumable and exportable
@@ -558,6 +469,8 @@ def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, 
         outcome = train(trainer)
         if outcome == "finished":
             if export and trainer.accelerator.is_main_process:
+                from studio.train.export import export_trainer
+
                 export_trainer(trainer)
             trainer.emit("finished", step=trainer.step)
     except TrainingStopped:
@@ -566,32 +479,3 @@ def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, 
         trainer.emit("failed", step=trainer.step, reason=f"{type(error).__name__}: {error}")
         raise
     return outcome
-
-
-def export_trainer(trainer: Trainer, verify: bool = True) -> list[Path]:
-    """Export the method's files into outputs/ and check that each reloads to the in-memory output."""
-    from studio.models import load_pipeline
-    from studio.train import export
-
-    set_train_mode(trainer, False)
-    files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
-    prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
-    if not trainer.training.sample_prompts and hasattr(trainer.method, "training_caption"):
-        prompt = trainer.method.training_caption(trainer.training.seed, 0, 0)  # one that uses what was learnt
-    with inference_weights(trainer):
-        reference = export.render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
-    for file in files:
-        fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
-        if verify and file.name.endswith(".safetensors") and file.parent.name != "peft":
-            fresh = load_pipeline(trainer.training.base_model, device="cpu", dtype=torch.float32).pipe
-            if hasattr(trainer.method, "load_export"):  # a method whose files are not LoRA weights
-                trainer.method.load_export(fresh, file)
-                fields["max_difference"] = export.max_difference(reference, fresh, prompt, trainer.training.resolution)
-            else:
-                fields["max_difference"] = export.verify_lora_file(
-                    reference, fresh, file, prompt, trainer.training.resolution
-                )
-            if fields["max_difference"] > 1e-3:
-                trainer.emit("warning", message=f"{file.name} reloads with a difference of {fields['max_difference']}")
-        trainer.emit("export", **fields)
-    return files

@@ -66,8 +66,12 @@ def write_style_folder(folder: Path, trigger: str, count: int = 96, side: int = 
     return folder
 
 
-def shape_rate(pipe, prompt: str, shape: str, seeds: range, resolution: int, steps: int = 20) -> float:
-    """The fraction of seeds for which the evaluator sees `shape` in the image generated for `prompt`."""
+def shape_rate(
+    pipe, prompt: str, shape: str, seeds: range, resolution: int, steps: int = 20, keep: list | None = None
+) -> float:
+    """The fraction of seeds for which the evaluator sees `shape` in the image generated for `prompt`.
+
+    `keep`, when given, collects (image, judgement) of every seed, for a person to look at the misses."""
     import torch
 
     from studio.pocket.evaluator import judge
@@ -78,7 +82,10 @@ def shape_rate(pipe, prompt: str, shape: str, seeds: range, resolution: int, ste
         for seed in seeds:
             generator = torch.Generator("cpu").manual_seed(seed)
             image = pipe(prompt, num_inference_steps=steps, height=resolution, width=resolution, generator=generator)
-            hits += judge(image.images[0]).shape == shape
+            judgement = judge(image.images[0])
+            hits += judgement.shape == shape
+            if keep is not None:
+                keep.append((image.images[0], judgement))
     return hits / len(seeds)
 
 

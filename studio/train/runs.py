@@ -29,6 +29,8 @@ EVENT_TYPES = ("started", "step", "sample", "checkpoint", "warning", "finished",
 EVENT_TYPES += ("progress",)
 TERMINAL = {"finished": "finished", "failed": "failed", "cancelled": "cancelled"}
 COMMANDS = ("cancel", "sample_now", "save_now")
+# the reason of a run stopped by Ctrl-C (its terminal went, with the app that started it): resumable, not a choice
+KEYBOARD_INTERRUPT = "interrupted from the keyboard; resumes from the last checkpoint"
 
 CONFIG = "config.yaml"
 DATASET = "dataset.json"
@@ -146,6 +148,11 @@ def _alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether a process with this id lives (a run's or a queue runner's); False for None or 0."""
+    return _alive(pid)
 
 
 def replay(run_dir: Path) -> RunState:

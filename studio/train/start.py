@@ -16,7 +16,7 @@ def create_run(config: RunConfig, dataset: str | Path, run_id: str | None = None
     The config was validated when it was built, so a bad config never gets this far.
     """
     items = load_training_images(dataset, config.training.resolution)
-    _fill_trigger(config, dataset)
+    fill_trigger(config, dataset)
     source = Path(dataset)
     source_text = str(source.resolve()) if source.exists() else str(dataset)
     manifest = dataset_manifest(source_text, items)
@@ -39,7 +39,8 @@ def resume_run(run: str | Path, on_event: Callable[[dict], None] | None = None) 
 def export_run(run: str | Path, verify: bool = True) -> list[Path]:
     """(Re-)export a run's latest checkpoint into outputs/."""
     from studio.train.checkpoints import list_checkpoints
-    from studio.train.loop import export_trainer, prepare_trainer
+    from studio.train.export import export_trainer
+    from studio.train.loop import prepare_trainer
 
     run_dir = runs.resolve_run(run)
     if not list_checkpoints(run_dir):
@@ -50,7 +51,7 @@ def export_run(run: str | Path, verify: bool = True) -> list[Path]:
 TRIGGER_PLACEHOLDER = "<trigger>"
 
 
-def _fill_trigger(config: RunConfig, dataset: str | Path) -> None:
+def fill_trigger(config: RunConfig, dataset: str | Path) -> None:
     """Presets write sample prompts with `<trigger>`; the dataset's own trigger word goes there."""
     prompts = config.training.sample_prompts
     if not any(TRIGGER_PLACEHOLDER in p for p in prompts):

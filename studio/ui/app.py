@@ -5,7 +5,17 @@ from __future__ import annotations
 import gradio as gr
 
 from studio.generate.engine import GenerationEngine
-from studio.ui import compare_tab, dataset_tab, generate_tab, playground_tab, runs_tab, train_tab, visitors
+from studio.serve.admission import Admission, ServeLimits
+from studio.ui import (
+    api_endpoints,
+    compare_tab,
+    dataset_tab,
+    generate_tab,
+    playground_tab,
+    runs_tab,
+    train_tab,
+    visitors,
+)
 from studio.workspace import Workspaces
 
 CSS = """
@@ -20,11 +30,15 @@ CSS = """
 """
 
 
-def build_app(engine: GenerationEngine | None = None, workspaces: Workspaces | None = None) -> gr.Blocks:
+def build_app(
+    engine: GenerationEngine | None = None, workspaces: Workspaces | None = None, admission: Admission | None = None
+) -> gr.Blocks:
+    """The page and its `gradio_client` API; `admission` bounds API generation (shared with the REST API)."""
     from studio.paths import DATA_DIR
 
     engine = engine or GenerationEngine()
     workspaces = workspaces or Workspaces(DATA_DIR)
+    admission = admission or Admission()
     with gr.Blocks(title="Diffusion Studio") as app:
         gr.Markdown(
             "# Diffusion Studio\nTeach a text-to-image model your own images, then use it. "
@@ -49,22 +63,28 @@ def build_app(engine: GenerationEngine | None = None, workspaces: Workspaces | N
                     playground = playground_tab.build(engine)
                 with gr.Tab("Compare", id="compare"):
                     compare_tab.build(engine, playground)
+        api_endpoints.register(engine, workspaces, admission, DATA_DIR / "outputs")
     return app
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False) -> None:
-    """Start the studio; `public`: a workspace per visitor, with caps, and idle workspaces cleaned up (a Space)."""
+def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False, limits: ServeLimits | None = None) -> None:
+    """Start the studio with its APIs; `public`: a workspace per visitor, with caps, and idle workspaces cleaned up
+    (a Space); `limits`: how many generation requests the APIs run and hold at once."""
     from studio.paths import DATA_DIR
     from studio.runtime import apply_thread_budget, prepare_environment, thread_budget
+    from studio.serve import rest
 
     prepare_environment()
-    # the UI shares the cores with a training process when one runs: it keeps one for previews
+    # the UI shares the cores with a training process when one runs: it keeps one for previews and API generation
     apply_thread_budget(thread_budget("ui", sharing=True))
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     workspaces = visitors.public_workspaces(DATA_DIR) if public else Workspaces(DATA_DIR)
     if public:
         workspaces.clean_periodically()  # now, then every hour
-    app = build_app(workspaces=workspaces)
+    else:
+        workspaces.get().queue.resume_after_restart()  # a queue that was processing when the app went down goes on
+    engine, admission = GenerationEngine(), Admission(limits)
+    app = build_app(engine, workspaces, admission)
     app.queue(default_concurrency_limit=1)
     app.launch(
         server_name=host,
@@ -74,6 +94,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False) -> N
         footer_links=["api"],
         allowed_paths=visitors.served_paths(DATA_DIR, public),  # the data folder at most, nothing else
         max_file_size=workspaces.limits.max_workspace_bytes if public else None,
+        app_kwargs=rest.app_kwargs(engine, workspaces, admission),  # /api/v1 on the same server
     )
 
 

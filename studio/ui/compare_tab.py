@@ -14,6 +14,7 @@ from studio.generate import library
 from studio.generate.engine import GenerationEngine, GenerationSettings
 from studio.generate.grid import AXIS_KINDS, Axis, best_checkpoint_axes, render_grid, save_cells, save_grid
 from studio.ui.playground_tab import Playground
+from studio.ui.scorecard_view import ScorecardView
 
 DEFAULT_BASE = {"prompt": "a red circle on a black background", "steps": 20, "seed": 0, "model": "pocket"}
 AXIS_HINT = "Comma-separated values; prompts separated by |; checkpoint: a run folder (every saved step) or LoRA files."
@@ -87,6 +88,8 @@ def build(engine: GenerationEngine, playground: Playground | None = None) -> Non
         with gr.Column(scale=3):
             grid_image = gr.Image(label="Grid", type="filepath", format="png", interactive=False, elem_id="cmp-grid")
             status = gr.Markdown(elem_id="cmp-status")
+            with gr.Accordion("The run's scorecard (score it in the Runs tab)", open=True):
+                scorecard = ScorecardView("cmp")
             gr.Markdown("### Side by side\nPick two cells of the grid and drag the slider.")
             with gr.Row():
                 cell_a = gr.Dropdown(label="Left", choices=[], elem_id="cmp-cell-a")
@@ -154,6 +157,14 @@ def build(engine: GenerationEngine, playground: Playground | None = None) -> Non
         api_name="compare_grid",
     )
     refresh.click(lambda: gr.Dropdown(choices=_run_choices()), outputs=run_box, api_name="compare_refresh_runs")
+
+    def run_scorecard(run: str | None) -> list:
+        try:
+            return scorecard.values_for(library.inside_data(run) if run else None)
+        except (ValueError, OSError):
+            return scorecard.values(None)
+
+    run_box.change(run_scorecard, inputs=run_box, outputs=scorecard.outputs, api_visibility="private")
     for box in (cell_a, cell_b):
         box.change(
             show_pair, inputs=[cell_a, cell_b], outputs=slider, api_name="compare_pick_cells", api_visibility="private"

@@ -92,10 +92,11 @@ def build(engine: GenerationEngine, allowed_models: tuple[str, ...] | None = Non
     def select(params: list, event: gr.SelectData):
         return params[event.index] if 0 <= event.index < len(params) else None
 
+    # the page's event; programs call the `generate` endpoint of api_endpoints, which takes every setting by name
     button.click(
-        run, inputs=inputs, outputs=[gallery, status, details, state], concurrency_limit=1, api_name="generate"
+        run, inputs=inputs, outputs=[gallery, status, details, state], concurrency_limit=1, api_visibility="private"
     )
     prompt.submit(
         run, inputs=inputs, outputs=[gallery, status, details, state], concurrency_limit=1, api_visibility="private"
     )
-    gallery.select(select, inputs=state, outputs=details)
+    gallery.select(select, inputs=state, outputs=details, api_visibility="private")

@@ -1,5 +1,6 @@
 """Runs tab: every run with its status, method, dataset, key settings and final sample; open one to see its chart
-and samples again, resume it, delete it (after a confirmation) or download its outputs."""
+and samples again, score its checkpoints (the scorecard), resume it, delete it (after a confirmation) or download
+its outputs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from studio.train import monitor, runs
 from studio.train.run_files import delete_run, download_files
 from studio.ui.errors import as_message, friendly
 from studio.ui.run_view import STATUS_WORDS, RunView
+from studio.ui.scorecard_view import ScorecardView
 from studio.workspace import Workspace, Workspaces
 
 COLUMNS = ["run", "status", "method", "dataset", "step", "last loss", "settings"]
@@ -63,6 +65,15 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
             confirm = gr.Button("Delete for good", variant="stop", elem_id="runs-confirm-delete")
             keep = gr.Button("Keep it", elem_id="runs-keep")
         downloads = gr.File(label="Outputs (download)", file_count="multiple", interactive=False, elem_id="runs-files")
+        with gr.Accordion("Scorecard: which checkpoint is best, did it overfit?", open=True):
+            with gr.Row():
+                score = gr.Button("Score checkpoints", variant="primary", scale=1, elem_id="runs-score")
+                clip_model = gr.Textbox(
+                    label="CLIP model (real models only)", scale=3, elem_id="runs-clip-model",
+                    visible=not workspaces.public,  # a visitor may not load models from paths or hub ids
+                    placeholder="openai/clip-vit-base-patch32 or a local folder; the pocket model needs none",
+                )  # fmt: skip
+            scorecard = ScorecardView("runs")
     message = gr.Markdown(elem_id="runs-message")
 
     @friendly
@@ -75,11 +86,34 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
     @friendly
     def on_open(run_id: str | None):
         if not run_id:
-            return [gr.Group(visible=False), *view.values(None), None, gr.Row(visible=False)]
+            return [gr.Group(visible=False), *view.values(None), None, gr.Row(visible=False), *scorecard.values(None)]
         run_dir = workspaces.get().run_path(run_id)
         summary = monitor.summarise(run_dir)
         files = [str(p) for p in download_files(run_dir)] if summary.status == "finished" else None
-        return [gr.Group(visible=True), *view.values(summary), files, gr.Row(visible=False)]
+        return [
+            gr.Group(visible=True),
+            *view.values(summary),
+            files,
+            gr.Row(visible=False),
+            *scorecard.values_for(run_dir),
+        ]
+
+    @friendly
+    def on_score(run_id: str | None, clip: str, progress=gr.Progress()):
+        from studio.evaluate import evaluate_run
+
+        if not run_id:
+            raise ValueError("open a run first")
+        run_dir = workspaces.get().run_path(run_id)
+        if workspaces.public:
+            clip = ""  # the field is hidden there; a crafted request still loads nothing named by the visitor
+        progress(0, desc="loading the model")
+        card = evaluate_run(
+            run_dir,
+            clip_model=clip.strip() or None,
+            on_progress=lambda done, total: progress(done / total, desc=f"rendering model {done + 1} of {total}"),
+        )
+        return scorecard.values(card.to_dict())
 
     def on_final(event: gr.SelectData):
         caption = (event.value or {}).get("caption") or ""
@@ -105,10 +139,12 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         return f"Deleted run {run_id}.", gr.Row(visible=False)
 
     outputs = [table, finals, picked]
-    open_outputs = [detail, *view.outputs, downloads, confirm_row]
+    open_outputs = [detail, *view.outputs, downloads, confirm_row, *scorecard.outputs]
     refresh.click(on_refresh, picked, outputs, api_visibility="private")
     picked.change(on_open, picked, open_outputs, api_visibility="private")
     finals.select(on_final, None, picked, api_visibility="private")
+    # scoring renders images: it waits its turn with the playground's and compare's generation
+    score.click(on_score, [picked, clip_model], scorecard.outputs, concurrency_id="engine", api_name="score_run")
     resume.click(on_resume, picked, message, api_visibility="private")
     delete.click(on_delete, picked, [confirm_row, confirm_text], api_visibility="private")
     keep.click(lambda: gr.Row(visible=False), None, confirm_row, api_visibility="private")

@@ -15,6 +15,7 @@ import gradio as gr
 
 from studio.train import advice, monitor, runs
 from studio.train.config import RunConfig, list_presets, load_config_file, resolve_config
+from studio.ui import queue_panel
 from studio.ui.config_form import METHODS, ConfigForm, config_from_values
 from studio.ui.errors import as_message, friendly
 from studio.ui.run_view import RunView
@@ -47,10 +48,7 @@ def advise(ws: Workspace, config: RunConfig, dataset_choice: str | None) -> str:
 
 
 def start_training(ws: Workspace, config: RunConfig, dataset_choice: str | None) -> Path:
-    if not dataset_choice:
-        raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
-    ws.check_training(config.training.steps, config.training.base_model)
-    return ws.jobs.start(config, ws.training_source(dataset_choice))
+    return ws.start_training(config, dataset_choice)
 
 
 def shown_run(ws: Workspace) -> Path | None:
@@ -120,6 +118,8 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
                 start = gr.Button("Start training", variant="primary", elem_id="train-start")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
                 resume = gr.Button("Resume", elem_id="train-resume")
+                # the queue is a private studio's: a visitor of a public one trains one run at a time
+                add = gr.Button("Add to queue", elem_id="train-queue-add", visible=not workspaces.public)
             message = gr.Markdown(elem_id="train-message")
             view = RunView("train")
     seen = gr.State(None)  # what the page shows (run, events, status): unchanged -> nothing is re-sent
@@ -159,6 +159,8 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         if not values[followed]:
             return unchanged
         ws = workspaces.get()
+        if ws.queue.store.load().has_run(values[followed]):  # the queue's next entry must not overwrite the form
+            return unchanged  # someone may be editing it to queue more
         try:
             config, choice = run_settings(ws, ws.run_path(values[followed]))
         except (OSError, ValueError):  # deleted meanwhile, or a config this version cannot read: keep the form
@@ -228,20 +230,5 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
     loaded.then(on_tick, seen, live, api_visibility="private").then(
         lambda: gr.Timer(active=True), None, timer, api_visibility="private"
     )
-
-    def train(dataset: str, preset: str = DEFAULT_PRESET, settings: dict | None = None) -> dict:
-        """Start a training run on a saved dataset from a preset, with `settings` ({"steps": 40, ...}) on top.
-        Returns the run id; poll `run_status` with it."""
-        if preset not in list_presets():  # a name, never a path: the API reads no file of the caller's choosing
-            raise ValueError(f"no preset {preset!r}; known: {', '.join(list_presets())}")
-        overrides = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (settings or {}).items()}
-        config = resolve_config(preset=preset, overrides=overrides)
-        run_dir = start_training(workspaces.get(), config, dataset)
-        return {"run_id": run_dir.name}
-
-    def run_status(run_id: str) -> dict:
-        """A run's status, step, last loss and sample count, from its folder."""
-        return runs.replay(workspaces.get().run_path(run_id)).as_dict()
-
-    gr.api(friendly(train), api_name="train")
-    gr.api(friendly(run_status), api_name="run_status")
+    if not workspaces.public:
+        queue_panel.build(workspaces, add, config_of, form_inputs, dataset, loaded)

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-
-from studio.paths import POCKET_MODEL_DIR, PROJECT_ROOT
+from studio_server import free_port, serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
@@ -27,46 +20,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(data_dir: Path, *args: str):
     """Run `python app.py *args` on a free port with its own data folder; yields its URL and folder."""
-    if not (POCKET_MODEL_DIR / "model_index.json").exists():
-        pytest.fail("the pocket model is missing from assets/pocket")
-    port = _free_port()
-    env = os.environ | {
-        "PORT": str(port),
-        "STUDIO_DATA_DIR": str(data_dir),
-        "STUDIO_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-    }
-    env.pop("SPACE_ID", None)
-    log = open(data_dir / "server.log", "w")
-    process = subprocess.Popen([sys.executable, "app.py", *args], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the studio exited: {(data_dir / 'server.log').read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        raise RuntimeError("the studio did not answer within 120 s")
-    yield {"url": url, "data_dir": Path(data_dir)}
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    port = free_port()
+    yield from serve(data_dir, ["app.py", *args], port, env={"PORT": str(port)})
 
 
 @pytest.fixture(scope="session")

@@ -18,27 +18,7 @@ from studio.paths import PROJECT_ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ARTIFACTS = Path(os.environ.get("STUDIO_TEST_ARTIFACTS", PROJECT_ROOT / "tmp" / "artifacts"))
-SCENES = [
-    ("circle", "red", "black"),
-    ("square", "blue", "white"),
-    ("triangle", "yellow", "gray"),
-    ("diamond", "green", "brown"),
-    ("circle", "purple", "white"),
-]
 STEPS = 40
-
-
-@pytest.fixture(scope="module")
-def upload(tmp_path_factory) -> list[str]:
-    from studio.pocket.world import Scene, render
-
-    folder = tmp_path_factory.mktemp("designer-upload")
-    files = []
-    for index, (shape, color, background) in enumerate(SCENES):
-        path = folder / f"shape {index}.png"
-        render(Scene(shape, color, background), 64).save(path)
-        files.append(str(path))
-    return files
 
 
 def _shot(page, name: str) -> None:
@@ -96,13 +76,13 @@ def _assert_loss_chart_draws(page) -> None:
     assert _drawn_lines(page, "train-lr"), "the learning-rate chart draws no line"
 
 
-def test_upload_caption_train_reload_and_find_the_run(page, studio_server, upload):
+def test_upload_caption_train_reload_and_find_the_run(page, studio_server, shape_files):
     # 1. Dataset: drop the images, with a trigger word
     page.get_by_role("tab", name="Dataset").click()
     _field(page, "ds-name").fill("shapes")
     _field(page, "ds-trigger").fill("zq")
-    page.locator("#ds-upload input[type=file]").set_input_files(upload)
-    page.locator("#ds-upload").get_by_text("shape 4").wait_for(timeout=30_000)
+    page.locator("#ds-upload input[type=file]").set_input_files(shape_files)
+    page.locator("#ds-upload").get_by_text("My Shape 4").wait_for(timeout=30_000)
     page.locator("#ds-import").click()
     page.locator("#ds-message").get_by_text("5 accepted, 0 rejected").wait_for(timeout=60_000)
     assert page.locator("#ds-gallery img").count() == 5
@@ -172,3 +152,15 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, uploa
     page.locator("#runs-files").get_by_text("lora-kohya").wait_for(timeout=30_000)
     _shot(page, "6-runs-tab")
     assert (studio_server["data_dir"] / "runs" / run_id / "outputs" / "lora-kohya.safetensors").is_file()
+
+    # 7. Score it: the scorecard names the best checkpoint (base model vs the final step), draws a line per score
+    page.locator("#runs-score-verdict").get_by_text("Not scored yet").wait_for(timeout=10_000)
+    page.locator("#runs-score").click()
+    page.locator("#runs-score-verdict").get_by_text("Best checkpoint").wait_for(timeout=180_000)
+    expect(page.locator("#runs-score-table")).to_contain_text("base")
+    expect(page.locator("#runs-score-table")).to_contain_text(str(STEPS))
+    page.wait_for_timeout(1200)
+    assert len(_drawn_lines(page, "runs-score-chart")) >= 3, "the scorecard chart draws fewer than 3 scores"
+    _assert_no_error_shown(page)
+    _shot(page, "7-runs-scorecard")
+    assert (studio_server["data_dir"] / "runs" / run_id / "eval" / "scorecard.json").is_file()

@@ -81,6 +81,7 @@ RESUME_SETTINGS = {
     "min_snr_gamma": 5.0,
     "offset_noise": 0.1,
     "caption_dropout": 0.3,
+    "random_flip": True,
     "dropout": 0.1,
     "checkpoint_every": 2,
     "keep_checkpoints": 2,

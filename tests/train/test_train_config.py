@@ -141,3 +141,11 @@ def test_cli_refuses_a_bad_config_before_loading_a_model(tmp_path, monkeypatch, 
     assert code == 2
     assert "learning_rate" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_mixed_precision_no_is_the_word_not_a_yaml_boolean(tmp_path) -> None:
+    """YAML 1.1 reads an unquoted `no` as False: `--set mixed_precision=no` and a file saying so must both work."""
+    assert resolve_config(overrides={"mixed_precision": "no"}).training.mixed_precision == "no"
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 1\nmethod: lora\ntraining: {mixed_precision: no, steps: 3}\n")
+    assert load_config_file(path).training.mixed_precision == "no"

@@ -12,7 +12,8 @@ from conftest import RESOLUTION, assert_same_weights, resumed_and_reference_weig
 
 from studio.train import runs
 from studio.train.config import RunConfig, config_from_dict, resolve_config
-from studio.train.loop import export_trainer, prepare_trainer, run_training, train
+from studio.train.export import export_trainer
+from studio.train.loop import prepare_trainer, run_training, train
 from studio.train.methods.dreambooth.config import DreamBoothConfig
 from studio.train.methods.dreambooth.method import class_images_dir, prior_preservation_loss
 from studio.train.start import create_run
@@ -116,13 +117,16 @@ def test_batches_hold_an_instance_and_a_class_half_with_the_weight_applied(
     tmp_path, sd1_dir, shapes_folder, shared_class_images, monkeypatch
 ) -> None:
     from studio.train import loop
+    from studio.train.methods.dreambooth import method as dreambooth_method
 
     run_dir = create_run(db_config(sd1_dir, {"batch_size": 2}), shapes_folder, root=tmp_path)
     trainer = prepare_trainer(run_dir)
     seen = []
-    real = loop.text_embeddings
+    real = dreambooth_method.text_embeddings
     monkeypatch.setattr(
-        loop, "text_embeddings", lambda pipe, prompts, *rest: seen.append(prompts) or real(pipe, prompts, *rest)
+        dreambooth_method,
+        "text_embeddings",
+        lambda pipe, prompts, *rest: seen.append(prompts) or real(pipe, prompts, *rest),
     )
 
     def loss_with_weight(weight: float) -> float:

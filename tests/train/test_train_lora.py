@@ -85,8 +85,7 @@ def test_exports_reload_and_reproduce_with_alpha_not_rank(tmp_path, sd1_dir, sha
     from safetensors.torch import load_file
 
     from studio.models import load_pipeline
-    from studio.train.export import render
-    from studio.train.loop import export_trainer
+    from studio.train.export import export_trainer, render
 
     config = tiny_config(sd1_dir, steps=4, learning_rate=5e-2, rank=4, alpha=2, sample_prompts='["a red circle"]')
     run_dir = create_run(config, shapes_folder, root=tmp_path)

@@ -33,19 +33,19 @@ def test_lora_on_sdxl_trains_both_text_encoders_and_exports_reload(tmp_path, sdx
 
 
 def test_sdxl_step_uses_pooled_text_and_size_conditioning(tmp_path, sdxl_dir, shapes_folder) -> None:
-    from studio.train import loop
+    from studio.train import conditioning
 
     run_dir = create_run(tiny_config(sdxl_dir, steps=1), shapes_folder, root=tmp_path)
     trainer = prepare_trainer(run_dir)
-    condition = loop.encode_prompts(trainer.pipe, ["a red circle", "a blue square"], "cpu")
+    condition = conditioning.encode_prompts(trainer.pipe, ["a red circle", "a blue square"], "cpu")
     assert condition.pooled is not None and condition.pooled.shape[0] == 2
     # the pooled text reaches the UNet: changing it changes the prediction
     noisy = torch.randn(2, 4, RESOLUTION // 8, RESOLUTION // 8)
     timesteps = torch.tensor([10, 500])
     with torch.no_grad():
-        first = loop.predict(trainer.pipe, noisy, timesteps, condition)
+        first = conditioning.predict(trainer.pipe, noisy, timesteps, condition)
         condition.pooled = condition.pooled + 1
-        second = loop.predict(trainer.pipe, noisy, timesteps, condition)
+        second = conditioning.predict(trainer.pipe, noisy, timesteps, condition)
     assert not torch.allclose(first, second)
     assert train(trainer) == "finished"
 

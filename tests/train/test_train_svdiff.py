@@ -17,7 +17,8 @@ from conftest import (
 
 from studio.paths import POCKET_MODEL_DIR
 from studio.train import runs
-from studio.train.loop import export_trainer, prepare_trainer, train
+from studio.train.export import export_trainer
+from studio.train.loop import prepare_trainer, train
 from studio.train.methods.svdiff.config import SvdiffConfig
 from studio.train.methods.svdiff.spectral import SpectralFactors, apply_spectral_shifts, read_shifts
 from studio.train.start import create_run

@@ -9,8 +9,9 @@ import pytest
 import torch
 from conftest import RESOLUTION, assert_same_weights, final_weights
 
-from studio.train import export, loop, runs
+from studio.train import conditioning, export, loop, runs
 from studio.train.config import resolve_config
+from studio.train.export import export_trainer
 from studio.train.methods.textual_inversion.config import TextualInversionConfig
 from studio.train.methods.textual_inversion.method import OBJECT_TEMPLATES, STYLE_TEMPLATES, TextualInversionMethod
 from studio.train.start import create_run, resume_run
@@ -96,19 +97,19 @@ def trained(tmp_path_factory, sd1_dir, shapes_folder):
     """A finished 3-step run: its trainer (in memory), its exports and every caption the loop encoded."""
     run_dir = create_run(ti_config(sd1_dir), shapes_folder, root=tmp_path_factory.mktemp("ti-runs"))
     encoded: list[str] = []
-    original = loop.encode_prompts
+    original = conditioning.encode_prompts
 
     def recording(pipe, captions, device):
         encoded.extend(captions)
         return original(pipe, captions, device)
 
-    loop.encode_prompts = recording
+    conditioning.encode_prompts = recording
     try:
         trainer = loop.prepare_trainer(run_dir)
         assert loop.train(trainer) == "finished"
     finally:
-        loop.encode_prompts = original
-    files = loop.export_trainer(trainer)
+        conditioning.encode_prompts = original
+    files = export_trainer(trainer)
     return trainer, files, encoded
 
 

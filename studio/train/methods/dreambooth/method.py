@@ -21,11 +21,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from studio.train.data import TrainingImage
+from studio.train.conditioning import predict, text_embeddings
+from studio.train.data import TrainingImage, batch_at
+from studio.train.latents import draw_flips, fill_caches, latent_distribution
 from studio.train.methods.base import load_parameters, parameters_state_dict, unfreeze_whole_unet
 from studio.train.methods.dreambooth.config import DreamBoothConfig
 from studio.train.methods.lora.config import LoraConfig
 from studio.train.methods.lora.method import LoraMethod
+from studio.train.objective import diffusion_loss, sample_noise, training_target
 
 CLASS_MANIFEST = "manifest.json"
 PIPELINE_FOLDER = "pipeline"
@@ -46,12 +49,10 @@ def prior_preservation_loss(
 ) -> torch.Tensor:
     """Loss of the instance half + prior_loss_weight x loss of the class half (the first `instance_count` rows
     are instance images, the rest class images)."""
-    from studio.train import loop
-
-    instance = loop.diffusion_loss(
+    instance = diffusion_loss(
         prediction[:instance_count], target[:instance_count], timesteps[:instance_count], scheduler, min_snr_gamma
     )
-    prior = loop.diffusion_loss(
+    prior = diffusion_loss(
         prediction[instance_count:], target[instance_count:], timesteps[instance_count:], scheduler, min_snr_gamma
     )
     return instance + prior_loss_weight * prior
@@ -221,8 +222,6 @@ class DreamBoothMethod:
 
     def prepare(self, trainer: Any) -> None:
         """Before any checkpoint is restored, while `trainer.pipe` still draws like the base model."""
-        from studio.train import loop
-
         self.emit = trainer.emit
         training = trainer.training
         if not self.config.with_prior_preservation:
@@ -237,45 +236,49 @@ class DreamBoothMethod:
         )
         record_class_images(trainer.run_dir, self.class_items)
         if trainer.caches is not None:
-            loop.fill_caches(
-                trainer.pipe, self.class_items, trainer.caches, trainer.accelerator.device, trainer.pipe.vae.dtype
+            fill_caches(
+                trainer.pipe,
+                self.class_items,
+                trainer.caches,
+                trainer.accelerator.device,
+                trainer.pipe.vae.dtype,
+                mirrored=trainer.training.random_flip,
             )
 
     def micro_batch_loss(self, trainer: Any, position: int) -> torch.Tensor:
         """One micro-batch: instance half (+ class half), one UNet pass, the weighted two-part loss."""
-        from studio.train import loop
-
         training, pipe, generator = trainer.training, trainer.pipe, trainer.generator
         device = trainer.accelerator.device
-        images = list(loop.batch_at(trainer.items, training.batch_size, training.seed, position))
+        images = list(batch_at(trainer.items, training.batch_size, training.seed, position))
         prompts = [self.config.instance_prompt] * len(images)
         instance_count = len(images)
         if self.class_items:
             # prior-preservation: the class half keeps the model's idea of the class (e.g. 'a dog')
-            class_batch = loop.batch_at(self.class_items, training.batch_size, training.seed + 1, position)
+            class_batch = batch_at(self.class_items, training.batch_size, training.seed + 1, position)
             images += class_batch
             prompts += [self.config.class_prompt] * len(class_batch)
 
-        mean, std = loop.latent_distribution(pipe, images, trainer.caches, device, pipe.vae.dtype)
+        flips = draw_flips(len(images), training.random_flip, generator)
+        mean, std = latent_distribution(pipe, images, trainer.caches, device, pipe.vae.dtype, flips)
         sample = torch.randn(mean.shape, generator=generator).to(mean)
         latents = (mean + std * sample) * pipe.vae.config.scaling_factor
 
         # add noise according to each timestep's magnitude; the UNet learns to undo it
-        noise = loop.sample_noise(latents, training.offset_noise, generator)
+        noise = sample_noise(latents, training.offset_noise, generator)
         timesteps = torch.randint(
             0, trainer.noise_scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator
         ).to(device)
         noisy = trainer.noise_scheduler.add_noise(latents, noise, timesteps)
-        target = loop.training_target(trainer.noise_scheduler, latents, noise, timesteps)
+        target = training_target(trainer.noise_scheduler, latents, noise, timesteps)
 
         drop = torch.rand(len(prompts), generator=generator) < training.caption_dropout
         prompts = ["" if dropped else prompt for prompt, dropped in zip(prompts, drop.tolist())]
-        condition = loop.text_embeddings(pipe, prompts, trainer.text_caches, self.trains_text_encoder, device)
+        condition = text_embeddings(pipe, prompts, trainer.text_caches, self.trains_text_encoder, device)
 
         with trainer.accelerator.autocast():
-            prediction = loop.predict(pipe, noisy, timesteps, condition)
+            prediction = predict(pipe, noisy, timesteps, condition)
         if not self.class_items:
-            return loop.diffusion_loss(prediction, target, timesteps, trainer.noise_scheduler, training.min_snr_gamma)
+            return diffusion_loss(prediction, target, timesteps, trainer.noise_scheduler, training.min_snr_gamma)
         return prior_preservation_loss(
             prediction,
             target,

@@ -1,0 +1,182 @@
+"""The REST API, `/api/v1/...`, served by the same FastAPI app as the Gradio page (see `app_kwargs`).
+
+Every answer is JSON except a PNG asked for with `"format": "png"`. Errors are JSON too, `{"error": kind,
+"message": sentence}` (plus `"field"` when one field is wrong): 400/422 bad input, 403 not offered in this mode,
+404 no such run, 503 busy with a Retry-After header, 500 anything unexpected (logged, never a traceback).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from studio.generate.engine import GenerationEngine
+from studio.generate.png_metadata import png_bytes
+from studio.serve import service
+from studio.serve.admission import Admission, Busy
+from studio.serve.schemas import GenerateBody, TrainBody
+from studio.train.jobs import JobBusy
+from studio.workspace import Workspaces
+
+log = logging.getLogger("studio.serve")
+
+PREFIX = "/api/v1"
+DOCS_URL = f"{PREFIX}/docs"
+TRAINING_RETRY_SECONDS = 60  # a training run takes minutes; checking back every minute is plenty
+UNEXPECTED = "something went wrong on the server; the details are in its log"
+
+
+def error(status: int, kind: str, message: str, field: str | None = None, retry_after: int | None = None):
+    body = {"error": kind, "message": message} | ({"field": field} if field else {})
+    headers = {}
+    if retry_after is not None:
+        body["retry_after"] = retry_after
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class NotFound(LookupError):
+    pass
+
+
+class StudioRoute(APIRoute):
+    """Turns every failure of a route into one of the JSON errors above. Scoped to our routes (FastAPI's way to
+    customise one router's error handling), so the Gradio routes on the same app keep their own behaviour."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as invalid:
+                first = invalid.errors()[0]
+                field = ".".join(str(part) for part in first["loc"] if part != "body") or None
+                message = f"{field}: {first['msg']}" if field else first["msg"]
+                return error(422, "invalid", message, field=field)
+            except Busy as busy:
+                return error(503, "busy", str(busy), retry_after=busy.retry_after)
+            except JobBusy as busy:  # before ValueError: JobBusy is one
+                return error(503, "busy", str(busy), retry_after=TRAINING_RETRY_SECONDS)
+            except service.Forbidden as forbidden:
+                return error(403, "forbidden", str(forbidden), field=str(forbidden).partition(":")[0])
+            except NotFound as missing:
+                return error(404, "not_found", str(missing.args[0]))
+            except (ValueError, OSError) as bad:
+                return error(400, "invalid", str(bad.args[0] if isinstance(bad, KeyError) else bad))
+            except Exception:
+                log.exception("%s %s failed", request.method, request.url.path)
+                return error(500, "internal", UNEXPECTED)
+
+        return answer
+
+
+def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Admission) -> APIRouter:
+    access = service.ApiAccess.of(workspaces)
+    router = APIRouter(prefix=PREFIX, route_class=StudioRoute, tags=["studio"])
+
+    def private_workspace(what: str):
+        # a public studio keeps one workspace per browser; a REST caller has no visitor id, so it gets none
+        if access.public:
+            raise service.Forbidden(f"{what}: not offered over REST by a public studio; use the page or gradio_client")
+        return workspaces.get()
+
+    @router.get("/health")
+    def health() -> dict:
+        """Whether the server answers, its mode, and how busy generation and training are."""
+        training = None if access.public else [s.run_id for s in workspaces.get().jobs.running()]
+        return {
+            "status": "ok",
+            "public": access.public,
+            "models": list(access.allowed_models) if access.allowed_models else None,
+            "generation": admission.snapshot(),
+            "training": {"running": training},
+        }
+
+    @router.post("/generate", responses={200: {"content": {"image/png": {}}}})
+    def generate(body: GenerateBody):
+        """Generate images. JSON out (each image base64 with its parameters), or one image/png with the parameters
+        in the X-Generation-Parameters header. 503 "busy" when the server already has enough to do."""
+        if body.format == "png" and body.count != 1:
+            raise ValueError(f"count: format png returns one image; ask for count 1 or format json, not {body.count}")
+        settings = service.generation_settings(access, **body.settings_fields())
+        results = service.generate(engine, admission, settings)
+        echoes = [service.echoed(result, body.loras) for result in results]
+        if body.format == "png":
+            return Response(
+                png_bytes(results[0].image, results[0].params),
+                media_type="image/png",
+                headers={"X-Generation-Parameters": json.dumps(echoes[0])},
+            )
+        return {
+            "images": [
+                {"png_base64": base64.b64encode(png_bytes(r.image, r.params)).decode("ascii"), "parameters": echo}
+                for r, echo in zip(results, echoes)
+            ]
+        }
+
+    @router.get("/presets")
+    def presets() -> dict:
+        """Training presets by name."""
+        from studio.train.config import list_presets
+
+        return {"presets": list_presets()}
+
+    @router.get("/datasets")
+    def datasets() -> dict:
+        """Datasets (and prepared copies) a run can train on, by the name `POST /train` takes."""
+        return {"datasets": [choice for _, choice in private_workspace("datasets").training_sources()]}
+
+    @router.post("/train", status_code=202)
+    def train(body: TrainBody) -> dict:
+        """Start a training run (one at a time: 503 "busy" while one trains); poll GET /runs/{run_id}."""
+        run_dir = service.start_from_preset(private_workspace("training"), body.preset, body.dataset, body.settings)
+        return {"run_id": run_dir.name, "status_url": f"{PREFIX}/runs/{run_dir.name}"}
+
+    @router.get("/runs")
+    def list_runs() -> dict:
+        """Every run, newest first: status, last step, total steps, last loss."""
+        return {"runs": service.list_runs(private_workspace("runs"))}
+
+    @router.get("/runs/{run_id}")
+    def run_status(run_id: str) -> dict:
+        """One run: status (created, running, finished, failed, cancelled, interrupted), last step, loss."""
+        ws = private_workspace("runs")
+        try:
+            return service.run_status(ws, run_id)
+        except ValueError as missing:
+            raise NotFound(str(missing)) from None
+
+    return router
+
+
+def app_kwargs(engine: GenerationEngine, workspaces: Workspaces, admission: Admission) -> dict:
+    """Arguments for the FastAPI app Gradio builds (`Blocks.launch(app_kwargs=...)`): our routes come first in it.
+
+    The app's own OpenAPI schema would list Gradio's hundred internal routes too, so it is off and ours describes
+    /api/v1 alone (Swagger UI at /api/v1/docs loads its script from a CDN; the JSON schema works offline)."""
+    router = build_router(engine, workspaces, admission)
+    api_routes = list(router.routes)
+    schema: dict = {}
+
+    def openapi() -> dict:
+        if not schema:
+            from fastapi.openapi.utils import get_openapi
+
+            schema.update(get_openapi(title="Diffusion Studio API", version="1", routes=api_routes))
+        return schema
+
+    def docs():
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url=f"{PREFIX}/openapi.json", title="Diffusion Studio API")
+
+    router.add_api_route("/openapi.json", openapi, include_in_schema=False)
+    router.add_api_route("/docs", docs, include_in_schema=False)
+    return {"routes": router.routes, "openapi_url": None, "docs_url": None, "redoc_url": None}

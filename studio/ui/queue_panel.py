@@ -1,0 +1,146 @@
+"""The Train tab's queue: add the form's config (optionally a sweep), watch the queue, start / stop it, remove an
+entry, and compare a sweep's scorecards side by side.
+
+Thin: every action is a function of `studio.train.queue`; the work happens in the workspace's server-side queue
+worker, and the tables are read from the queue file and run folders on each tick, so a reload shows the same queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gradio as gr
+import pandas as pd
+
+from studio.train.config import RunConfig
+from studio.train.queue import add_entries, remove_entry, retry_entry
+from studio.train.queue.plan import parse_sweep_lines
+from studio.train.queue.table import QUEUE_HEADERS, queue_rows, sweep_table
+from studio.ui.errors import as_message
+from studio.workspace import Workspace, Workspaces
+
+# ------------------------------------------------------------------ handlers (no components: tested directly)
+
+
+def add_to_queue(ws: Workspace, config: RunConfig, dataset_choice: str | None, sweep_text: str = "") -> str:
+    if not dataset_choice:
+        raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
+    ws.check_training(config.training.steps, config.training.base_model)
+    added = add_entries(ws.queue.store, config, [ws.training_source(dataset_choice)], parse_sweep_lines(sweep_text))
+    entries = "1 entry" if len(added) == 1 else f"{len(added)} entries"
+    return f"Queued {entries} as **{added[0].sweep}**. Press **Run queue** to train them one after another."
+
+
+def queue_frame(ws: Workspace) -> pd.DataFrame:
+    return pd.DataFrame(queue_rows(ws.queue.store.load(), ws.runs_root), columns=QUEUE_HEADERS)
+
+
+def sweep_ids(ws: Workspace) -> list[str]:
+    return list(dict.fromkeys(e.sweep for e in ws.queue.store.load().entries))
+
+
+def sweep_frame(ws: Workspace, sweep_id: str | None) -> pd.DataFrame | None:
+    if not sweep_id or sweep_id not in sweep_ids(ws):
+        return None
+    headers, rows = sweep_table(ws.queue.store.load().sweep(sweep_id), ws.runs_root)
+    return pd.DataFrame(rows, columns=headers)
+
+
+def entry_number(value: float | int | None) -> int:
+    if value is None or int(value) != value or value < 1:
+        raise ValueError("type the number (#) of an entry from the queue table")
+    return int(value)
+
+
+def picked_entry(event: gr.SelectData) -> int | None:
+    """A click on a row of the queue table picks that entry for Remove / Retry."""
+    row = event.row_value or []
+    return int(row[0]) if row and str(row[0]).isdigit() else None
+
+
+# ------------------------------------------------------------------ layout and wiring
+
+
+def build(
+    workspaces: Workspaces,
+    add: gr.Button,
+    config_of: Callable[[dict], RunConfig],
+    form_inputs: set,
+    dataset: gr.Dropdown,
+    loaded: gr.events.Dependency,
+) -> None:
+    """Below the Train tab's form and run view; `add` is the "Add to queue" button beside Start."""
+    with gr.Accordion("Queue: trainings one after another, sweeps compared", open=True, elem_id="queue-panel"):
+        with gr.Row():
+            sweep_box = gr.Textbox(
+                label="Sweep (optional)", lines=1, scale=3, elem_id="queue-sweep",
+                placeholder="learning_rate=1e-3,2e-3; rank=8,16",
+                info="One key=values per line or separated by ';'. Add to queue then queues every combination.",
+            )  # fmt: skip
+            status = gr.Markdown(elem_id="queue-status")
+        with gr.Row():
+            run = gr.Button("▶ Run queue", variant="primary", scale=0, elem_id="queue-run")
+            stop = gr.Button("■ Stop queue", variant="stop", scale=0, elem_id="queue-stop")
+            entry = gr.Number(
+                None, label="Entry #", placeholder="click a row", precision=0, minimum=1, scale=0, min_width=110,
+                elem_id="queue-entry",
+            )  # fmt: skip
+            remove = gr.Button("Remove entry", scale=0, elem_id="queue-remove")
+            retry = gr.Button("Retry entry", scale=0, elem_id="queue-retry")
+        message = gr.Markdown(elem_id="queue-message")
+        table = gr.Dataframe(
+            headers=QUEUE_HEADERS, interactive=False, wrap=True, label="Queue (in order)", elem_id="queue-table"
+        )
+        with gr.Row():
+            sweep = gr.Dropdown([], label="Sweep", scale=1, elem_id="queue-sweep-pick")
+            gr.Markdown("One row per entry: its swept values, final loss, and the best checkpoint's scorecard.")
+        sweep_view = gr.Dataframe(
+            interactive=False, label="Sweep: scorecards side by side", elem_id="queue-sweep-table"
+        )
+    shown = gr.State(None)  # what the tables show; an unchanged tick re-sends nothing
+    timer = gr.Timer(2.0, active=False)
+
+    @as_message
+    def on_add(values: dict):
+        return add_to_queue(workspaces.get(), config_of(values), values[dataset], values[sweep_box])
+
+    @as_message
+    def on_run():
+        return workspaces.get().queue.start()
+
+    @as_message
+    def on_stop():
+        return workspaces.get().queue.stop()
+
+    @as_message
+    def on_remove(number):
+        return remove_entry(workspaces.get().queue.store, entry_number(number))
+
+    @as_message
+    def on_retry(number):
+        return retry_entry(workspaces.get().queue.store, entry_number(number))
+
+    def on_tick(picked: str | None, before):
+        ws = workspaces.get()
+        ids = sweep_ids(ws)
+        picked = picked if picked in ids else (ids[-1] if ids else None)
+        frames = (queue_frame(ws), sweep_frame(ws, picked))
+        signature = (ws.queue.describe(), frames[0].to_json(), None if frames[1] is None else frames[1].to_json(), ids)
+        if signature == before:
+            return [gr.skip()] * 5
+        return signature[0], frames[0], gr.Dropdown(choices=ids, value=picked), frames[1], signature
+
+    add.click(on_add, form_inputs | {dataset, sweep_box}, message, api_visibility="private").then(
+        on_tick, [sweep, shown], [status, table, sweep, sweep_view, shown], api_visibility="private"
+    )
+    run.click(on_run, None, message, api_visibility="private")
+    stop.click(on_stop, None, message, api_visibility="private")
+    remove.click(on_remove, entry, message, api_visibility="private")
+    retry.click(on_retry, entry, message, api_visibility="private")
+    table.select(picked_entry, None, entry, api_visibility="private")
+    sweep.input(lambda picked: sweep_frame(workspaces.get(), picked), sweep, sweep_view, api_visibility="private")
+    outputs = [status, table, sweep, sweep_view, shown]
+    timer.tick(on_tick, [sweep, shown], outputs, show_progress="hidden", queue=False, api_visibility="private")
+    loaded.then(on_tick, [sweep, shown], outputs, api_visibility="private").then(
+        lambda: gr.Timer(active=True), None, timer, api_visibility="private"
+    )

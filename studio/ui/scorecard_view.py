@@ -1,0 +1,86 @@
+"""A run's scorecard on screen: the verdicts in words, a table per checkpoint, and a chart of each score over steps.
+
+Shown by the Runs tab (with a button that scores the run) and the Compare tab (next to the checkpoint grid, so
+"which checkpoint is best?" has both the pictures and the numbers). Reads the saved `<run>/eval/scorecard.json`
+through `studio.evaluate.report`; scoring itself is `studio.evaluate.evaluate_run`, the same as `studio eval`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from studio.evaluate.report import chart_points, read_scorecard, scorecard_panel
+
+SCORE_WORDS = {
+    "subject_fidelity": "subject",
+    "prompt_fidelity": "prompt",
+    "prior_preservation": "prior",
+    "memorisation": "memorised",
+    "held_out": "held-out",
+}
+NOT_SCORED = (
+    "Not scored yet. **Score checkpoints** renders the base model and every checkpoint on one fixed set of prompts "
+    "and seeds, and tells which checkpoint is best and whether the run overfitted."
+)
+
+
+def verdict_text(card: dict | None) -> str:
+    if card is None:
+        return NOT_SCORED
+    panel = scorecard_panel(card)
+    judge = "pocket evaluator, exact" if card["judge"] == "pocket" else "CLIP-I / CLIP-T / DINO"
+    flag = "⚠ **Overfitted**" if panel["overfitted"] else "✓ **Not overfitted**"
+    best = panel["best_step"]
+    best_words = "the base model" if best == 0 else f"step {best}" if best is not None else "none"
+    return (
+        f"**Best checkpoint: {best_words}.** {panel['best_reason']}  \n"
+        f"{flag}: {panel['overfitting_reason']}  \n"
+        f"<small>{judge}; {card['settings']['prompts']} prompts, {card['settings']['steps']} steps, scored in "
+        f"{card.get('seconds', 0):.0f} s. Subject = looks like the training images; prompt = follows the rest of the "
+        "prompt; prior = prompts without the trigger unchanged; memorised = near-copies of a training image; "
+        "held-out = fidelity on prompts never trained on.</small>"
+    )
+
+
+def score_frame(card: dict | None) -> pd.DataFrame | None:
+    """Long-format points for gr.LinePlot; None (no chart) when there is nothing to draw, as the loss chart."""
+    points = chart_points(card) if card else []
+    if not points:
+        return None
+    frame = pd.DataFrame(points, columns=["step", "score", "value"])
+    frame["score"] = frame["score"].map(lambda name: SCORE_WORDS.get(name, name))
+    return frame.astype({"step": "int64", "value": "float64"})
+
+
+def table_value(card: dict | None) -> dict | None:
+    if card is None:
+        return None
+    panel = scorecard_panel(card)
+    return {"headers": panel["headers"], "data": panel["rows"]}
+
+
+class ScorecardView:
+    def __init__(self, prefix: str) -> None:
+        self.verdict = gr.Markdown(NOT_SCORED, elem_id=f"{prefix}-score-verdict")
+        with gr.Row():
+            self.table = gr.Dataframe(
+                interactive=False, wrap=True, label="Scores per checkpoint (step 0 = base model, * = best)",
+                elem_id=f"{prefix}-score-table", scale=3,
+            )  # fmt: skip
+            self.chart = gr.LinePlot(
+                None, x="step", y="value", color="score", label="Scores over steps (higher is better, "
+                "except memorised)", height=300, y_lim=[0, 1], elem_id=f"{prefix}-score-chart", scale=2,
+            )  # fmt: skip
+
+    @property
+    def outputs(self) -> list:
+        return [self.verdict, self.table, self.chart]
+
+    def values(self, card: dict | None) -> list:
+        return [verdict_text(card), table_value(card), score_frame(card)]
+
+    def values_for(self, run_dir: Path | None) -> list:
+        return self.values(read_scorecard(run_dir) if run_dir else None)
