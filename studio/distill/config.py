@@ -36,7 +36,7 @@ class LcmDistillConfig:
     )
     seed: int = field(default=0, metadata={"help": "Seeds the data, noise and timesteps; a resumed run repeats them."})
     threads: int = field(default=1, metadata={"help": "CPU threads for this process."})
-    steps: int = field(default=800, metadata={"help": "Optimizer steps."})
+    steps: int = field(default=150, metadata={"help": "Optimizer steps."})
     batch: int = field(default=16, metadata={"help": "Latents per step."})
     lr: float = field(
         default=5e-4, metadata={"help": "AdamW learning rate of the LoRA weights (constant after warm-up)."}

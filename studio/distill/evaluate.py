@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from studio.generate.fast import FAST_GUIDANCE, FAST_STEPS
 from studio.pocket.quality import QualityReport, measure
-
-FAST_STEPS = 4
-FAST_GUIDANCE = 1.0  # an LCM-LoRA has the teacher's guidance distilled in: no second (unconditional) pass needed
 
 
 @dataclass
