@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from studio.distill.evaluate import compare_fast_sampling
 from studio.models import load_pipeline
 from studio.paths import POCKET_LCM_LORA_DIR
@@ -14,7 +12,7 @@ from studio.pocket.world import base_combinations
 STATED_MARGIN = 0.10
 
 
-@pytest.mark.slow  # ~20 s alone on 2 cores, most of it the 25-step reference
+# 12.6 s on the quieter machine (2026-11-23), most of it the 25-step reference: not marked slow
 def test_four_step_lcm_lora_stays_within_the_stated_margin_of_25_steps() -> None:
     pipe = load_pipeline("pocket").pipe
     pipe.set_progress_bar_config(disable=True)
