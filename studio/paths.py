@@ -13,6 +13,8 @@ PROJECT_ROOT: Path = Path(__file__).resolve().parent.parent
 
 # The small SD1-style model trained by `studio.pocket.pretrain` and shipped with the project.
 POCKET_MODEL_DIR: Path = PROJECT_ROOT / "assets" / "pocket"
+# Its LCM-LoRA (4-step sampling), made by `studio distill lcm`.
+POCKET_LCM_LORA_DIR: Path = PROJECT_ROOT / "assets" / "pocket-lcm-lora"
 
 # User data (datasets, runs, exports); movable with STUDIO_DATA_DIR, e.g. onto a bigger disk.
 _data_env = os.environ.get("STUDIO_DATA_DIR")

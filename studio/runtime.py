@@ -9,6 +9,7 @@ share of the cores and waiting threads sleep instead of spinning.
 
 from __future__ import annotations
 
+import logging
 import os
 
 
@@ -27,6 +28,9 @@ def prepare_environment() -> None:
     # user names a hub model, and then only if it is cached or reachable.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # torchao (the optional int8 extra) is imported by transformers whenever it is installed, and on a machine
+    # without its GPU kernels logs a "Failed to load …_C_mxfp8…" warning per kernel; nothing here uses those
+    logging.getLogger("torchao").setLevel(logging.ERROR)
 
 
 def thread_budget(role: str, sharing: bool = False) -> int:

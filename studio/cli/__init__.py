@@ -9,13 +9,13 @@ from studio.runtime import prepare_environment
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from studio.cli import compare, dataset, evaluate, generate, lora, pocket, queue, serve, train, ui
+    from studio.cli import compare, dataset, distill, evaluate, generate, lora, pocket, queue, serve, train, ui
 
     parser = argparse.ArgumentParser(
         prog="studio", description="Diffusion Studio: fine-tune and use text-to-image models."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (dataset, evaluate, generate, compare, lora, pocket, train, queue, ui, serve):
+    for module in (dataset, evaluate, generate, compare, lora, pocket, train, queue, distill, ui, serve):
         module.register(commands)
     return parser
 

@@ -26,7 +26,9 @@ def add_settings_arguments(p: argparse.ArgumentParser, prompt_required: bool) ->
     p.add_argument("--negative-prompt", "-n", default="", help=_help("negative_prompt"))
     p.add_argument("--seed", type=int, default=defaults.seed, help=_help("seed"))
     p.add_argument("--steps", type=int, default=None, help=f"{_help('steps')} (default {defaults.steps})")
-    p.add_argument("--guidance", "--cfg", type=float, default=defaults.guidance, help=_help("guidance"))
+    p.add_argument(
+        "--guidance", "--cfg", type=float, default=None, help=f"{_help('guidance')} (default {defaults.guidance})"
+    )
     p.add_argument("--width", type=int, default=0, help=_help("width"))
     p.add_argument("--height", type=int, default=0, help=_help("height"))
     p.add_argument("--sampler", choices=list(SAMPLERS), default="default", help="Sampling algorithm.")
@@ -56,6 +58,16 @@ def add_settings_arguments(p: argparse.ArgumentParser, prompt_required: bool) ->
     )
     p.add_argument("--fuse", action="store_true", help=_help("fuse"))
     p.add_argument(
+        "--fast",
+        action="store_true",
+        help=f"{_help('fast')} Steps, guidance and sampler follow unless given (4, 1, lcm).",
+    )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="Int8 weights for the UNet and text encoder (needs torchao; not combinable with --fuse).",
+    )
+    p.add_argument(
         "--config",
         default=None,
         help="For a single .safetensors model: a diffusers folder (or hub id) of the same family whose configs describe it.",
@@ -82,7 +94,11 @@ def _embedding(text: str) -> dict:
 
 def settings_from_args(args: argparse.Namespace, **overrides) -> GenerationSettings:
     from studio.generate.adapters import LoraSpec, SvdiffSpec
+    from studio.generate.fast import form_values
 
+    fast = bool(getattr(args, "fast", False))
+    # fast mode's sampler / steps / guidance, except where the user chose their own
+    implied = form_values(True) if fast else {}
     values = {
         "prompt": args.prompt,
         "negative_prompt": args.negative_prompt,
@@ -98,7 +114,13 @@ def settings_from_args(args: argparse.Namespace, **overrides) -> GenerationSetti
         "embeddings": [_embedding(text) for text in args.embedding],
         "svdiffs": [SvdiffSpec.parse(text).to_dict() for text in args.svdiff],
         "fuse": args.fuse,
+        "fast": fast,
+        "quantize": "int8" if getattr(args, "int8", False) else "none",
     }
+    if fast:
+        values["sampler"] = args.sampler if args.sampler != "default" else implied["sampler"]
+        values["steps"] = args.steps if args.steps is not None else implied["steps"]
+        values["guidance"] = args.guidance if args.guidance is not None else implied["guidance"]
     values |= overrides
     return GenerationSettings(**{k: v for k, v in values.items() if v is not None})
 

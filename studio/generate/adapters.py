@@ -80,8 +80,17 @@ class LoraSpec:
 
     @property
     def is_lcm(self) -> bool:
-        """An LCM-LoRA (few-step sampling), recognised by its name as the community names them."""
-        return "lcm" in Path(self.path).name.lower() or "lcm" in Path(self.path).parent.name.lower()
+        """An LCM-LoRA (few-step sampling), recognised by its name as the community names them.
+
+        The file's name, or its folder's (`lcm-lora-sdv1-5/pytorch_lora_weights.safetensors`), or, for a file in
+        the hub cache (`models--latent-consistency--lcm-lora-sdv1-5/snapshots/<hash>/…`), the repository's.
+        """
+        path = Path(self.path)
+        names = [path.name]
+        if path.name == LORA_FILE:  # the standard file name says nothing: its folder names the LoRA
+            names.append(path.parent.name)
+        names += [p.name for p in path.parents if p.name.startswith("models--")][:1]
+        return any("lcm" in name.lower() for name in names)
 
 
 @dataclass(frozen=True)

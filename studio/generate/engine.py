@@ -20,6 +20,7 @@ from PIL import Image
 
 from studio.generate.adapters import AdapterStack, EmbeddingSpec, LoraSpec, SvdiffSpec
 from studio.generate.png_metadata import save_png
+from studio.generate.quantize import QUANTIZE_MODES
 from studio.generate.samplers import SAMPLERS, make_scheduler
 
 MAX_COUNT = 16
@@ -57,6 +58,14 @@ class GenerationSettings:
         default=False,
         metadata={"help": "Merge the LoRAs into the model while they stay the same: as fast as the base model."},
     )
+    quantize: str = field(
+        default="none",
+        metadata={"help": "none (float) or int8: linear weights stored as int8 (torchao); less memory, see README."},
+    )
+    fast: bool = field(
+        default=False,
+        metadata={"help": "Fast (LCM, 4 steps): adds the pocket model's LCM-LoRA and samples with LCM."},
+    )
 
     def __post_init__(self) -> None:
         if not self.prompt.strip():
@@ -73,6 +82,18 @@ class GenerationSettings:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of: {', '.join(SAMPLERS)}")
         if self.seed < -1:
             raise ValueError("seed must be -1 (random) or a number from 0")
+        if self.quantize not in QUANTIZE_MODES:
+            raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {self.quantize!r}")
+        if self.fuse and self.quantize != "none":
+            # peft cannot merge a LoRA into torchao int8 weights (it would have to re-quantize them)
+            raise ValueError("fuse cannot be combined with int8: LoRAs run unfused on an int8 model; turn one off")
+        if self.svdiffs and self.quantize != "none":
+            # SVDiff rebuilds float weights from their singular values; int8 weights have none to shift
+            raise ValueError("SVDiff files need float weights: turn int8 off to use them")
+        if self.fast:
+            from studio.generate.fast import check_fast_model
+
+            check_fast_model(self.model)
         # stored as plain dicts (they go into the PNG), checked as specs
         self.loras = [(s if isinstance(s, LoraSpec) else LoraSpec.from_dict(s)).to_dict() for s in self.loras]
         self.embeddings = [
@@ -82,7 +103,13 @@ class GenerationSettings:
 
     @property
     def lora_specs(self) -> list[LoraSpec]:
-        return [LoraSpec.from_dict(s) for s in self.loras]
+        """The LoRAs to apply: the user's, plus the shipped LCM-LoRA in fast mode."""
+        specs = [LoraSpec.from_dict(s) for s in self.loras]
+        if self.fast:
+            from studio.generate.fast import pocket_lcm_lora
+
+            specs.append(pocket_lcm_lora())
+        return specs
 
     @property
     def embedding_specs(self) -> list[EmbeddingSpec]:
@@ -109,7 +136,7 @@ class GeneratedImage:
 
 
 class PipelineCache:
-    """Keeps one base model loaded; loading another releases the first."""
+    """Keeps one base model loaded; loading another (or the same one quantized differently) releases the first."""
 
     def __init__(self, loader: Callable | None = None) -> None:
         # the default loader is imported on the first load: building the app must not import torch
@@ -119,16 +146,22 @@ class PipelineCache:
         self._loaded = None
         self.loads = 0  # how many times a model was actually loaded
 
-    def get(self, model: str, device: str | None = None, dtype=None, **options):
+    def get(self, model: str, device: str | None = None, dtype=None, quantize: str = "none", **options):
         """The loaded model; `options` go to the loader (e.g. config_folder, allow_pickle)."""
-        key = (model, device, str(dtype), tuple(sorted(options.items())))
+        # quantization is part of the key: an int8 pipeline is never handed to a float request, nor back
+        key = (model, device, str(dtype), quantize, tuple(sorted(options.items())))
         if key != self._key:
             self.release()
             if self._loader is None:
                 from studio.models import load_pipeline
 
                 self._loader = load_pipeline
-            self._loaded = self._loader(model, device=device, dtype=dtype, **options)
+            loaded = self._loader(model, device=device, dtype=dtype, **options)
+            if quantize != "none":
+                from studio.generate.quantize import quantize_pipeline
+
+                quantize_pipeline(loaded.pipe, quantize)
+            self._loaded = loaded
             self._key = key
             self.loads += 1
         return self._loaded
@@ -164,9 +197,9 @@ class GenerationEngine:
         # so switching samplers never drifts from the model's noise schedule
         self._model_schedulers: dict[int, object] = {}
 
-    def load(self, model: str):
+    def load(self, model: str, quantize: str = "none"):
         """Load (or reuse) a base model; generate() does this itself, callers may do it early."""
-        return self.cache.get(model, device=self.device, **self.load_options)
+        return self.cache.get(model, device=self.device, quantize=quantize, **self.load_options)
 
     def adapters(self, pipe) -> AdapterStack:
         """The adapter stack of a loaded pipeline (created empty on first use)."""
@@ -175,8 +208,9 @@ class GenerationEngine:
         return self._stacks[pipe]
 
     def prepare(self, settings: GenerationSettings):
-        """Load the base model and make `settings`' LoRAs, SVDiff files and embeddings the active ones."""
-        loaded = self.load(settings.model)
+        """Load the base model and make `settings`' LoRAs, SVDiff files and embeddings the active ones; returns the
+        loaded model."""
+        loaded = self.load(settings.model, settings.quantize)
         stack = self.adapters(loaded.pipe)
         stack.apply_embeddings(loaded.pipe, settings.embedding_specs)
         stack.apply_svdiffs(loaded.pipe, settings.svdiff_specs)  # before the LoRAs: it edits the base weights

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from studio.generate import fast as fast_sampling
 from studio.generate import library
 from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
 from studio.generate.png_metadata import read_params
@@ -79,6 +80,15 @@ def build(engine: GenerationEngine) -> Playground:
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, label="Seed", info=_help("seed"), elem_id="pg-seed")
                 model = gr.Textbox(value="pocket", label="Base model", elem_id="pg-model")
+            with gr.Row():
+                fast = gr.Checkbox(value=False, label="Fast (LCM, 4 steps)", info=_help("fast"), elem_id="pg-fast")
+                quantize = gr.Radio(
+                    choices=[("Float", "none"), ("Int8 weights", "int8")],
+                    value="none",
+                    label="Precision",
+                    info=_help("quantize"),
+                    elem_id="pg-quantize",
+                )
 
             with gr.Accordion("LoRAs", open=True):
                 gr.Markdown("From your runs or uploaded files. Weight below 0 pushes away from a LoRA's concept.")
@@ -150,7 +160,9 @@ def build(engine: GenerationEngine) -> Playground:
 
     state = gr.State([])
     slot_inputs = [c for s in slots for c in (s.lora, s.weight, s.enabled)]
-    inputs = {prompt, negative, sampler, steps, guidance, count, seed, model, fuse, embeddings, *slot_inputs}
+    inputs = {
+        prompt, negative, sampler, steps, guidance, count, seed, model, fuse, fast, quantize, embeddings, *slot_inputs
+    }  # fmt: skip
     inputs |= {svdiff, svdiff_weight}
 
     def settings_dict(values: dict) -> dict:
@@ -179,7 +191,13 @@ def build(engine: GenerationEngine) -> Playground:
             if values[svdiff]
             else [],
             "fuse": bool(values[fuse]),
+            "fast": bool(values[fast]),
+            "quantize": values[quantize],
         }
+
+    def fast_toggled(on: bool):
+        values = fast_sampling.form_values(bool(on))
+        return values["sampler"], values["steps"], values["guidance"]
 
     def run(values: dict, progress=gr.Progress()):
         try:
@@ -190,12 +208,14 @@ def build(engine: GenerationEngine) -> Playground:
             raise gr.Error(str(error)) from error
         paths = save_images(results, library.data_dir() / "outputs")
         params = [r.params for r in results]
-        tokens = [t for _, t in engine.adapters(engine.load(settings.model).pipe).embeddings]
+        tokens = [t for _, t in engine.adapters(engine.load(settings.model, settings.quantize).pipe).embeddings]
         active = sum(1 for spec in settings.lora_specs if spec.enabled)
         note = (
             f"{len(paths)} image(s), {params[0]['seconds']:.2f} s each, {active} LoRA(s) on"
             + (" (fused)" if settings.fuse and active else "")
             + (f", SVDiff at {settings.svdiffs[0]['weight']:g}" if settings.svdiffs else "")
+            + (" (fast: LCM-LoRA included)" if settings.fast else "")
+            + (" (int8 weights)" if settings.quantize == "int8" else "")
             + (f"; embedding tokens: {', '.join(f'`{t}`' for t in tokens)}" if tokens else "")
             + ". Saved to `data/outputs`."
         )
@@ -280,6 +300,8 @@ def build(engine: GenerationEngine) -> Playground:
             params.get("seed", 0),
             params.get("model", "pocket"),
             bool(params.get("fuse", False)),
+            bool(params.get("fast", False)),
+            params.get("quantize", "none"),
             gr.Dropdown(choices=_embedding_choices(), value=embeds),
             *slot_updates,
             gr.Dropdown(choices=_with_choice(_svdiff_choices(), shift["path"]), value=shift["path"]),
@@ -330,6 +352,8 @@ def build(engine: GenerationEngine) -> Playground:
             seed,
             model,
             fuse,
+            fast,
+            quantize,
             embeddings,
             *slot_inputs,
             svdiff,
@@ -338,5 +362,13 @@ def build(engine: GenerationEngine) -> Playground:
             restore,
         ],
         api_name="playground_restore",
+    )
+    # .input, not .change: restoring a PNG sets the box too, and must keep the PNG's own steps and guidance
+    fast.input(
+        fast_toggled,
+        inputs=fast,
+        outputs=[sampler, steps, guidance],
+        api_name="playground_fast",
+        api_visibility="private",
     )
     return Playground(send, inputs, settings_dict)

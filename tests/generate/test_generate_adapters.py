@@ -191,15 +191,43 @@ def test_embeddings_load_by_token_and_unload_every_sub_token(engine, sd1_dir, tm
     assert len(pipe.tokenizer) == vocab and pipe.text_encoder.get_input_embeddings().weight.shape[0] == rows
 
 
-def test_lcm_lora_switches_to_the_lcm_sampler(engine, sd1_dir, lora_a, tmp_path) -> None:
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "lcm-lora-tiny.safetensors",  # a file named as the community names them
+        "LCM_LoRA_SD15.safetensors",  # kohya / A1111 style, upper case
+        "lcm-lora-sdv1-5/pytorch_lora_weights.safetensors",  # a diffusers folder
+        "models--latent-consistency--lcm-lora-sdv1-5/snapshots/0123abcd/pytorch_lora_weights.safetensors",  # hub
+    ],
+)
+def test_lcm_lora_switches_to_the_lcm_sampler(engine, sd1_dir, lora_a, tmp_path, layout) -> None:
     import shutil
 
-    lcm = tmp_path / "lcm-lora-tiny.safetensors"
+    lcm = tmp_path / layout
+    lcm.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(lora_a[0], lcm)
-    settings = GenerationSettings(prompt="a red circle", steps=2, model=str(sd1_dir), loras=_loras((lcm, 1.0)))
+    source = lcm.parent if layout.startswith("lcm-lora-sdv1-5/") else lcm
+    settings = GenerationSettings(prompt="a red circle", steps=2, model=str(sd1_dir), loras=_loras((source, 1.0)))
     result = engine.generate(settings)[0]
     assert result.params["sampler"] == "lcm"
     assert type(engine.load(str(sd1_dir)).pipe.scheduler).__name__ == "LCMScheduler"
+
+
+def test_lcm_detection_leaves_other_loras_and_explicit_samplers_alone(engine, sd1_dir, lora_a, tmp_path) -> None:
+    import shutil
+
+    # "calm" holds no "lcm"; pytest's tmp_path (test_lcm_detection…) does, and must not count
+    plain = tmp_path / "calm-style" / "pytorch_lora_weights.safetensors"
+    plain.parent.mkdir()
+    shutil.copy(lora_a[0], plain)
+    settings = GenerationSettings(prompt="a red circle", steps=2, model=str(sd1_dir), loras=_loras((plain.parent, 1)))
+    assert engine.generate(settings)[0].params["sampler"] == "default"
+    lcm = tmp_path / "lcm-lora.safetensors"
+    shutil.copy(lora_a[0], lcm)
+    chosen = GenerationSettings(
+        prompt="a red circle", steps=2, model=str(sd1_dir), sampler="euler", loras=_loras((lcm, 1.0))
+    )
+    assert engine.generate(chosen)[0].params["sampler"] == "euler"  # the user's explicit choice wins
 
 
 def test_specs_parse_and_refuse_bad_values() -> None:
