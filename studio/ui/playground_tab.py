@@ -7,12 +7,13 @@ from our runs or from uploads copied into the data folder; a path from anywhere 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gradio as gr
 
 from studio.generate import fast as fast_sampling
 from studio.generate import library
+from studio.generate.adapters import BLOCKS
 from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
 from studio.generate.png_metadata import read_params
 from studio.generate.samplers import sampler_labels
@@ -47,6 +48,13 @@ class Slot:
     lora: gr.Dropdown
     weight: gr.Slider
     enabled: gr.Checkbox
+    blocks: dict = field(default_factory=dict)  # "down" | "mid" | "up" -> multiplier slider (experts)
+
+
+def block_weights(values: dict, slot: Slot) -> dict | None:
+    """The slot's per-block multipliers, or None when all are 1 (the plain weight applies everywhere)."""
+    blocks = {name: float(values[slider]) for name, slider in slot.blocks.items()}
+    return blocks if any(value != 1.0 for value in blocks.values()) else None
 
 
 @dataclass
@@ -120,6 +128,18 @@ def build(engine: GenerationEngine) -> Playground:
                         label="Upload LoRA (.safetensors)", file_types=[".safetensors"], elem_id="pg-lora-upload"
                     )
                     refresh = gr.Button("Refresh list", size="sm", elem_id="pg-refresh")
+                with gr.Accordion("Per-block weights (experts)", open=False):
+                    gr.Markdown(
+                        "Multiply a LoRA's weight on the UNet's down, middle and up blocks, e.g. to keep its style "
+                        "but not its layout; which blocks carry what differs by LoRA (try a Compare grid). 1 everywhere: the plain weight."
+                    )
+                    for index, slot in enumerate(slots):
+                        with gr.Row():
+                            for name in BLOCKS:
+                                slot.blocks[name] = gr.Slider(
+                                    0, 2, value=1.0, step=0.05, label=f"LoRA {index + 1}: {name}", min_width=90,
+                                    elem_id=f"pg-block-{index}-{name}",
+                                )  # fmt: skip
                 fuse = gr.Checkbox(value=False, label="Fuse for speed", info=_help("fuse"), elem_id="pg-fuse")
             with gr.Accordion("SVDiff", open=False):
                 with gr.Row(equal_height=True):
@@ -163,7 +183,8 @@ def build(engine: GenerationEngine) -> Playground:
     inputs = {
         prompt, negative, sampler, steps, guidance, count, seed, model, fuse, fast, quantize, embeddings, *slot_inputs
     }  # fmt: skip
-    inputs |= {svdiff, svdiff_weight}
+    block_inputs = [slider for s in slots for slider in s.blocks.values()]
+    inputs |= {svdiff, svdiff_weight, *block_inputs}
 
     def settings_dict(values: dict) -> dict:
         """The form as GenerationSettings fields; adapter paths must lie inside the data folder."""
@@ -173,6 +194,7 @@ def build(engine: GenerationEngine) -> Playground:
                 "weight": float(values[s.weight]),
                 "enabled": bool(values[s.enabled]),
             }
+            | ({"blocks": block_weights(values, s)} if block_weights(values, s) else {})
             for s in slots
             if values[s.lora]
         ]
@@ -288,6 +310,10 @@ def build(engine: GenerationEngine) -> Playground:
                 lora["weight"],
                 lora["enabled"],
             ]
+        block_values = []
+        for index, _ in enumerate(slots):
+            blocks = (loras[index].get("blocks") if index < len(loras) else None) or {}
+            block_values += [float(blocks.get(name, 1.0)) for name in BLOCKS]
         note = f"Restored the settings of seed {params.get('seed')}."
         if skipped:
             note += f" Left out (outside the data folder): {', '.join(skipped)}."
@@ -306,6 +332,7 @@ def build(engine: GenerationEngine) -> Playground:
             *slot_updates,
             gr.Dropdown(choices=_with_choice(_svdiff_choices(), shift["path"]), value=shift["path"]),
             shift["weight"],
+            *block_values,
             note,
             None,
         )
@@ -358,6 +385,7 @@ def build(engine: GenerationEngine) -> Playground:
             *slot_inputs,
             svdiff,
             svdiff_weight,
+            *block_inputs,
             status,
             restore,
         ],

@@ -42,6 +42,11 @@ def test_two_stacked_loras_make_an_image_and_the_compare_grid_appears(page, stud
         )
     page.locator("#pg-weight-0 input[type=number]").fill("0.8")
     page.locator("#pg-weight-1 input[type=number]").fill("-0.5")
+    # an expert's per-block weight: the second LoRA only on the up blocks
+    page.get_by_text("Per-block weights (experts)").click()
+    for block in ("down", "mid"):
+        page.locator(f"#pg-block-1-{block} input[type=number]").fill("0")
+        page.locator(f"#pg-block-1-{block} input[type=number]").press("Tab")
     earlier = set((studio_server["data_dir"] / "outputs").glob("*.png"))  # other page tests share the server
     page.locator("#pg-generate").click()
     page.locator("#pg-status").get_by_text("2 LoRA(s) on").wait_for(timeout=90_000)
@@ -55,14 +60,18 @@ def test_two_stacked_loras_make_an_image_and_the_compare_grid_appears(page, stud
         ("bold.safetensors", 0.8),
         ("soft.safetensors", -0.5),
     ]
+    assert params["loras"][0].get("blocks") is None
+    assert params["loras"][1]["blocks"] == {"down": 0.0, "mid": 0.0, "up": 1.0}
 
     # dropping one of our PNGs back in restores its settings, LoRA weights included
     page.locator("#pg-prompt textarea").fill("something else")
     page.locator("#pg-weight-1 input[type=number]").fill("1.5")
+    page.locator("#pg-block-1-down input[type=number]").fill("2")
     page.locator("#pg-restore input[type=file]").set_input_files(str(saved[-1]))
     page.locator("#pg-status").get_by_text("Restored the settings").wait_for(timeout=30_000)
     assert page.locator("#pg-prompt textarea").input_value() == params["prompt"]
     assert page.locator("#pg-weight-1 input[type=number]").input_value() == "-0.5"
+    assert page.locator("#pg-block-1-down input[type=number]").input_value() == "0"
 
     page.locator("#pg-send").click()
     _open_tab(page, "Compare")
