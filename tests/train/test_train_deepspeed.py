@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from conftest import RESOLUTION
+from conftest import RESOLUTION, tiny_config
 
 from studio.train import distributed, runs
 
@@ -58,8 +58,6 @@ def test_a_deepspeed_launch_without_deepspeed_fails_the_run_with_the_install_com
     monkeypatch, tmp_path, sd1_dir, shapes_folder
 ) -> None:
     import importlib.util
-
-    from conftest import tiny_config
 
     from studio.train.loop import run_training
     from studio.train.start import create_run
