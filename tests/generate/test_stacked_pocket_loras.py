@@ -33,6 +33,7 @@ def _train(tmp_path, name: str, folder, prompt: str, **overrides) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.goal
 @pytest.mark.xfail(
     reason="issue 7, 2026-11-23: stacked, 0 of 8 images were pink stars, with text-encoder adapters (star alone 3 of "
     "8 stars, pink alone 6 of 6 pink) and again with the UNet-only rank-16 preset (stacked at 1.0/1.0: 7 of 8 "

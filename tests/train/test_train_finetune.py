@@ -110,6 +110,7 @@ def test_every_field_has_a_default_and_help() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.goal
 @pytest.mark.xfail(
     reason="issue 4, open: after the preset's 300 steps the pocket model draws the right shapes in a pink-and-cyan "
     "look, but with muddy, textured backgrounds the evaluator reads as other colours (2026-11-23: 2/8 styled with "
