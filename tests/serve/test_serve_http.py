@@ -109,7 +109,8 @@ def test_overload_is_answered_busy_and_the_server_keeps_answering(server) -> Non
         thread.join(120)
     codes = sorted(status for status, _, _ in answers)
     assert len(codes) == 6 and set(codes) <= {200, 503}, codes
-    assert 1 <= codes.count(200) <= 2 and codes.count(503) >= 4, codes
+    # 1 running + 1 waiting: one or two served, so (six answers, each 200 or 503) four or more refused
+    assert 1 <= codes.count(200) <= 2, codes
     for status, headers, raw in answers:
         if status == 503:
             assert json.loads(raw)["error"] == "busy" and int(headers["retry-after"]) >= 1

@@ -34,6 +34,21 @@ class TrainingMethod(Protocol):
         """Write the user-facing files (safetensors only), each checked by reloading; return their paths."""
 
 
+class FrozenVaeMethod:
+    """What every method so far shares: the VAE never learns (so latents may be cached), and the text encoder learns
+    only when the method's config says `train_text_encoder` (else text embeddings may be cached)."""
+
+    config: Any
+
+    @property
+    def trains_text_encoder(self) -> bool:
+        return self.config.train_text_encoder
+
+    @property
+    def trains_vae(self) -> bool:
+        return False
+
+
 # ------------------------------------------------------------------ shared by the methods' checkpoint functions
 
 

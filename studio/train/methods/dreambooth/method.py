@@ -24,7 +24,7 @@ import torch
 from studio.train.conditioning import predict, text_embeddings
 from studio.train.data import TrainingImage, batch_at
 from studio.train.latents import draw_flips, fill_caches, latent_distribution
-from studio.train.methods.base import load_parameters, parameters_state_dict, unfreeze_whole_unet
+from studio.train.methods.base import FrozenVaeMethod, load_parameters, parameters_state_dict, unfreeze_whole_unet
 from studio.train.methods.dreambooth.config import DreamBoothConfig
 from studio.train.methods.lora.config import LoraConfig
 from studio.train.methods.lora.method import LoraMethod
@@ -171,7 +171,7 @@ def record_class_images(run_dir: Path, items: list[TrainingImage]) -> None:
 # ------------------------------------------------------------------ the method
 
 
-class DreamBoothMethod:
+class DreamBoothMethod(FrozenVaeMethod):
     name: ClassVar[str] = "dreambooth"
     config_class: ClassVar[type] = DreamBoothConfig
 
@@ -187,14 +187,6 @@ class DreamBoothMethod:
             if config.use_lora
             else None
         )
-
-    @property
-    def trains_text_encoder(self) -> bool:
-        return self.config.train_text_encoder
-
-    @property
-    def trains_vae(self) -> bool:
-        return False
 
     # ---------------------------------------------------------------- what learns
 

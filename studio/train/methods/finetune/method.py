@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from studio.train.methods.base import load_parameters, parameters_state_dict, unfreeze_whole_unet
+from studio.train.methods.base import FrozenVaeMethod, load_parameters, parameters_state_dict, unfreeze_whole_unet
 from studio.train.methods.finetune.config import FinetuneConfig
 
 PIPELINE_FOLDER = "pipeline"
@@ -24,21 +24,13 @@ EMA_PREFIX = "ema."
 EMA_STEP = "ema_optimization_step"
 
 
-class FinetuneMethod:
+class FinetuneMethod(FrozenVaeMethod):
     name: ClassVar[str] = "finetune"
     config_class: ClassVar[type] = FinetuneConfig
 
     def __init__(self, config: FinetuneConfig) -> None:
         self.config = config
         self.ema: Any = None
-
-    @property
-    def trains_text_encoder(self) -> bool:
-        return self.config.train_text_encoder
-
-    @property
-    def trains_vae(self) -> bool:
-        return False
 
     # ---------------------------------------------------------------- what learns
 

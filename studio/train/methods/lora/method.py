@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from studio.train.methods.base import load_parameters, parameters_state_dict
+from studio.train.methods.base import FrozenVaeMethod, load_parameters, parameters_state_dict
 from studio.train.methods.lora.config import LoraConfig
 
 
@@ -41,20 +41,12 @@ def _trainable(module: torch.nn.Module, prefix: str) -> dict[str, torch.nn.Param
     return {f"{prefix}.{name}": p for name, p in module.named_parameters() if p.requires_grad}
 
 
-class LoraMethod:
+class LoraMethod(FrozenVaeMethod):
     name: ClassVar[str] = "lora"
     config_class: ClassVar[type] = LoraConfig
 
     def __init__(self, config: LoraConfig) -> None:
         self.config = config
-
-    @property
-    def trains_text_encoder(self) -> bool:
-        return self.config.train_text_encoder
-
-    @property
-    def trains_vae(self) -> bool:
-        return False
 
     def setup(self, pipe: Any) -> list[torch.nn.Parameter]:
         # freeze everything first: only the adapter weights peft adds below may learn

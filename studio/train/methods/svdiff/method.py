@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from studio.train.methods.base import load_parameters, parameters_state_dict
+from studio.train.methods.base import FrozenVaeMethod, load_parameters, parameters_state_dict
 from studio.train.methods.svdiff.config import EXPORT_FILE, SvdiffConfig
 from studio.train.methods.svdiff.spectral import add_spectral_shifts, apply_spectral_shifts, save_shifts
 
@@ -22,7 +22,7 @@ def text_encoder_names(pipe: Any) -> list[str]:
     return [name for name in ("text_encoder", "text_encoder_2") if getattr(pipe, name, None) is not None]
 
 
-class SvdiffMethod:
+class SvdiffMethod(FrozenVaeMethod):
     name: ClassVar[str] = "svdiff"
     config_class: ClassVar[type] = SvdiffConfig
 
@@ -30,14 +30,6 @@ class SvdiffMethod:
         self.config = config
         self.shifts: dict = {}  # "<part>.<module>" -> SpectralShift (its .delta is what learns)
         self.base_model = ""  # recorded in the export's metadata
-
-    @property
-    def trains_text_encoder(self) -> bool:
-        return self.config.train_text_encoder
-
-    @property
-    def trains_vae(self) -> bool:
-        return False
 
     def setup(self, pipe: Any) -> list[torch.nn.Parameter]:
         # freeze everything: the shifts added below are the only parameters that learn
