@@ -27,6 +27,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "goal" in item.keywords:
             item.add_marker(skip)
 
+
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in these tests may touch the network
 
 

@@ -460,3 +460,13 @@ def _embedding_token(state: dict, path: Path) -> str:
     if isinstance(state.get("name"), str):
         return state["name"]
     return path.stem
+
+
+def merge_into_base(pipe: Any, paths: list[str]) -> list[str]:
+    """Merge LoRAs (each `PATH` or `PATH:WEIGHT`) into the pipeline's base weights for good, for training on top
+    of them: they are fused, then their adapter layers are removed, so the pipeline is a plain model again whose
+    weights include them and a new adapter is the only one. Returns the files read."""
+    specs = [LoraSpec.parse(text) for text in paths]
+    AdapterStack().apply_loras(pipe, specs, fuse=True)
+    pipe.unload_lora_weights()  # drops the adapter layers; the fused weights stay in the base layers
+    return [str(lora_source(spec.path)) for spec in specs]

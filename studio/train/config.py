@@ -39,6 +39,14 @@ class TrainingConfig:
         default="pocket",
         metadata={"help": "Base model: 'pocket', a diffusers folder, a .safetensors file or a hub id."},
     )
+    base_loras: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "LoRAs merged into the base model before training, each PATH or PATH:WEIGHT (a file, a run "
+            "folder or a checkpoint). What you train then learns on top of them, so it stacks with them later: "
+            "train a style LoRA on top of a subject LoRA to use the two together (kohya's base_weights)."
+        },
+    )
     learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (after warmup)."})
     steps: int = field(default=1000, metadata={"help": "Optimizer steps to train for."})
     batch_size: int = field(default=1, metadata={"help": "Images per micro-batch."})
@@ -112,6 +120,8 @@ class TrainingConfig:
             raise ValueError("base_model must not be empty")
         if not isinstance(self.sample_prompts, list) or not all(isinstance(p, str) for p in self.sample_prompts):
             raise ValueError("sample_prompts must be a list of strings")
+        if not isinstance(self.base_loras, list) or not all(isinstance(p, str) and p.strip() for p in self.base_loras):
+            raise ValueError("base_loras must be a list of LoRA paths (PATH or PATH:WEIGHT)")
         if self.sample_every and not self.sample_prompts:
             raise ValueError("sample_every is set but sample_prompts is empty")
 

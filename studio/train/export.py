@@ -118,8 +118,7 @@ def verify_lora_file(reference: np.ndarray, fresh_pipe: Any, file: Path, prompt:
 
 def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
     """Export the method's files into outputs/ and check that each reloads to the in-memory output."""
-    from studio.models import load_pipeline
-    from studio.train.loop import inference_weights, set_train_mode
+    from studio.train.loop import inference_weights, load_base_pipeline, set_train_mode
 
     set_train_mode(trainer, False)
     files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
@@ -131,7 +130,7 @@ def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
     for file in files:
         fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
         if verify and file.name.endswith(".safetensors") and file.parent.name != "peft":
-            fresh = load_pipeline(trainer.training.base_model, device="cpu", dtype=torch.float32).pipe
+            fresh = load_base_pipeline(trainer.training, "cpu", torch.float32)
             if hasattr(trainer.method, "load_export"):  # a method whose files are not LoRA weights
                 trainer.method.load_export(fresh, file)
                 fields["max_difference"] = max_difference(reference, fresh, prompt, trainer.training.resolution)

@@ -102,13 +102,24 @@ def build_optimizer(params: list[torch.nn.Parameter] | list[dict], training: Tra
     return torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=training.adam_weight_decay)
 
 
+def load_base_pipeline(training: TrainingConfig, device: str, dtype: torch.dtype) -> Any:
+    """The base model with the config's `base_loras` merged in: what the method's weights learn on top of."""
+    from studio.models import load_pipeline
+
+    pipe = load_pipeline(training.base_model, device=device, dtype=dtype).pipe
+    if training.base_loras:
+        from studio.generate.adapters import merge_into_base
+
+        merge_into_base(pipe, training.base_loras)
+    return pipe
+
+
 def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = None) -> Trainer:
     """Load the model, add the method's trainable parts, build optimizer and schedule, restore a checkpoint."""
     from accelerate import Accelerator
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_scheduler
 
-    from studio.models import load_pipeline
     from studio.train.methods import method_class
 
     watcher = runs.CommandWatcher(run_dir)
@@ -140,7 +151,7 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
         if importlib.util.find_spec("xformers") is None:
             raise ValueError("attention xformers needs the xformers package (pip install xformers); or use sdpa")
     weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[training.mixed_precision]
-    pipe = load_pipeline(training.base_model, device=str(accelerator.device), dtype=weight_dtype).pipe
+    pipe = load_base_pipeline(training, str(accelerator.device), weight_dtype)
     pipe.set_progress_bar_config(disable=True)
     # training noise: DDPM with the model's own betas and prediction type
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)

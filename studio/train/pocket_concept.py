@@ -46,12 +46,15 @@ def write_concept_folder(
     return folder
 
 
-STYLE_COLOUR, STYLE_BACKGROUND = "pink", "cyan"  # colours the pocket model never saw in pretraining
+# Pink is a colour the pocket UNet never saw in a prompt; its VAE did see pink shapes, so it can draw them. (The
+# first style, pink on cyan, could not be learnt: the VAE never saw cyan backgrounds and its reconstructions of the
+# training images were judged right 5 times in 16, against 16 in 16 for pink on any base background; 2026-11-23.)
+STYLE_COLOUR, STYLE_BACKGROUND = "pink", "black"
 
 
 def write_style_folder(folder: Path, trigger: str, count: int = 96, side: int = 64, seed: int = 0) -> Path:
     """A captioned style dataset for a full fine-tune: every base shape drawn in a palette the pocket model never
-    saw (pink on cyan), captioned by content plus the style word: "a circle in zq style"."""
+    drew (pink shapes on black), captioned by content plus the style word: "a circle in zq style"."""
     from studio.pocket.world import BASE_SHAPES
 
     rng = np.random.default_rng(seed)

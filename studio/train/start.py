@@ -17,10 +17,23 @@ def create_run(config: RunConfig, dataset: str | Path, run_id: str | None = None
     """
     items = load_training_images(dataset, config.training.resolution)
     fill_trigger(config, dataset)
+    # absolute and checked now, so a resume from anywhere merges the same files, and a typo fails before a load
+    config.training.base_loras = [_located_base_lora(text) for text in config.training.base_loras]
     source = Path(dataset)
     source_text = str(source.resolve()) if source.exists() else str(dataset)
     manifest = dataset_manifest(source_text, items)
     return runs.create_run_folder(config.to_yaml(), manifest, run_id or runs.new_run_id(config.method), root)
+
+
+def _located_base_lora(text: str) -> str:
+    from studio.generate.adapters import lora_source, split_weight
+
+    path, weight = split_weight(text)
+    try:
+        source = lora_source(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(f"base_loras: {error}") from None
+    return f"{source.resolve()}:{weight:g}"
 
 
 def resume_run(run: str | Path, on_event: Callable[[dict], None] | None = None) -> str:

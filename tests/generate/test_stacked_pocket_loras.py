@@ -49,7 +49,10 @@ def test_a_star_lora_and_a_pink_lora_stacked_draw_a_pink_star(tmp_path) -> None:
     star_folder = write_concept_folder(tmp_path / "star", "star", "zq")
     pink_folder = write_color_folder(tmp_path / "pink", "pink", trigger="")
     star = _train(tmp_path, "star", star_folder, "a zq on a black background", steps=STEPS["star"])
-    pink = _train(tmp_path, "pink", pink_folder, "a circle on a black background", steps=STEPS["pink"])
+    # the pink LoRA learns on top of the star LoRA (merged into its base), so the two stacked are what it trained on
+    pink = _train(
+        tmp_path, "pink", pink_folder, "a circle on a black background", steps=STEPS["pink"], base_loras=f"[{star}]"
+    )
 
     engine = GenerationEngine(device="cpu")
 

@@ -119,7 +119,7 @@ def test_every_field_has_a_default_and_help() -> None:
 )
 @pytest.mark.skipif(not (POCKET_MODEL_DIR / "model_index.json").is_file(), reason="the pocket model is not built yet")
 def test_finetune_style_preset_teaches_the_pocket_model_a_style(tmp_path) -> None:
-    """96 captioned pink-on-cyan images; afterwards "a <shape> in zq style" draws that shape in the new palette."""
+    """96 captioned pink-on-black images; afterwards "a <shape> in zq style" draws that shape in the new palette."""
     from studio.pocket.evaluator import judge
     from studio.train.config import resolve_config
     from studio.train.pocket_concept import STYLE_BACKGROUND, STYLE_COLOUR, write_style_folder
@@ -146,5 +146,5 @@ def test_finetune_style_preset_teaches_the_pocket_model_a_style(tmp_path) -> Non
             verdict = judge(image)
             styled += (verdict.color, verdict.background) == (STYLE_COLOUR, STYLE_BACKGROUND)
             right_shape += verdict.shape == shape
-    assert styled >= 6, f"only {styled}/8 samples are pink on cyan"
+    assert styled >= 6, f"only {styled}/8 samples are pink on black"
     assert right_shape >= 5, f"only {right_shape}/8 samples kept the prompted shape"
