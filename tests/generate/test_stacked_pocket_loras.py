@@ -66,6 +66,7 @@ def test_a_star_lora_and_a_pink_lora_stacked_draw_a_pink_star(tmp_path) -> None:
     prompt = "a zq on a black background"
     stacked = judged(prompt, [{"path": star, "weight": WEIGHTS[0]}, {"path": pink, "weight": WEIGHTS[1]}])
     both = sum(j.shape == "star" and j.color == "pink" for j in stacked)
+    print(f"stacked: {both} of {len(SEEDS)} pink stars: {[(j.shape, j.color) for j in stacked]}")
     # neither LoRA alone draws a pink star: it takes the stack
     for alone in ([{"path": star}], [{"path": pink}]):
         assert not any(j.shape == "star" and j.color == "pink" for j in judged(prompt, alone))
