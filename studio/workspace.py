@@ -109,10 +109,16 @@ class Workspace:
         if self.limits is not None and name not in self.limits.captioners:
             raise ValueError(f"this public studio captions with {' or '.join(self.limits.captioners)} only")
 
-    def check_training(self, steps: int, base_model: str) -> None:
-        """Refuse a run over the public caps (steps, base models, stored bytes)."""
+    def check_training(self, steps: int, base_model: str, base_loras: list[str] | tuple = ()) -> None:
+        """Refuse a run over the public caps (steps, base models, stored bytes, LoRAs from outside the workspace)."""
         if self.limits is None:
             return
+        from studio.generate.adapters import split_weight
+
+        for text in base_loras:  # a visitor may train on top of their own runs, never on another file of the server
+            path = Path(split_weight(text)[0]).expanduser().resolve()
+            if not path.is_relative_to(self.data_dir.resolve()):
+                raise ValueError(f"base_loras: this public studio merges only your own runs' LoRAs, not {text!r}")
         if steps > self.limits.max_steps:
             raise ValueError(f"this public studio trains at most {self.limits.max_steps} steps a run, not {steps}")
         if base_model not in self.limits.base_models:
@@ -125,7 +131,7 @@ class Workspace:
         Raises JobBusy while a run trains, ValueError for a missing dataset or a setting over the caps."""
         if not dataset_choice:
             raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
-        self.check_training(config.training.steps, config.training.base_model)
+        self.check_training(config.training.steps, config.training.base_model, config.training.base_loras)
         return self.jobs.start(config, self.training_source(dataset_choice))
 
     @property

@@ -112,6 +112,10 @@ def test_caps_on_images_bytes_steps_models_and_captioners(tmp_path, shape_files)
     other_model = resolve_config(preset="lora-pocket", overrides={"base_model": "/etc"})
     with pytest.raises(ValueError, match="trains only pocket"):
         train_tab.start_training(ws, other_model, "shapes")
+    for outside in ("/etc/passwd", f"{ws.data_dir}/../{BOB}/runs/x:0.5"):  # a server file, another visitor's run
+        on_top = resolve_config(preset="lora-pocket", overrides={"base_loras": f"[{outside}]"})
+        with pytest.raises(ValueError, match="merges only your own runs' LoRAs"):
+            train_tab.start_training(ws, on_top, "shapes")
     with pytest.raises(ValueError, match="captions with pocket or template only"):
         dataset_tab.auto_caption(ws, "shapes", "florence2", False)
     assert ws.runs_root.exists() is False  # nothing was started
