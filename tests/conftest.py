@@ -8,26 +8,6 @@ from pathlib import Path
 import pytest
 from tiny_pipelines import build_sd, build_sdxl
 
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--goals",
-        action="store_true",
-        help="Also run the `goal` tests: quality goals not met yet (xfail), minutes each on 2 cores.",
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A `goal` test measures an unmet quality goal and is expected to fail: it costs minutes and tells nothing new
-    on every run, so it runs only with --goals (its figures are in BENCHMARKS.md)."""
-    if config.getoption("--goals"):
-        return
-    skip = pytest.mark.skip(reason="an unmet quality goal (xfail); run with --goals")
-    for item in items:
-        if "goal" in item.keywords:
-            item.add_marker(skip)
-
-
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in these tests may touch the network
 
 

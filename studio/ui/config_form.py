@@ -62,7 +62,7 @@ def section_class(section: str) -> type:
 
 
 def label(name: str) -> str:
-    return name.replace("_", " ").capitalize().replace("Lr ", "LR ").replace("Snr", "SNR")
+    return name.replace("_", " ").capitalize().replace("Lr ", "LR ").replace("Snr", "SNR").replace("loras", "LoRAs")
 
 
 @dataclass(frozen=True)

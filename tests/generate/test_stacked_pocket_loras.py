@@ -29,7 +29,12 @@ def _train(tmp_path, name: str, folder, prompt: str, **overrides) -> str:
     from studio.train.loop import run_training
     from studio.train.start import create_run
 
-    settings = {"sample_every": "0", "checkpoint_every": "0", "sample_prompts": f"[{prompt}]", "target_modules": TARGETS}
+    settings = {
+        "sample_every": "0",
+        "checkpoint_every": "0",
+        "sample_prompts": f"[{prompt}]",
+        "target_modules": TARGETS,
+    }
     settings |= overrides
     config = resolve_config("lora-pocket", overrides=settings)
     run_dir = create_run(config, folder, run_id=name, root=tmp_path / "runs")
