@@ -35,6 +35,7 @@ def main() -> None:
 
     from studio.pocket.world import BASE_BACKGROUNDS
     from studio.runtime import apply_thread_budget
+    from studio.train import runs
     from studio.train.config import parse_overrides, resolve_config
     from studio.train.loop import prepare_trainer, train
     from studio.train.pocket_concept import shape_rate, write_concept_folder
@@ -53,6 +54,7 @@ def main() -> None:
         train(trainer)
         seconds = time.perf_counter() - started
         end_to_end = time.perf_counter() - from_start
+        step_seconds = sorted(e["seconds"] for e in runs.read_events(run_dir) if e["type"] == "step")
         trainer.pipe.unet.eval()
         seeds, side = range(args.seeds), config.training.resolution
         kept: dict[str, list] = {background: [] for background in BASE_BACKGROUNDS}
@@ -71,6 +73,9 @@ def main() -> None:
         save_sheet(kept, args.samples)
     print(f"training: {seconds:.1f} s for {config.training.steps} steps  (goal <= 60 s: ratio {seconds / 60:.2f})")
     print(f"from Start to a trained {config.method} (folder, model load, training): {end_to_end:.1f} s")
+    # the same step can take 0.10 s or 0.18 s on these shared hosts: the spread says how noisy this measurement was
+    decile, median = step_seconds[len(step_seconds) // 10], step_seconds[len(step_seconds) // 2]
+    print(f"step time: median {median:.3f} s, fastest tenth {decile:.3f} s (a wide gap: the cores were shared)")
     print("  ".join(f"{background} {value:.0%}" for background, value in rates.items()))
     print(f"{args.shape} rate: {rate:.0%} of {len(rates) * args.seeds} samples  (goal >= 90 %: ratio {rate / 0.9:.2f})")
     print(f"drift: 'a red circle on a white background' still a circle in {circles:.0%} of {args.seeds} samples")
