@@ -184,9 +184,7 @@ class JobManager:
                 continue  # another thread reaped it meanwhile
             run_dir = self.runs_root / run_id
             if runs.replay(run_dir).status in ("created", "running", "interrupted"):
-                runs.append_event(
-                    run_dir, "failed", reason=f"the training process exited with code {code}; see {LOG_FILE}"
-                )
+                runs.append_event(run_dir, "failed", reason=f"{runs.PROCESS_DIED} {code}; see {LOG_FILE}")
                 log.warning("training process for %s exited with %s without a final event", run_id, code)
 
     def wait(self, run_dir: Path, timeout: float | None = None) -> int | None:

@@ -31,6 +31,9 @@ TERMINAL = {"finished": "finished", "failed": "failed", "cancelled": "cancelled"
 COMMANDS = ("cancel", "sample_now", "save_now")
 # the reason of a run stopped by Ctrl-C (its terminal went, with the app that started it): resumable, not a choice
 KEYBOARD_INTERRUPT = "interrupted from the keyboard; resumes from the last checkpoint"
+# how a run's `failed` reason starts when its process died without a word (killed, out of host memory): a death to
+# resume from the last checkpoint, not a failure the training reported (NaN loss, a bad dataset)
+PROCESS_DIED = "the training process exited with code"
 
 CONFIG = "config.yaml"
 DATASET = "dataset.json"

@@ -353,3 +353,37 @@ def test_a_folder_batch_queues_one_entry_per_sub_folder(tmp_path, shapes_folder,
     }
     assert "queued 2 entries as sweep-1" in capsys.readouterr().out
     assert main(["queue", "list"]) == 0 and "a-style" in capsys.readouterr().out
+
+
+# The fake training above, except that on its first launch it dies after step 1 without a final event (as a process
+# killed by the OOM killer does) or, for a run whose folder name says "nan", reports a failure itself.
+DYING_TRAINING = FAKE_TRAINING.replace(
+    "for step in range(1, 4):",
+    """if "nan" in os.path.basename(run):
+    event("failed", step=0, reason="loss is NaN at step 1; lower the learning rate")
+    sys.exit(1)
+if not resumed:
+    event("step", step=1, loss=1.0, lr=1e-3, seconds=0.1)
+    log("died")
+    os._exit(9)
+for step in range(1, 4):""",
+)
+
+
+def test_an_entry_whose_process_dies_while_the_queue_runs_is_resumed_but_a_reported_failure_is_final(
+    tmp_path, base, shapes_folder, fake_training, monkeypatch
+):
+    monkeypatch.setattr(jobs, "training_command", lambda run_dir: [sys.executable, "-c", DYING_TRAINING, str(run_dir)])
+    data = tmp_path / "data"
+    store = QueueStore(data)
+    dies, fails = add_entries(store, base, [shapes_folder], parse_sweeps(["rank=2,4"]), evaluate=False)
+    store.change(fails.id, run_id="run-nan")
+    request_processing(store, True)
+    QueueRunner(data).run(poll_seconds=0.05)
+    entries = {e.id: e for e in store.load().entries}
+    assert entries[dies.id].status == "finished" and entries[dies.id].resumes == 1
+    assert [word for word, run, _ in _log(fake_training) if run == entries[dies.id].run_id] == [
+        "start", "died", "resume", "end"
+    ]  # fmt: skip
+    assert entries[fails.id].status == "failed" and "NaN" in entries[fails.id].reason
+    assert entries[fails.id].resumes == 0

@@ -193,7 +193,8 @@ class QueueRunner:
                 self._ask_to_stop(run_dir, ours is not None)
                 progress.message = f"stopping entry {entry.id} (it saves a checkpoint first)"
             return progress
-        if run.status == "failed":
+        # a failure the training reported is final; a process that died without a word is resumed like any death
+        if run.status == "failed" and not (run.reason or "").startswith(runs.PROCESS_DIED):
             self.store.change(entry.id, status="failed", pid=None, reason=run.reason)
             progress.message = f"entry {entry.id} failed: {run.reason}"
             return progress
@@ -207,7 +208,7 @@ class QueueRunner:
                 self._requeue(entry, f"stopped at step {run.last_step}; resumes from its last checkpoint")
                 progress.message = f"entry {entry.id} stopped at step {run.last_step}; it resumes next time"
             return progress
-        # the training process died with its runner (a killed app): resume it from its last checkpoint
+        # the training process died, with its runner (a killed app) or alone: resume it from its last checkpoint
         if not processing:
             self._requeue(entry, f"its process died at step {run.last_step}; resumes from its last checkpoint")
             return progress
