@@ -23,10 +23,8 @@ PLACES = [(0.5, 0.5, 0.6), (0.4, 0.45, 0.55), (0.6, 0.55, 0.6), (0.45, 0.6, 0.5)
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, Path]:
-    """Three runs on one thread: a good one (prior preservation), the same without it, and one at 10x the LR."""
+    """Three runs: a good one (prior preservation), the same without it, and one at 10x the LR."""
     import os
-
-    import torch
 
     from studio.pocket.world import Scene, render
     from studio.train.config import resolve_config
@@ -50,10 +48,9 @@ def trained(tmp_path_factory) -> dict[str, Path]:
         "overfitted": {"steps": "100", "checkpoint_every": "50", "learning_rate": "2e-3"},
     }
     variants["no_prior"]["with_prior_preservation"] = variants["overfitted"]["with_prior_preservation"] = "false"
-    root, threads = tmp_path_factory.mktemp("runs"), torch.get_num_threads()
+    root = tmp_path_factory.mktemp("runs")
     data_dir = os.environ.get("STUDIO_DATA_DIR")
     os.environ["STUDIO_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))  # the class images land here
-    torch.set_num_threads(1)
     try:
         out = {}
         for name, settings in variants.items():
@@ -62,7 +59,6 @@ def trained(tmp_path_factory) -> dict[str, Path]:
             out[name] = run_dir
         return out
     finally:
-        torch.set_num_threads(threads)
         if data_dir is None:
             os.environ.pop("STUDIO_DATA_DIR", None)
         else:
