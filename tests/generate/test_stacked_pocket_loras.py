@@ -17,7 +17,7 @@ from studio.paths import POCKET_MODEL_DIR
 
 SEEDS = range(8)
 WEIGHTS = (0.8, 0.8)  # star, pink
-STEPS = {"star": "300", "pink": "100"}
+STEPS = {"star": "300", "pink": "200"}
 # Lighter than `lora-pocket` (no shortcut, sampler, in/out convolutions or attention in/out projections; min-SNR 5,
 # not 2): adapters tuned to draw one concept as well as possible add up worse. With these settings 7 of 8 stacked
 # images are pink stars; with the preset's (95 % stars alone) 3 of 8 at 0.8 / 0.8 and 4 at 0.9 / 0.9 (2026-11-23,
