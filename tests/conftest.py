@@ -16,27 +16,6 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-@pytest.fixture(autouse=True)
-def _threads_restored():
-    """A test that builds the app (whose UI budget is one thread) must not leave the rest of the session on one
-    thread: the slow tests that train the pocket model for real take a third longer on one than on two."""
-    import sys
-
-    env = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    before = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
-    yield
-    for name, value in env.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        if before is None:  # torch arrived during the test, maybe under the budget's OMP_NUM_THREADS
-            before = int(env["OMP_NUM_THREADS"]) if env["OMP_NUM_THREADS"] else os.cpu_count() or 1
-        torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tmp_path_factory: pytest.TempPathFactory):
     """A real CLIP BPE tokenizer with a 600-token vocabulary (trained in ~1 s)."""
