@@ -462,11 +462,9 @@ def _embedding_token(state: dict, path: Path) -> str:
     return path.stem
 
 
-def merge_into_base(pipe: Any, paths: list[str]) -> list[str]:
+def merge_into_base(pipe: Any, paths: list[str]) -> None:
     """Merge LoRAs (each `PATH` or `PATH:WEIGHT`) into the pipeline's base weights for good, for training on top
     of them: they are fused, then their adapter layers are removed, so the pipeline is a plain model again whose
-    weights include them and a new adapter is the only one. Returns the files read."""
-    specs = [LoraSpec.parse(text) for text in paths]
-    AdapterStack().apply_loras(pipe, specs, fuse=True)
+    weights include them and a new adapter is the only one."""
+    AdapterStack().apply_loras(pipe, [LoraSpec.parse(text) for text in paths], fuse=True)
     pipe.unload_lora_weights()  # drops the adapter layers; the fused weights stay in the base layers
-    return [str(lora_source(spec.path)) for spec in specs]
