@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from studio.generate.png_metadata import read_params
 from studio.paths import POCKET_MODEL_DIR
@@ -30,6 +31,21 @@ def _open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
+def _set_slider(page, elem_id: str, value: str) -> None:
+    """Type into a slider's number box until its range handle agrees: a slider that mounts as its accordion opens
+    can take its initial value back after an early fill, which a person never sees."""
+    box, handle = page.locator(f"#{elem_id} input[type=number]"), page.locator(f"#{elem_id} input[type=range]")
+    for _ in range(3):
+        box.fill(value)
+        box.press("Tab")
+        try:
+            expect(handle).to_have_value(value, timeout=2_000)
+            return
+        except AssertionError:
+            continue
+    expect(handle).to_have_value(value)
+
+
 def test_two_stacked_loras_make_an_image_and_the_compare_grid_appears(page, studio_server, pocket_loras, tmp_path):
     page.get_by_text("Diffusion Studio").first.wait_for()
     _open_tab(page, "Playground")
@@ -40,13 +56,12 @@ def test_two_stacked_loras_make_an_image_and_the_compare_grid_appears(page, stud
         page.wait_for_function(
             f"document.querySelector('#pg-lora-{index} input').value.includes('{file.stem}')", timeout=30_000
         )
-    page.locator("#pg-weight-0 input[type=number]").fill("0.8")
-    page.locator("#pg-weight-1 input[type=number]").fill("-0.5")
+    _set_slider(page, "pg-weight-0", "0.8")
+    _set_slider(page, "pg-weight-1", "-0.5")
     # an expert's per-block weight: the second LoRA only on the up blocks
     page.get_by_text("Per-block weights (experts)").click()
     for block in ("down", "mid"):
-        page.locator(f"#pg-block-1-{block} input[type=number]").fill("0")
-        page.locator(f"#pg-block-1-{block} input[type=number]").press("Tab")
+        _set_slider(page, f"pg-block-1-{block}", "0")
     earlier = set((studio_server["data_dir"] / "outputs").glob("*.png"))  # other page tests share the server
     page.locator("#pg-generate").click()
     page.locator("#pg-status").get_by_text("2 LoRA(s) on").wait_for(timeout=90_000)
