@@ -25,7 +25,9 @@ prepare_environment()
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, help="Compute threads (default: as a run trains: one on the pocket model, every core otherwise)."
+    )
     parser.add_argument("--preset", default="lora-pocket")
     parser.add_argument("--shape", default="star")
     parser.add_argument("--seeds", type=int, default=10, help="seeds per background")
@@ -33,16 +35,21 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
 
+    import torch
+
+    from studio.paths import is_pocket_model
     from studio.pocket.world import BASE_BACKGROUNDS
-    from studio.runtime import apply_thread_budget
+    from studio.runtime import apply_thread_budget, pocket_training_threads
     from studio.train import runs
     from studio.train.config import parse_overrides, resolve_config
     from studio.train.loop import prepare_trainer, train
     from studio.train.pocket_concept import shape_rate, write_concept_folder
     from studio.train.start import create_run
 
-    apply_thread_budget(args.threads)
     config = resolve_config(args.preset, overrides=parse_overrides(args.overrides))
+    if args.threads:
+        apply_thread_budget(args.threads)
+    pocket = not args.threads and is_pocket_model(config.training.base_model)  # as `studio train` would
     config.training.sample_every = 0
     config.training.sample_prompts = ["a zq on a black background"]  # a plain folder has no trigger to fill in
     with tempfile.TemporaryDirectory() as scratch:
@@ -51,7 +58,9 @@ def main() -> None:
         run_dir = create_run(config, folder, root=Path(scratch) / "runs")
         trainer = prepare_trainer(run_dir)
         started = time.perf_counter()
-        train(trainer)
+        with pocket_training_threads(pocket):
+            threads = torch.get_num_threads()
+            train(trainer)
         seconds = time.perf_counter() - started
         end_to_end = time.perf_counter() - from_start
         step_seconds = sorted(e["seconds"] for e in runs.read_events(run_dir) if e["type"] == "step")
@@ -71,7 +80,10 @@ def main() -> None:
     rate = sum(rates.values()) / len(rates)
     if args.samples:
         save_sheet(kept, args.samples)
-    print(f"training: {seconds:.1f} s for {config.training.steps} steps  (goal <= 60 s: ratio {seconds / 60:.2f})")
+    print(
+        f"training: {seconds:.1f} s for {config.training.steps} steps on {threads} thread(s)  "
+        f"(goal <= 60 s: ratio {seconds / 60:.2f})"
+    )
     print(f"from Start to a trained {config.method} (folder, model load, training): {end_to_end:.1f} s")
     # the same step can take 0.10 s or 0.18 s on these shared hosts: the spread says how noisy this measurement was
     decile, median = step_seconds[len(step_seconds) // 10], step_seconds[len(step_seconds) // 2]

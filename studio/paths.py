@@ -19,3 +19,9 @@ POCKET_LCM_LORA_DIR: Path = PROJECT_ROOT / "assets" / "pocket-lcm-lora"
 # User data (datasets, runs, exports); movable with STUDIO_DATA_DIR, e.g. onto a bigger disk.
 _data_env = os.environ.get("STUDIO_DATA_DIR")
 DATA_DIR: Path = Path(_data_env).expanduser().resolve() if _data_env else PROJECT_ROOT / "data"
+
+
+def is_pocket_model(base_model: str | None) -> bool:
+    """Whether a base-model setting names the pocket model: "pocket" (or nothing) or a path to its folder."""
+    spec = (base_model or "").strip()
+    return spec in ("", "pocket") or Path(spec).expanduser().resolve() == POCKET_MODEL_DIR.resolve()

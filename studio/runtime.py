@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def cpu_cores() -> int:
@@ -60,3 +62,24 @@ def apply_thread_budget(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+@contextmanager
+def pocket_training_threads(pocket: bool) -> Iterator[None]:
+    """Train the pocket model on one thread, whatever the budget; other models keep theirs. The thread count is
+    restored afterwards (exports and previews draw images, which do use a second thread).
+
+    The pocket model's operations are too small to split: on 2 cores (2026-11-23, BENCHMARKS.md) the `lora-pocket`
+    preset trained in 52 s on one thread and 84 s on two (its ~120 small adapters wake the sleeping second thread
+    thousands of times a step), and DreamBooth, Textual Inversion and full fine-tune steps took as long on one
+    thread as on two. So the second core is free for the UI at no cost.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if pocket:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -26,6 +26,7 @@ from studio.evaluate.report import SCORECARD
 from studio.evaluate.similarity import as_array, is_near_copy, nearest_training_image, pixel_distance
 from studio.evaluate.subject import Subject, run_subject
 from studio.evaluate.verdict import best_checkpoint, overfitting
+from studio.paths import is_pocket_model
 from studio.train import runs
 
 
@@ -55,12 +56,6 @@ class Scorecard:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def is_pocket_model(base_model: str) -> bool:
-    from studio.models.loader import resolve_source
-
-    return resolve_source(base_model).kind == "pocket"
 
 
 def _window_losses(run_dir: Path, steps: list[int]) -> dict[int, float | None]:

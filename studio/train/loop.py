@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from studio.paths import is_pocket_model
+from studio.runtime import pocket_training_threads
 from studio.train import distributed, runs
 from studio.train.checkpoints import (
     checkpoint_name,
@@ -481,7 +483,10 @@ def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, 
     if trainer.step >= trainer.training.steps and runs.replay(run_dir).status == "finished":
         return "finished"
     try:
-        outcome = train(trainer)
+        with pocket_training_threads(
+            is_pocket_model(trainer.training.base_model) and trainer.accelerator.device.type == "cpu"
+        ):
+            outcome = train(trainer)
         if outcome == "finished":
             if export and trainer.accelerator.is_main_process:
                 from studio.train.export import export_trainer

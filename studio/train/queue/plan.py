@@ -12,7 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studio.paths import POCKET_MODEL_DIR
+from studio.paths import is_pocket_model
 from studio.train.config import RunConfig, override_config
 
 
@@ -119,8 +119,7 @@ def check_trigger(config: RunConfig, dataset: str) -> None:
 
 def scored_by_default(config: RunConfig) -> bool:
     """The scorecard is exact and quick on the pocket model; other models need a CLIP model named for it."""
-    base = config.training.base_model
-    return base == "pocket" or Path(base).resolve() == POCKET_MODEL_DIR.resolve()
+    return is_pocket_model(config.training.base_model)
 
 
 def parse_sweep_lines(text: str) -> dict[str, list[str]]:
