@@ -8,6 +8,7 @@ from our runs or from uploads copied into the data folder; a path from anywhere 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gradio as gr
 
@@ -153,6 +154,9 @@ def build(engine: GenerationEngine) -> Playground:
                     svdiff_weight = gr.Slider(
                         *WEIGHT_RANGE, value=1.0, step=0.05, label="Scale", scale=3, elem_id="pg-svdiff-weight"
                     )
+                svdiff_upload = gr.File(
+                    label="Upload SVDiff shifts (.safetensors)", file_types=[".safetensors"], elem_id="pg-svdiff-upload"
+                )
             with gr.Accordion("Embeddings", open=False):
                 embeddings = gr.Dropdown(
                     choices=_embedding_choices(),
@@ -277,6 +281,19 @@ def build(engine: GenerationEngine) -> Playground:
             raise gr.Error(str(error)) from error
         return gr.Dropdown(choices=_embedding_choices(), value=[*(chosen or []), path]), None
 
+    def upload_svdiff(file):
+        """An SVDiff export from elsewhere: checked to be one (a LoRA file is refused, naming why), kept, selected."""
+        if not file:
+            return gr.Dropdown(), None
+        from studio.train.methods.svdiff.spectral import read_shifts
+
+        try:
+            read_shifts(Path(file))
+            path = str(library.import_upload(file, "svdiff"))
+        except (ValueError, OSError) as error:
+            raise gr.Error(str(error)) from error
+        return gr.Dropdown(choices=_svdiff_choices(), value=path), None
+
     def restore_settings(file):
         """A PNG of ours -> the form; adapters outside the data folder are left out (and said so)."""
         params = read_params(file) if file else None
@@ -366,6 +383,12 @@ def build(engine: GenerationEngine) -> Playground:
         inputs=[embedding_upload, embeddings],
         outputs=[embeddings, embedding_upload],
         api_name="playground_upload_embedding",
+    )
+    svdiff_upload.upload(
+        upload_svdiff,
+        inputs=svdiff_upload,
+        outputs=[svdiff, svdiff_upload],
+        api_name="playground_upload_svdiff",
     )
     restore.upload(
         restore_settings,

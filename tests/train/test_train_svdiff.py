@@ -202,6 +202,31 @@ def test_playground_lists_the_runs_export(trained, monkeypatch) -> None:
     assert library.inside_data(file) == file.resolve()
 
 
+def test_playground_upload_keeps_an_svdiff_file_and_refuses_a_lora(trained, tmp_path, monkeypatch) -> None:
+    import gradio as gr
+    from safetensors.torch import save_file
+
+    from studio.generate.engine import GenerationEngine
+    from studio.ui import playground_tab
+
+    _, file = trained
+    data = tmp_path / "data"
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(data))
+    with gr.Blocks() as demo:
+        playground_tab.build(GenerationEngine(device="cpu"))
+    (upload,) = [f.fn for f in demo.fns.values() if f.api_name == "playground_upload_svdiff"]
+    dropdown, cleared = upload(str(file))
+    kept = data / "svdiff" / file.name
+    assert dropdown.value == str(kept) and cleared is None
+    assert kept.read_bytes() == file.read_bytes() and str(kept) in [path for _, path in dropdown.choices]
+
+    lora = tmp_path / "star-lora.safetensors"
+    save_file({"unet.down_blocks.0.attentions.0.to_q.lora_A.weight": torch.zeros(4, 8)}, str(lora))
+    with pytest.raises(gr.Error, match="not an SVDiff file"):
+        upload(str(lora))
+    assert sorted(p.name for p in (data / "svdiff").iterdir()) == [file.name]
+
+
 def test_cli_svdiff_flag_takes_a_path_and_a_scale() -> None:
     import argparse
 
