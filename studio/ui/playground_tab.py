@@ -147,7 +147,7 @@ def build(engine: GenerationEngine) -> Playground:
                     svdiff = gr.Dropdown(
                         choices=_svdiff_choices(),
                         value="",
-                        label="Spectral shifts (SVDiff run)",
+                        label="Spectral shifts (an SVDiff run or file)",
                         scale=4,
                         elem_id="pg-svdiff",
                     )
