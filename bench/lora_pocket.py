@@ -26,7 +26,9 @@ prepare_environment()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--threads", type=int, help="Compute threads (default: as a run trains: one on the pocket model, every core otherwise)."
+        "--threads",
+        type=int,
+        help="Compute threads (default: as a run trains: one on the pocket model, every core otherwise).",
     )
     parser.add_argument("--preset", default="lora-pocket")
     parser.add_argument("--shape", default="star")
