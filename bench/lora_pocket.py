@@ -7,7 +7,8 @@ Trains the preset on 5 rendered stars captioned "a zq on a <background> backgrou
 "a zq on a <background> background" for every background of the world (black, white, gray, brown) and `--seeds`
 seeds each, and prints the fraction the evaluator judges to be a star (per background and overall), the training
 time, and each against the goal (>= 90 % after <= 60 s). Also prints the drift: how often "a red circle on a white
-background" still comes out a red circle. Run alone on the machine:
+background" still comes out a red circle. `--weights 1,0.8` also plays the exported LoRA at those weights through the
+generation engine, printing the star rate and how often other shapes stay themselves. Run alone on the machine:
 `.venv/bin/python bench/lora_pocket.py` (the pocket model must be built: `studio pocket pretrain`).
 """
 
@@ -35,6 +36,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10, help="seeds per background")
     parser.add_argument("--samples", type=Path, help="Save every judged sample as one labelled sheet (PNG) here.")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--weights",
+        help="LoRA weights to play the export at, e.g. 1,0.8,0.6: the shape rate and how often other shapes stay "
+        "themselves, through the generation engine (the drift dial a person has in the Playground).",
+    )
     args = parser.parse_args()
 
     import torch
@@ -78,7 +84,11 @@ def main() -> None:
         circles = shape_rate(trainer.pipe, "a red circle on a white background", "circle", seeds, side)
         from studio.train.export import export_trainer
 
-        sizes = {file.name: file.stat().st_size for file in export_trainer(trainer, verify=False) if file.is_file()}
+        exports = export_trainer(trainer, verify=False)
+        sizes = {file.name: file.stat().st_size for file in exports if file.is_file()}
+        if args.weights:
+            del trainer
+            weight_table([float(w) for w in args.weights.split(",")], run_dir, args.shape, seeds)
     rate = sum(rates.values()) / len(rates)
     if args.samples:
         save_sheet(kept, args.samples)
@@ -94,6 +104,31 @@ def main() -> None:
     print(f"{args.shape} rate: {rate:.0%} of {len(rates) * args.seeds} samples  (goal >= 90 %: ratio {rate / 0.9:.2f})")
     print(f"drift: 'a red circle on a white background' still a circle in {circles:.0%} of {args.seeds} samples")
     print("exports: " + ", ".join(f"{name} {size / 1024:.1f} KiB" for name, size in sizes.items()))
+
+
+OTHERS = {"circle": "a red circle on a white background", "square": "a blue square on a black background",
+          "triangle": "a yellow triangle on a gray background"}  # fmt: skip
+
+
+def weight_table(weights: list[float], run_dir: Path, shape: str, seeds: range) -> None:
+    """The exported LoRA at each weight: new-shape rate over the backgrounds, and the other shapes kept."""
+    from studio.generate.adapters import LORA_FILE
+    from studio.generate.engine import GenerationEngine, GenerationSettings
+    from studio.pocket.evaluator import judge
+    from studio.pocket.world import BASE_BACKGROUNDS
+
+    lora = run_dir / "outputs" / "lora-diffusers" / LORA_FILE
+    engine = GenerationEngine(device="cpu")
+
+    def rate(prompt: str, wanted: str, weight: float) -> float:
+        loras = [{"path": str(lora), "weight": weight}] if weight else []
+        settings = GenerationSettings(prompt=prompt, count=len(seeds), seed=seeds[0], steps=20, loras=loras)
+        return sum(judge(r.image).shape == wanted for r in engine.generate(settings)) / len(seeds)
+
+    for weight in weights:
+        new = sum(rate(f"a zq on a {b} background", shape, weight) for b in BASE_BACKGROUNDS) / len(BASE_BACKGROUNDS)
+        kept = {name: rate(prompt, name, weight) for name, prompt in OTHERS.items()}
+        print(f"weight {weight:g}: {shape} {new:.0%}; kept " + ", ".join(f"{k} {v:.0%}" for k, v in kept.items()))
 
 
 def save_sheet(kept: dict[str, list], path: Path) -> None:
