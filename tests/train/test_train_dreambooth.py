@@ -141,6 +141,40 @@ def test_batches_hold_an_instance_and_a_class_half_with_the_weight_applied(
     assert doubled - with_prior == pytest.approx(with_prior - without, rel=1e-4)  # the class half's loss, weighted
 
 
+def test_use_captions_trains_each_image_with_its_own_caption_and_needs_the_trigger(
+    tmp_path, sd1_dir, shapes_folder, shared_class_images, monkeypatch
+) -> None:
+    from studio.train import loop
+    from studio.train.methods.dreambooth import method as dreambooth_method
+
+    folder = tmp_path / "captioned"
+    folder.mkdir()
+    for image in shapes_folder.glob("*.png"):
+        (folder / image.name).write_bytes(image.read_bytes())
+        caption = image.with_suffix(".txt").read_text(encoding="utf-8")
+        (folder / image.with_suffix(".txt").name).write_text(caption.replace("a ", "a sks ", 1), encoding="utf-8")
+    options = {"use_captions": True, "use_lora": True, "lora_rank": 4, "lora_target_modules": ["to_q", "conv1"]}
+    trainer = prepare_trainer(create_run(db_config(sd1_dir, {"batch_size": 2}, **options), folder, root=tmp_path))
+    seen = []
+    real = dreambooth_method.text_embeddings
+    monkeypatch.setattr(
+        dreambooth_method,
+        "text_embeddings",
+        lambda pipe, prompts, *rest: seen.append(prompts) or real(pipe, prompts, *rest),
+    )
+    with torch.no_grad():
+        loop.micro_batch_loss(trainer, 0)
+    captions = {p.read_text(encoding="utf-8") for p in folder.glob("*.txt")}
+    assert len(set(seen[0][:2])) == 2 and set(seen[0][:2]) <= captions  # two images, each with its own caption
+    assert seen[0][2:] == [DREAMBOOTH["class_prompt"]] * 2
+    adapted = {name.rsplit(".", 1)[-1] for name, m in trainer.pipe.unet.named_modules() if hasattr(m, "lora_A")}
+    assert adapted == {"to_q", "conv1"}
+
+    (folder / "shape0.txt").write_text("a red circle", encoding="utf-8")  # no trigger
+    with pytest.raises(ValueError, match="every caption must contain the trigger 'sks'.*shape0.png"):
+        prepare_trainer(create_run(db_config(sd1_dir, **options), folder, root=tmp_path / "again"))
+
+
 # ------------------------------------------------------------------ class images
 
 

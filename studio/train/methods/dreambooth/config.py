@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from studio.train.config import non_negative, positive
 
 
-def _has_word(text: str, word: str) -> bool:
+def has_word(text: str, word: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text) is not None
 
 
@@ -51,6 +51,17 @@ class DreamBoothConfig:
         default=False,
         metadata={"help": "DreamBooth-LoRA: the same loss, but train LoRA adapters instead of the full UNet."},
     )
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"],
+        metadata={"help": "With use_lora: UNet modules that get an adapter (default: the attention projections)."},
+    )
+    use_captions: bool = field(
+        default=False,
+        metadata={
+            "help": "Train each instance image with its own caption (each must contain the trigger) instead of "
+            "instance_prompt: captions that name what else is in the picture keep it out of the trigger."
+        },
+    )
     lora_rank: int = field(default=16, metadata={"help": "With use_lora: rank of the LoRA update."})
     lora_alpha: float = field(default=16.0, metadata={"help": "With use_lora: the update is scaled by alpha / rank."})
 
@@ -60,12 +71,15 @@ class DreamBoothConfig:
         for name in ("num_class_images", "class_image_steps", "lora_rank"):
             if not isinstance(getattr(self, name), int):
                 raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        modules = self.lora_target_modules
+        if not isinstance(modules, list) or not modules or not all(isinstance(m, str) and m for m in modules):
+            raise ValueError("lora_target_modules must be a non-empty list of module names")
         for name in ("trigger", "instance_prompt", "class_prompt"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
                 raise ValueError(f"{name} must be a non-empty string")
         if re.search(r"\s", self.trigger.strip()):
             raise ValueError(f"trigger must be one word, got {self.trigger!r}")
-        if not _has_word(self.instance_prompt, self.trigger):
+        if not has_word(self.instance_prompt, self.trigger):
             raise ValueError(f"instance_prompt must contain the trigger {self.trigger!r}, got {self.instance_prompt!r}")
-        if _has_word(self.class_prompt, self.trigger):
+        if has_word(self.class_prompt, self.trigger):
             raise ValueError(f"class_prompt must not contain the trigger {self.trigger!r}, got {self.class_prompt!r}")

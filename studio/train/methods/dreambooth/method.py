@@ -25,7 +25,7 @@ from studio.train.conditioning import predict, text_embeddings
 from studio.train.data import TrainingImage, batch_at
 from studio.train.latents import draw_flips, fill_caches, latent_distribution
 from studio.train.methods.base import FrozenVaeMethod, load_parameters, parameters_state_dict, unfreeze_whole_unet
-from studio.train.methods.dreambooth.config import DreamBoothConfig
+from studio.train.methods.dreambooth.config import DreamBoothConfig, has_word
 from studio.train.methods.lora.config import LoraConfig
 from studio.train.methods.lora.method import LoraMethod
 from studio.train.objective import diffusion_loss, sample_noise, training_target
@@ -182,7 +182,12 @@ class DreamBoothMethod(FrozenVaeMethod):
         # DreamBooth-LoRA: the LoRA method owns adapters, checkpoints and exports; only the loss is ours
         self.lora = (
             LoraMethod(
-                LoraConfig(rank=config.lora_rank, alpha=config.lora_alpha, train_text_encoder=config.train_text_encoder)
+                LoraConfig(
+                    rank=config.lora_rank,
+                    alpha=config.lora_alpha,
+                    target_modules=list(config.lora_target_modules),
+                    train_text_encoder=config.train_text_encoder,
+                )
             )
             if config.use_lora
             else None
@@ -216,6 +221,13 @@ class DreamBoothMethod(FrozenVaeMethod):
         """Before any checkpoint is restored, while `trainer.pipe` still draws like the base model."""
         self.emit = trainer.emit
         training = trainer.training
+        if self.config.use_captions:
+            untagged = [i.path.name for i in trainer.items if not has_word(i.caption or "", self.config.trigger)]
+            if untagged:
+                raise ValueError(
+                    f"use_captions: every caption must contain the trigger {self.config.trigger!r}; "
+                    f"{len(untagged)} do not (e.g. {untagged[0]})"
+                )
         if not self.config.with_prior_preservation:
             trainer.emit(
                 "warning",
@@ -242,7 +254,10 @@ class DreamBoothMethod(FrozenVaeMethod):
         training, pipe, generator = trainer.training, trainer.pipe, trainer.generator
         device = trainer.accelerator.device
         images = list(batch_at(trainer.items, training.batch_size, training.seed, position))
-        prompts = [self.config.instance_prompt] * len(images)
+        if self.config.use_captions:
+            prompts = [item.caption for item in images]
+        else:
+            prompts = [self.config.instance_prompt] * len(images)
         instance_count = len(images)
         if self.class_items:
             # prior-preservation: the class half keeps the model's idea of the class (e.g. 'a dog')
