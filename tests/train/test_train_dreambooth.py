@@ -113,21 +113,27 @@ def test_prior_loss_is_instance_loss_plus_weighted_class_loss() -> None:
     )
 
 
-def test_batches_hold_an_instance_and_a_class_half_with_the_weight_applied(
-    tmp_path, sd1_dir, shapes_folder, shared_class_images, monkeypatch
-) -> None:
-    from studio.train import loop
+def _recorded_prompts(monkeypatch) -> list[list[str]]:
+    """The prompts of every batch DreamBooth encodes from now on."""
     from studio.train.methods.dreambooth import method as dreambooth_method
 
-    run_dir = create_run(db_config(sd1_dir, {"batch_size": 2}), shapes_folder, root=tmp_path)
-    trainer = prepare_trainer(run_dir)
-    seen = []
-    real = dreambooth_method.text_embeddings
+    seen, real = [], dreambooth_method.text_embeddings
     monkeypatch.setattr(
         dreambooth_method,
         "text_embeddings",
         lambda pipe, prompts, *rest: seen.append(prompts) or real(pipe, prompts, *rest),
     )
+    return seen
+
+
+def test_batches_hold_an_instance_and_a_class_half_with_the_weight_applied(
+    tmp_path, sd1_dir, shapes_folder, shared_class_images, monkeypatch
+) -> None:
+    from studio.train import loop
+
+    run_dir = create_run(db_config(sd1_dir, {"batch_size": 2}), shapes_folder, root=tmp_path)
+    trainer = prepare_trainer(run_dir)
+    seen = _recorded_prompts(monkeypatch)
 
     def loss_with_weight(weight: float) -> float:
         trainer.generator.manual_seed(7)
@@ -145,7 +151,6 @@ def test_use_captions_trains_each_image_with_its_own_caption_and_needs_the_trigg
     tmp_path, sd1_dir, shapes_folder, shared_class_images, monkeypatch
 ) -> None:
     from studio.train import loop
-    from studio.train.methods.dreambooth import method as dreambooth_method
 
     folder = tmp_path / "captioned"
     folder.mkdir()
@@ -155,13 +160,7 @@ def test_use_captions_trains_each_image_with_its_own_caption_and_needs_the_trigg
         (folder / image.with_suffix(".txt").name).write_text(caption.replace("a ", "a sks ", 1), encoding="utf-8")
     options = {"use_captions": True, "use_lora": True, "lora_rank": 4, "lora_target_modules": ["to_q", "conv1"]}
     trainer = prepare_trainer(create_run(db_config(sd1_dir, {"batch_size": 2}, **options), folder, root=tmp_path))
-    seen = []
-    real = dreambooth_method.text_embeddings
-    monkeypatch.setattr(
-        dreambooth_method,
-        "text_embeddings",
-        lambda pipe, prompts, *rest: seen.append(prompts) or real(pipe, prompts, *rest),
-    )
+    seen = _recorded_prompts(monkeypatch)
     with torch.no_grad():
         loop.micro_batch_loss(trainer, 0)
     captions = {p.read_text(encoding="utf-8") for p in folder.glob("*.txt")}

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from studio.train.config import non_negative, positive
+from studio.train.methods.lora.config import UNET_ATTENTION
 
 
 def has_word(text: str, word: str) -> bool:
@@ -52,7 +53,7 @@ class DreamBoothConfig:
         metadata={"help": "DreamBooth-LoRA: the same loss, but train LoRA adapters instead of the full UNet."},
     )
     lora_target_modules: list[str] = field(
-        default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"],
+        default_factory=lambda: list(UNET_ATTENTION),
         metadata={"help": "With use_lora: UNet modules that get an adapter (default: the attention projections)."},
     )
     use_captions: bool = field(
