@@ -15,6 +15,7 @@ generation engine, printing the star rate and how often other shapes stay themse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -45,7 +46,6 @@ def main() -> None:
 
     import torch
 
-    from studio.paths import is_pocket_model
     from studio.pocket.world import BASE_BACKGROUNDS
     from studio.runtime import apply_thread_budget, pocket_training_threads
     from studio.train import runs
@@ -57,7 +57,10 @@ def main() -> None:
     config = resolve_config(args.preset, overrides=parse_overrides(args.overrides))
     if args.threads:
         apply_thread_budget(args.threads)
-    pocket = not args.threads and is_pocket_model(config.training.base_model)  # as `studio train` would
+    # without --threads, as a run trains (one thread on the pocket model)
+    threads_of_a_run = (
+        contextlib.nullcontext() if args.threads else pocket_training_threads(config.training.base_model, "cpu")
+    )
     config.training.sample_every = 0
     config.training.sample_prompts = ["a zq on a black background"]  # a plain folder has no trigger to fill in
     with tempfile.TemporaryDirectory() as scratch:
@@ -66,7 +69,7 @@ def main() -> None:
         run_dir = create_run(config, folder, root=Path(scratch) / "runs")
         trainer = prepare_trainer(run_dir)
         started = time.perf_counter()
-        with pocket_training_threads(pocket):
+        with threads_of_a_run:
             threads = torch.get_num_threads()
             train(trainer)
         seconds = time.perf_counter() - started

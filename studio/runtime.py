@@ -65,9 +65,9 @@ def apply_thread_budget(threads: int) -> None:
 
 
 @contextmanager
-def pocket_training_threads(pocket: bool) -> Iterator[None]:
-    """Train the pocket model on one thread, whatever the budget; other models keep theirs. The thread count is
-    restored afterwards (exports and previews draw images, which do use a second thread).
+def pocket_training_threads(base_model: str, device_type: str) -> Iterator[None]:
+    """Train the pocket model on the CPU on one thread, whatever the budget; other models and devices keep theirs.
+    The thread count is restored afterwards (exports and previews draw images, which do use a second thread).
 
     The pocket model's operations are too small to split: on 2 cores (2026-11-23, BENCHMARKS.md) the `lora-pocket`
     preset trained in 52 s on one thread and 84 s on two (its ~120 small adapters wake the sleeping second thread
@@ -76,8 +76,10 @@ def pocket_training_threads(pocket: bool) -> Iterator[None]:
     """
     import torch
 
+    from studio.paths import is_pocket_model
+
     before = torch.get_num_threads()
-    if pocket:
+    if device_type == "cpu" and is_pocket_model(base_model):
         torch.set_num_threads(1)
     try:
         yield

@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 
-from studio.paths import is_pocket_model
 from studio.runtime import pocket_training_threads
 from studio.train import distributed, runs
 from studio.train.checkpoints import (
@@ -483,9 +482,7 @@ def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, 
     if trainer.step >= trainer.training.steps and runs.replay(run_dir).status == "finished":
         return "finished"
     try:
-        with pocket_training_threads(
-            is_pocket_model(trainer.training.base_model) and trainer.accelerator.device.type == "cpu"
-        ):
+        with pocket_training_threads(trainer.training.base_model, trainer.accelerator.device.type):
             outcome = train(trainer)
         if outcome == "finished":
             if export and trainer.accelerator.is_main_process:

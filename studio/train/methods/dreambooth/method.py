@@ -222,7 +222,7 @@ class DreamBoothMethod(FrozenVaeMethod):
         self.emit = trainer.emit
         training = trainer.training
         if self.config.use_captions:
-            untagged = [i.path.name for i in trainer.items if not has_word(i.caption or "", self.config.trigger)]
+            untagged = [i.path.name for i in trainer.items if not has_word(i.caption, self.config.trigger)]
             if untagged:
                 raise ValueError(
                     f"use_captions: every caption must contain the trigger {self.config.trigger!r}; "
