@@ -15,8 +15,8 @@ def register(commands) -> None:
         "compare",
         help="Render a fixed-seed comparison grid.",
         description="Render a fixed-seed comparison grid (one PNG with labelled axes). "
-        "`studio compare --run RUN` answers 'which checkpoint is best?': every saved step of the run across, its "
-        "sample prompts down. Otherwise give axes as KIND=VALUES; kinds: "
+        "`studio compare --run RUN` answers 'which checkpoint is best?': the base model, then every saved step of the "
+        "run across, its sample prompts down. Otherwise give axes as KIND=VALUES; kinds: "
         + "; ".join(f"{kind} ({text})" for kind, text in AXIS_KINDS.items())
         + ". Prompts on an axis are separated by |, other values by commas; checkpoint=RUN takes every saved step.",
     )

@@ -317,15 +317,24 @@ class AdapterStack:
     def _components(self, pipe: Any) -> dict[str, list[str]]:
         return pipe.get_list_adapters() if self.loras else {}
 
-    def _weights(self, pipe: Any, name: str, spec: LoraSpec) -> float | dict:
-        if not spec.blocks:
-            return spec.weight
-        unet = {block: spec.weight * float(spec.blocks.get(block, 1.0)) for block in BLOCKS}
-        weights: dict = {"unet": unet}
-        for part, names in self._components(pipe).items():
-            if part != "unet" and name in names:
-                weights[part] = spec.weight  # text encoders have no down/mid/up: the plain weight
-        return weights
+    @staticmethod
+    def _scale_blocks(pipe: Any, active: list[tuple[str, LoraSpec]]) -> None:
+        """Per-block weights: every adapted UNet layer under down_blocks / mid_block / up_blocks gets the weight times
+        its block's multiplier; the layers outside them (conv_in, the time embedding, conv_out) and the text
+        encoders keep the plain weight that `set_adapters` gave. Done here, by module name, because diffusers' own
+        per-block scales cover attention layers only: a LoRA on conv_in (the pocket preset's) made them fail, and
+        a block without attention kept weight 1 whatever its multiplier."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        blocked = [(name, spec) for name, spec in active if spec.blocks]
+        if not blocked:
+            return
+        for module_name, module in pipe.unet.named_modules():
+            block = _block_of(module_name)
+            if block is None or not isinstance(module, BaseTunerLayer):
+                continue
+            for name, spec in blocked:
+                module.set_scale(name, spec.weight * float(spec.blocks.get(block, 1.0)))  # no-op if not adapted
 
     def unfuse(self, pipe: Any) -> None:
         if self.fused is not None:
@@ -345,8 +354,8 @@ class AdapterStack:
             pipe.delete_adapters(stale)
             self.loras = {key: name for key, name in self.loras.items() if name in wanted}
         active = [(name, spec) for name, spec in zip(names, specs) if spec.enabled]
-        weights = [self._weights(pipe, name, spec) for name, spec in active]
-        signature = (tuple(name for name, _ in active), repr(weights))
+        weights = [spec.weight for _, spec in active]
+        signature = (tuple(name for name, _ in active), repr([(spec.weight, spec.blocks) for _, spec in active]))
         if self.fused is not None and (not fuse or self.fused != signature):
             self.unfuse(pipe)  # the merged weights are no longer the ones asked for
         if self.fused == signature:
@@ -358,6 +367,7 @@ class AdapterStack:
             return []
         pipe.enable_lora()
         pipe.set_adapters([name for name, _ in active], adapter_weights=weights)
+        self._scale_blocks(pipe, active)
         if fuse:
             pipe.fuse_lora(components=self._fusable(pipe), adapter_names=[name for name, _ in active])
             self.fused = signature
@@ -450,6 +460,12 @@ class AdapterStack:
             pipe.unload_textual_inversion(
                 tokens=tokens, tokenizer=getattr(pipe, tokenizer_name), text_encoder=getattr(pipe, encoder_name)
             )
+
+
+def _block_of(module_name: str) -> str | None:
+    """Which of BLOCKS a UNet module belongs to ("down_blocks.1.attentions.0.…" -> "down"), None outside them."""
+    top = module_name.split(".", 1)[0]
+    return {"down_blocks": "down", "mid_block": "mid", "up_blocks": "up"}.get(top)
 
 
 def _embedding_token(state: dict, path: Path) -> str:

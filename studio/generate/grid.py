@@ -21,7 +21,7 @@ from studio.generate.png_metadata import save_png
 from studio.generate.samplers import SAMPLERS
 
 AXIS_KINDS = {
-    "checkpoint": "Checkpoints of a run, or LoRA files (replaces the first LoRA, keeping its weight)",
+    "checkpoint": "Checkpoints of a run, or LoRA files (replaces the first LoRA, keeping its weight; none = without it)",
     "lora_weight": "Weight of the first LoRA",
     "prompt": "Prompt",
     "sampler": "Sampler",
@@ -33,6 +33,7 @@ MAX_CELLS = 64
 MIN_CELL = 128  # small models make small images: enlarge them (nearest neighbour) so a grid is readable
 # switching LoRAs costs a file read, switching anything else costs nothing: slowest axis outermost
 SWITCH_COST = {"checkpoint": 2, "lora_weight": 1}
+NO_LORA = "none"  # a checkpoint axis value: the cell drawn without the first LoRA, i.e. what training started from
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,17 @@ class Axis:
         value = self.values[index]
         if self.kind == "sampler":
             return SAMPLERS[value][2]
+        if self.kind == "checkpoint":
+            return "base model" if value == NO_LORA else _checkpoint_label(Path(value))
         return f"{self.kind.replace('_', ' ')} {value}" if self.kind != "prompt" else str(value)
 
     def apply(self, values: dict, index: int) -> dict:
         """The generation settings (as a dict) with this axis at value `index`."""
         value = self.values[index]
         out = dict(values)
-        if self.kind == "checkpoint":
+        if self.kind == "checkpoint" and value == NO_LORA:
+            out["loras"] = list(out.get("loras", [])[1:])
+        elif self.kind == "checkpoint":
             first = dict(out["loras"][0]) if out.get("loras") else {"weight": 1.0}
             out["loras"] = [first | {"path": str(value), "enabled": True}] + list(out.get("loras", [])[1:])
         elif self.kind == "lora_weight":
@@ -94,6 +99,12 @@ class Axis:
         return out
 
 
+def _checkpoint_label(path: Path) -> str:
+    """ "step 200" for a run's checkpoint folder, the file or folder name otherwise (a full path would fill the cell)."""
+    step = path.name.removeprefix("step-")
+    return f"step {int(step)}" if path.name.startswith("step-") and step.isdigit() else path.stem
+
+
 def _number(kind: str, text: str, kind_type: type):
     try:
         return kind_type(text)
@@ -101,8 +112,8 @@ def _number(kind: str, text: str, kind_type: type):
         raise ValueError(f"the {kind} axis takes numbers, got {text!r}") from None
 
 
-def checkpoint_axis(run: str | Path) -> Axis:
-    """Every saved checkpoint of a run, oldest first, labelled by step."""
+def checkpoint_axis(run: str | Path, with_base: bool = False) -> Axis:
+    """Every saved checkpoint of a run, oldest first, labelled by step; `with_base` puts the base model first."""
     from studio.train.checkpoints import list_checkpoints
     from studio.train.runs import resolve_run
 
@@ -110,12 +121,16 @@ def checkpoint_axis(run: str | Path) -> Axis:
     checkpoints = list_checkpoints(run_dir)
     if not checkpoints:
         raise ValueError(f"run {run_dir.name} has no saved checkpoints yet")
-    labels = tuple(f"step {int(p.name.removeprefix('step-'))}" for p in checkpoints)
-    return Axis("checkpoint", tuple(str(p) for p in checkpoints), labels)
+    labels = tuple(_checkpoint_label(p) for p in checkpoints)
+    values = tuple(str(p) for p in checkpoints)
+    if with_base:
+        labels, values = ("base model", *labels), (NO_LORA, *values)
+    return Axis("checkpoint", values, labels)
 
 
 def best_checkpoint_axes(run: str | Path) -> tuple[Axis, Axis, dict]:
-    """ "Which checkpoint is best?": checkpoints across, the run's sample prompts down, on the run's base model."""
+    """ "Which checkpoint is best?": the base model and then every checkpoint across, the run's sample prompts down,
+    so the first column shows what training started from."""
     from studio.train.config import load_config_file
     from studio.train.runs import CONFIG, resolve_run
 
@@ -129,7 +144,7 @@ def best_checkpoint_axes(run: str | Path) -> tuple[Axis, Axis, dict]:
         "width": config.training.resolution,
         "height": config.training.resolution,
     }
-    return checkpoint_axis(run_dir), Axis("prompt", prompts), base
+    return checkpoint_axis(run_dir, with_base=True), Axis("prompt", prompts), base
 
 
 @dataclass

@@ -12,12 +12,15 @@ import gradio as gr
 
 from studio.generate import library
 from studio.generate.engine import GenerationEngine, GenerationSettings
-from studio.generate.grid import AXIS_KINDS, Axis, best_checkpoint_axes, render_grid, save_cells, save_grid
+from studio.generate.grid import AXIS_KINDS, NO_LORA, Axis, best_checkpoint_axes, render_grid, save_cells, save_grid
 from studio.ui.playground_tab import Playground
 from studio.ui.scorecard_view import ScorecardView
 
 DEFAULT_BASE = {"prompt": "a red circle on a black background", "steps": 20, "seed": 0, "model": "pocket"}
-AXIS_HINT = "Comma-separated values; prompts separated by |; checkpoint: a run folder (every saved step) or LoRA files."
+AXIS_HINT = (
+    "Comma-separated values; prompts separated by |; checkpoint: a run folder (every saved step) or LoRA files "
+    "(none = without the LoRA)."
+)
 
 
 def _run_choices() -> list[tuple[str, str]]:
@@ -45,7 +48,8 @@ def _checked_axis(kind: str, values: str) -> Axis | None:
     axis = Axis.parse(f"{kind}={values}")
     if axis.kind == "checkpoint":
         for path in axis.values:
-            library.inside_data(path)  # the UI compares our runs' checkpoints and uploaded files only
+            if path != NO_LORA:
+                library.inside_data(path)  # the UI compares our runs' checkpoints and uploaded files only
     return axis
 
 
@@ -66,7 +70,9 @@ def _checked_base(text: str) -> GenerationSettings:
 def build(engine: GenerationEngine, playground: Playground | None = None) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            gr.Markdown("### Which checkpoint is best?\nEvery saved step of a run, on the run's sample prompts.")
+            gr.Markdown(
+                "### Which checkpoint is best?\nThe base model and every saved step of a run, on the run's sample prompts."
+            )
             with gr.Row():
                 run_box = gr.Dropdown(
                     choices=_run_choices(), label="Run", scale=4, elem_id="cmp-run", allow_custom_value=False
@@ -106,7 +112,8 @@ def build(engine: GenerationEngine, playground: Playground | None = None) -> Non
         pairs = list(zip(grid.labels, cell_paths))
         choices = [(label, path) for label, path in pairs]
         first, second = cell_paths[0], cell_paths[-1]
-        note = f"{len(cell_paths)} images in {time.perf_counter() - started:.1f} s, seed {grid.cells[0]['seed']}. Saved to `{path.relative_to(library.data_dir())}`."
+        count = f"{len(cell_paths)} image{'s' if len(cell_paths) != 1 else ''}"
+        note = f"{count} in {time.perf_counter() - started:.1f} s, seed {grid.cells[0]['seed']}. Saved to `{path.relative_to(library.data_dir())}`."
         return (
             str(path),
             note,

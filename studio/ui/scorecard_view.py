@@ -68,11 +68,11 @@ class ScorecardView:
         with gr.Row():
             self.table = gr.Dataframe(
                 interactive=False, wrap=True, label="Scores per checkpoint (step 0 = base model, * = best)",
-                elem_id=f"{prefix}-score-table", scale=3,
+                elem_id=f"{prefix}-score-table", scale=3, visible=False,
             )  # fmt: skip
             self.chart = gr.LinePlot(
                 None, x="step", y="value", color="score", label="Scores over steps (higher is better, "
-                "except memorised)", height=300, y_lim=[0, 1], elem_id=f"{prefix}-score-chart", scale=2,
+                "except memorised)", height=300, y_lim=[0, 1], elem_id=f"{prefix}-score-chart", scale=2, visible=False,
             )  # fmt: skip
 
     @property
@@ -80,7 +80,13 @@ class ScorecardView:
         return [self.verdict, self.table, self.chart]
 
     def values(self, card: dict | None) -> list:
-        return [verdict_text(card), table_value(card), score_frame(card)]
+        """The verdict, table and chart of `card`; an unscored run shows the sentence alone, not an empty table."""
+        shown = card is not None
+        return [
+            verdict_text(card),
+            gr.Dataframe(value=table_value(card), visible=shown),
+            gr.LinePlot(value=score_frame(card), visible=shown),
+        ]
 
     def values_for(self, run_dir: Path | None) -> list:
         return self.values(read_scorecard(run_dir) if run_dir else None)

@@ -1,5 +1,6 @@
 """A designer's first LoRA in a real browser: upload shapes-world images, caption them with the pocket captioner,
-train a pocket LoRA for a few dozen steps, watch the chart and samples (also after a reload), find the run in Runs.
+train a pocket LoRA for a few dozen steps, watch the chart and samples (also after a reload), find the run in Runs,
+score it, and compare its checkpoints in one click.
 
 Screenshots of every step go to $STUDIO_TEST_ARTIFACTS (default tmp/artifacts/) for a person to look at.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from studio.generate.png_metadata import read_params
 from studio.paths import PROJECT_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -164,3 +166,23 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, shape
     _assert_no_error_shown(page)
     _shot(page, "7-runs-scorecard")
     assert (studio_server["data_dir"] / "runs" / run_id / "eval" / "scorecard.json").is_file()
+
+    # 8. "Which checkpoint is best?" in one click: the Compare tab draws the run's checkpoints on its sample prompts,
+    # beside the scorecard just saved
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#cmp-refresh").click()
+    page.locator("#cmp-run input").click()
+    page.get_by_role("option", name=re.compile(re.escape(run_id))).click()
+    page.locator("#cmp-score-verdict").get_by_text("Best checkpoint").wait_for(timeout=10_000)
+    expect(page.locator("#cmp-score-table")).to_contain_text(str(STEPS))
+    page.locator("#cmp-best").click()
+    page.locator("#cmp-status").get_by_text("images in").wait_for(timeout=120_000)
+    page.locator("#cmp-grid img").wait_for()
+    page.locator("#cmp-slider img").first.wait_for(timeout=10_000)
+    _assert_no_error_shown(page)
+    _shot(page, "8-compare-checkpoints")
+    grids = sorted((studio_server["data_dir"] / "outputs" / "grids").glob("grid-*.png"))
+    grid = read_params(grids[-1])["grid"]
+    assert grid["x"]["kind"] == "checkpoint" and grid["y"]["kind"] == "prompt"
+    assert grid["x"]["labels"][0] == "base model" and grid["x"]["labels"][-1] == f"step {STEPS}", grid["x"]["labels"]
+    assert all(Path(v).parent.parent == studio_server["data_dir"] / "runs" / run_id for v in grid["x"]["values"][1:])

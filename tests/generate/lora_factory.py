@@ -17,10 +17,12 @@ def write_lora(
     alpha: float = 2.0,
     text_encoder: bool = False,
     convolutions: bool = False,
+    outer: bool = False,
 ):
     """A LoRA whose update is large enough to see, saved in diffusers and kohya format (same weights).
 
-    With `convolutions`, the resnets' convolutions are adapted too, as the pocket preset does.
+    With `convolutions`, the resnets' convolutions are adapted too, as the pocket preset does; with `outer`, the
+    UNet's first and last convolutions (conv_in, conv_out) as well, outside every down/mid/up block.
 
     Returns (diffusers file, kohya file).
     """
@@ -31,7 +33,7 @@ def write_lora(
 
     pipe = load_pipeline(str(base_dir), device="cpu", dtype=torch.float32).pipe
     torch.manual_seed(seed)
-    targets = UNET_TARGETS + (["conv1", "conv2"] if convolutions else [])
+    targets = UNET_TARGETS + (["conv1", "conv2"] if convolutions else []) + (["conv_in", "conv_out"] if outer else [])
     config = peft.LoraConfig(r=rank, lora_alpha=alpha, target_modules=targets, init_lora_weights=False)
     pipe.unet.add_adapter(config)
     if text_encoder:

@@ -63,9 +63,21 @@ def test_checkpoint_grid_from_a_run_in_one_command(finished_run, tmp_path) -> No
     assert main(["compare", "--run", str(finished_run), "--device", "cpu", "--out", str(out)]) == 0
     grid = Image.open(out)
     params = read_params(grid)
-    assert params["grid"]["x"]["labels"] == ["step 1", "step 2"]
+    assert params["grid"]["x"]["labels"] == ["base model", "step 1", "step 2"]  # what training started from, first
     assert params["grid"]["y"]["values"] == ["a red circle", "a blue square"]
-    assert grid.width >= 2 * 128 and grid.height >= 2 * 128  # 32 px cells enlarged to be readable
+    assert grid.width >= 3 * 128 and grid.height >= 2 * 128  # 32 px cells enlarged to be readable
+
+
+def test_the_base_model_column_is_drawn_without_the_runs_lora(finished_run, sd1_dir) -> None:
+    from studio.generate.grid import best_checkpoint_axes
+
+    engine = GenerationEngine(device="cpu")
+    x, y, base = best_checkpoint_axes(finished_run)
+    grid = render_grid(engine, GenerationSettings(prompt=y.values[0], **base), x)
+    assert [cell["loras"] for cell in grid.cells][0] == []
+    plain = engine.generate(GenerationSettings(prompt=y.values[0], **base))[0].image
+    assert np.array_equal(np.asarray(grid.images[0]), np.asarray(plain))
+    assert not np.array_equal(np.asarray(grid.images[-1]), np.asarray(plain))
 
 
 def test_grid_cells_share_the_seed_and_vary_only_their_axis(sd1_dir, tmp_path) -> None:
@@ -88,6 +100,9 @@ def test_axes_parse_and_refuse_bad_input(finished_run) -> None:
     assert Axis.parse("prompt=a red circle, big|a blue square").values == ("a red circle, big", "a blue square")
     assert Axis.parse("guidance=1,2.5").values == (1.0, 2.5)
     assert Axis.parse(f"checkpoint={finished_run}").labels == ("step 1", "step 2")
+    files = Axis.parse(f"checkpoint=none,{finished_run / 'checkpoints' / 'step-000001'}")
+    assert [files.label(i) for i in range(2)] == ["base model", "step 1"]
+    assert Axis.parse("checkpoint=/loras/a.safetensors,/loras/b.safetensors").label(1) == "b"
     with pytest.raises(ValueError, match="unknown axis"):
         Axis.parse("colour=red")
     with pytest.raises(ValueError, match="numbers"):

@@ -126,6 +126,13 @@ def test_a_diffusers_file_mixing_old_and_peft_keys_loads_whole(engine, sd1_dir, 
     assert np.abs(mixed - _image(engine, sd1_dir, loras=_loras((lora_b[1], 1.0)))).max() <= 1
 
 
+@pytest.fixture(scope="module")
+def lora_everywhere(tmp_path_factory, sd1_dir):
+    """Attention, every resnet convolution (also in the down block without attention) and conv_in / conv_out: the
+    pocket preset's kind of LoRA."""
+    return write_lora(sd1_dir, tmp_path_factory.mktemp("lora-all"), seed=5, convolutions=True, outer=True)[0]
+
+
 def test_per_block_weights(engine, sd1_dir, lora_a) -> None:
     plain = _image(engine, sd1_dir, loras=_loras((lora_a[0], 1.0)))
     all_one = _image(engine, sd1_dir, loras=_loras((lora_a[0], 1.0), blocks={"down": 1, "mid": 1, "up": 1}))
@@ -134,6 +141,28 @@ def test_per_block_weights(engine, sd1_dir, lora_a) -> None:
     assert np.array_equal(none, _image(engine, sd1_dir))
     up_only = _image(engine, sd1_dir, loras=_loras((lora_a[0], 1.0), blocks={"down": 0, "mid": 0}))
     assert not np.array_equal(up_only, plain) and not np.array_equal(up_only, none)
+
+
+def test_per_block_weights_cover_every_layer_of_a_block_and_leave_the_outer_layers(engine, sd1_dir, lora_everywhere):
+    base = _image(engine, sd1_dir)
+    plain = _image(engine, sd1_dir, loras=_loras((lora_everywhere, 1.0)))
+    zero = {"down": 0, "mid": 0, "up": 0}
+    assert np.array_equal(
+        plain, _image(engine, sd1_dir, loras=_loras((lora_everywhere, 1.0), blocks=dict.fromkeys(zero, 1)))
+    )
+    outer_only = _image(engine, sd1_dir, loras=_loras((lora_everywhere, 1.0), blocks=zero))
+    assert not np.array_equal(outer_only, base) and not np.array_equal(outer_only, plain)  # conv_in/out keep weight 1
+    # what is left: the plain weight on conv_in / conv_out, nothing on any layer inside a block
+    stack = _stack(engine, sd1_dir)
+    (name,) = stack.loras.values()
+    unet = engine.load(str(sd1_dir)).pipe.unet
+    scales = {
+        n: m.scaling[name] / (m.lora_alpha[name] / m.r[name])
+        for n, m in unet.named_modules()
+        if hasattr(m, "scaling") and name in m.scaling
+    }
+    assert {n: s for n, s in scales.items() if s != 0} == {"conv_in": 1.0, "conv_out": 1.0}
+    assert any(n.startswith("down_blocks.0.resnets") for n in scales)  # the down block without attention, zeroed too
 
 
 def test_pickle_lora_is_refused_unless_allowed_and_then_loads_tensors_only(tmp_path, sd1_dir, lora_a) -> None:
