@@ -114,13 +114,19 @@ def import_upload(source: str | Path, kind: str) -> Path:
         raise ValueError(f"{source.name}: only .safetensors files can be uploaded (pickle files can run code)")
     with safe_open(str(source), "pt"):  # a broken or disguised file fails here, before it is kept
         pass
+    target = new_file(kind, source.stem)
+    shutil.copyfile(source, target)
+    return target
+
+
+def new_file(kind: str, name: str) -> Path:
+    """A new `data/<kind>/<safe name>.safetensors` path that names no existing file (-2, -3, ... appended)."""
     folder = uploads_dir(kind)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^\w.-]+", "-", source.stem).strip("-.") or "upload"
+    stem = re.sub(r"[^\w.-]+", "-", name.removesuffix(".safetensors")).strip("-.") or "upload"
     target = folder / f"{stem}.safetensors"
     counter = 2
     while target.exists():
         target = folder / f"{stem}-{counter}.safetensors"
         counter += 1
-    shutil.copyfile(source, target)
     return target

@@ -7,6 +7,7 @@ import gradio as gr
 from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
 from studio.generate.samplers import sampler_labels
 from studio.paths import DATA_DIR
+from studio.ui.gallery import results_gallery
 
 EXAMPLES = [
     "a yellow triangle on a black background",
@@ -53,9 +54,7 @@ def build(engine: GenerationEngine, allowed_models: tuple[str, ...] | None = Non
             button = gr.Button("Generate", variant="primary", elem_id="gen-button")
             gr.Examples(EXAMPLES, inputs=prompt, label="Try")
         with gr.Column(scale=3):
-            gallery = gr.Gallery(
-                label="Images", columns=4, height=420, format="png", object_fit="contain", elem_id="gen-gallery"
-            )
+            gallery = results_gallery("gen-gallery", height=420)
             status = gr.Markdown(elem_id="gen-status")
             details = gr.JSON(label="Settings of the selected image", elem_id="gen-details")
 

@@ -1,5 +1,5 @@
 """Playground tab: a prompt with stacked LoRAs (each with a weight and an on/off switch), an SVDiff file and
-embeddings.
+embeddings; the LoRA mix can be saved as one LoRA file.
 
 UI only: every button calls the generation engine (studio.generate) that the CLI and the tests use too. Files come
 from our runs or from uploads copied into the data folder; a path from anywhere else is refused.
@@ -18,6 +18,7 @@ from studio.generate.adapters import BLOCKS
 from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
 from studio.generate.png_metadata import read_params
 from studio.generate.samplers import sampler_labels
+from studio.ui.gallery import results_gallery
 
 SLOTS = 4  # LoRAs stacked at once in the UI (the engine takes any number)
 WEIGHT_RANGE = (-2.0, 2.0)
@@ -142,6 +143,16 @@ def build(engine: GenerationEngine) -> Playground:
                                     elem_id=f"pg-block-{index}-{name}",
                                 )  # fmt: skip
                 fuse = gr.Checkbox(value=False, label="Fuse for speed", info=_help("fuse"), elem_id="pg-fuse")
+                with gr.Row(equal_height=False):
+                    mix_name = gr.Textbox(
+                        label="Save this mix as one LoRA",
+                        placeholder="my-mix",
+                        info="The LoRAs switched on, at their weights (per-block too), merged exactly into one file.",
+                        scale=3,
+                        elem_id="pg-mix-name",
+                    )
+                    save_mix_button = gr.Button("Save mix", scale=1, min_width=100, elem_id="pg-save-mix")
+                mix_file = gr.File(label="Saved mix", interactive=False, visible=False, elem_id="pg-mix-file")
             with gr.Accordion("SVDiff", open=False):
                 with gr.Row(equal_height=True):
                     svdiff = gr.Dropdown(
@@ -173,9 +184,7 @@ def build(engine: GenerationEngine) -> Playground:
                 button = gr.Button("Generate", variant="primary", elem_id="pg-generate")
                 send = gr.Button("Send to compare", elem_id="pg-send")
         with gr.Column(scale=3):
-            gallery = gr.Gallery(
-                label="Images", columns=4, height=360, format="png", object_fit="contain", elem_id="pg-gallery"
-            )
+            gallery = results_gallery("pg-gallery", height=360)
             status = gr.Markdown(elem_id="pg-status")
             details = gr.JSON(label="Settings of the selected image", elem_id="pg-details")
             restore = gr.File(
@@ -293,6 +302,23 @@ def build(engine: GenerationEngine) -> Playground:
         except (ValueError, OSError) as error:
             raise gr.Error(str(error)) from error
         return gr.Dropdown(choices=_svdiff_choices(), value=path), None
+
+    def save_this_mix(values: dict):
+        """The switched-on LoRAs at their weights -> one new file in data/loras/, listed and offered for download."""
+        from studio.generate.mix import save_mix
+
+        try:
+            settings = GenerationSettings.from_dict(settings_dict(values) | {"fast": False})
+            specs = [spec for spec in settings.lora_specs if spec.enabled]
+            if not specs:
+                raise ValueError("switch on at least one LoRA to save a mix")
+            path = save_mix(engine, settings.model, specs, library.new_file("loras", values[mix_name] or "mix"))
+        except (ValueError, OSError) as error:
+            raise gr.Error(str(error)) from error
+        weights = ", ".join(f"{Path(spec.path).stem} {spec.weight:g}" for spec in specs)
+        note = f"Saved the mix ({weights}) as `loras/{path.name}`: choose it as one LoRA at weight 1."
+        choices = _lora_choices()
+        return *[gr.Dropdown(choices=choices) for _ in slots], note, gr.File(value=str(path), visible=True)
 
     def restore_settings(file):
         """A PNG of ours -> the form; adapters outside the data folder are left out (and said so)."""
@@ -413,6 +439,13 @@ def build(engine: GenerationEngine) -> Playground:
             restore,
         ],
         api_name="playground_restore",
+    )
+    save_mix_button.click(
+        save_this_mix,
+        inputs=inputs | {mix_name},
+        outputs=[*slot_dropdowns, status, mix_file],
+        concurrency_id="engine",
+        api_name="playground_save_mix",
     )
     # .input, not .change: restoring a PNG sets the box too, and must keep the PNG's own steps and guidance
     fast.input(

@@ -1,4 +1,5 @@
-"""A person uploads two LoRAs, stacks them with two weights, generates, sends the settings to Compare and gets a grid."""
+"""A person uploads two LoRAs, stacks them with two weights, generates, saves the mix as one LoRA, sends the settings
+to Compare and gets a grid."""
 
 from __future__ import annotations
 
@@ -87,6 +88,14 @@ def test_two_stacked_loras_make_an_image_and_the_compare_grid_appears(page, stud
     assert page.locator("#pg-prompt textarea").input_value() == params["prompt"]
     assert page.locator("#pg-weight-1 input[type=number]").input_value() == "-0.5"
     assert page.locator("#pg-block-1-down input[type=number]").input_value() == "0"
+
+    # the two, at these weights, saved as one LoRA: listed in the slots and offered for download
+    page.locator("#pg-mix-name textarea, #pg-mix-name input").first.fill("bold and soft")
+    page.locator("#pg-save-mix").click()
+    page.locator("#pg-status").get_by_text("Saved the mix (bold 0.8, soft -0.5)").wait_for(timeout=60_000)
+    page.locator("#pg-mix-file a[download='bold-and-soft.safetensors']").wait_for(timeout=10_000)
+    assert (studio_server["data_dir"] / "loras" / "bold-and-soft.safetensors").is_file()
+    page.screenshot(path=str(tmp_path / "playground-mix.png"), full_page=True)
 
     page.locator("#pg-send").click()
     _open_tab(page, "Compare")
