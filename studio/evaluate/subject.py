@@ -62,7 +62,7 @@ def run_subject(run_dir: Path, trigger: str | None = None) -> Subject:
         trigger = trigger or method.trigger
         prompts = (method.instance_prompt,)
         phrase = noun_phrase(method.instance_prompt)
-        class_phrase = noun_phrase(method.class_prompt)
+        class_phrase = noun_phrase(method.class_prompts[0])  # the first, when several share the class images
     elif config.method == "textual_inversion":
         trigger = trigger or method.placeholder_token
         phrase, class_phrase = trigger, method.initializer_token

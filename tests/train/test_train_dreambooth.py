@@ -68,6 +68,9 @@ def _parameters(pipe) -> dict[str, torch.Tensor]:
         ({"instance_prompt": "a photo of a dog"}, "instance_prompt"),
         ({"instance_prompt": "a photo of sksdog"}, "instance_prompt"),
         ({"class_prompt": "a photo of sks dog"}, "class_prompt"),
+        ({"class_prompt": "a circle | a photo of sks dog"}, "class_prompt"),
+        ({"class_prompt": "a circle || a square"}, "class_prompt"),
+        ({"class_prompt": "a | b | c | d", "num_class_images": 3}, "num_class_images"),
         ({"prior_loss_weight": -0.5}, "prior_loss_weight"),
         ({"num_class_images": 0}, "num_class_images"),
         ({"num_class_images": 2.5}, "num_class_images"),
@@ -198,6 +201,31 @@ def test_class_images_are_generated_once_and_reused(tmp_path, sd1_dir, shapes_fo
     assert [(e["done"], e["total"]) for e in progress(3, "third")][-1] == (1, 1)  # only the missing one
     assert class_images_dir(str(sd1_dir), "a photo of a square", RESOLUTION) != folder
     assert class_images_dir(str(sd1_dir), DREAMBOOTH["class_prompt"], 64) != folder
+
+
+def test_several_class_prompts_share_the_class_images_and_each_trains_with_its_own(
+    tmp_path, sd1_dir, shapes_folder, monkeypatch
+) -> None:
+    from studio.train import loop
+
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
+    prompts = ["a photo of a circle", "a photo of a square"]
+    config = db_config(sd1_dir, {"batch_size": 3}, class_prompt=" | ".join(prompts), num_class_images=3)
+    assert config.method_config.class_image_counts() == {prompts[0]: 2, prompts[1]: 1}
+    run_dir = create_run(config, shapes_folder, root=tmp_path / "runs")
+    trainer = prepare_trainer(run_dir)
+    assert [e["done"] for e in runs.read_events(run_dir) if e["type"] == "progress"] == [0, 1, 2, 3]
+    for prompt, count in zip(prompts, (2, 1)):  # a folder per prompt, shared with single-prompt runs
+        manifest = json.loads((class_images_dir(str(sd1_dir), prompt, RESOLUTION) / "manifest.json").read_text())
+        assert manifest["class_prompt"] == prompt and len(manifest["images"]) == count
+    record = json.loads((run_dir / "class_images.json").read_text(encoding="utf-8"))
+    assert [i["caption"] for i in record["items"]] == [prompts[0], prompts[0], prompts[1]]
+    assert len(record["folders"]) == 2
+
+    seen = _recorded_prompts(monkeypatch)
+    with torch.no_grad():
+        loop.micro_batch_loss(trainer, 0)
+    assert sorted(seen[0][3:]) == sorted([prompts[0], prompts[0], prompts[1]])  # each class image with its prompt
 
 
 def test_a_retrained_base_model_gets_its_own_class_images(tmp_path, sd1_dir) -> None:

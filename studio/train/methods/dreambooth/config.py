@@ -25,7 +25,10 @@ class DreamBoothConfig:
     )
     class_prompt: str = field(
         default="a photo of a dog",
-        metadata={"help": "The same prompt without the trigger, e.g. 'a photo of a dog': what prior images show."},
+        metadata={
+            "help": "The same prompt without the trigger, e.g. 'a photo of a dog': what prior images show. Several "
+            "prompts separated by | share the class images evenly ('a circle | a square'): each keeps what it draws."
+        },
     )
     with_prior_preservation: bool = field(
         default=True,
@@ -82,5 +85,25 @@ class DreamBoothConfig:
             raise ValueError(f"trigger must be one word, got {self.trigger!r}")
         if not has_word(self.instance_prompt, self.trigger):
             raise ValueError(f"instance_prompt must contain the trigger {self.trigger!r}, got {self.instance_prompt!r}")
-        if has_word(self.class_prompt, self.trigger):
-            raise ValueError(f"class_prompt must not contain the trigger {self.trigger!r}, got {self.class_prompt!r}")
+        prompts = self.class_prompts
+        if len(prompts) != len(self.class_prompt.split("|")):
+            raise ValueError(f"class_prompt has an empty prompt between its | separators: {self.class_prompt!r}")
+        for prompt in prompts:
+            if has_word(prompt, self.trigger):
+                raise ValueError(f"class_prompt must not contain the trigger {self.trigger!r}, got {prompt!r}")
+        if len(prompts) > self.num_class_images:
+            raise ValueError(
+                f"{len(prompts)} class prompts need at least as many class images; num_class_images is "
+                f"{self.num_class_images}"
+            )
+
+    @property
+    def class_prompts(self) -> list[str]:
+        """The class prompt, or the several separated by |."""
+        return [prompt.strip() for prompt in self.class_prompt.split("|") if prompt.strip()]
+
+    def class_image_counts(self) -> dict[str, int]:
+        """How many of the num_class_images each class prompt gets: an even split, the first ones one more."""
+        prompts = self.class_prompts
+        share, extra = divmod(self.num_class_images, len(prompts))
+        return {prompt: share + (index < extra) for index, prompt in enumerate(prompts)}

@@ -110,62 +110,75 @@ def ensure_class_images(
     resolution: int,
     emit: Callable[..., Any] = lambda *args, **kwargs: None,
 ) -> list[TrainingImage]:
-    """The first `num_class_images` class images, generating (with the base model in `pipe`) only the missing ones.
+    """The class images of every class prompt (its share of `num_class_images`), captioned with their prompt,
+    generating (with the base model in `pipe`) only the missing ones.
 
-    Image i is drawn with seed i, so the set is the same whoever generated it; the manifest is rewritten
-    atomically after each image, so an interrupted generation continues where it stopped.
+    Each prompt has its own cached folder, shared with any run that uses the same prompt. Image i of a prompt is
+    drawn with seed i, so the set is the same whoever generated it; the manifest is rewritten atomically after
+    each image, so an interrupted generation continues where it stopped.
     """
+    counts = config.class_image_counts()
+    folders = {prompt: class_images_dir(base_model, prompt, resolution) for prompt in counts}
+    listed = {prompt: _read_manifest(folder) for prompt, folder in folders.items()}
+    total = sum(max(0, counts[prompt] - len(listed[prompt])) for prompt in counts)
+    done = 0
+    if total:
+        emit("progress", task="class_images", done=0, total=total, folder=str(next(iter(folders.values()))))
+    for prompt, wanted in counts.items():
+        while len(listed[prompt]) < wanted:
+            _draw_class_image(pipe, base_model, prompt, config, resolution, folders[prompt], listed[prompt])
+            done += 1
+            emit("progress", task="class_images", done=done, total=total, folder=str(folders[prompt]))
+    return [
+        TrainingImage(folders[prompt] / i["file"], prompt, i["sha256"], resolution, resolution)
+        for prompt, wanted in counts.items()
+        for i in sorted(listed[prompt], key=lambda i: i["seed"])[:wanted]
+    ]
+
+
+def _draw_class_image(
+    pipe: Any, base_model: str, prompt: str, config: DreamBoothConfig, resolution: int, folder: Path, images: list
+) -> None:
+    """One more class image for `prompt` (the next seed), written with the manifest that lists it."""
     from studio.data.files import write_bytes_atomic, write_json_atomic
 
-    folder = class_images_dir(base_model, config.class_prompt, resolution)
-    images = _read_manifest(folder)
-    missing = config.num_class_images - len(images)
-    if missing > 0:
-        emit("progress", task="class_images", done=0, total=missing, folder=str(folder))
-        pipe.unet.eval()
-        pipe.text_encoder.eval()
-        # generation must not move the training RNG
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), half_precision_autocast(pipe):
-            for done in range(1, missing + 1):
-                seed = max([i["seed"] for i in images], default=-1) + 1
-                image = pipe(
-                    config.class_prompt,
-                    num_inference_steps=config.class_image_steps,
-                    guidance_scale=config.class_guidance_scale,
-                    height=resolution,
-                    width=resolution,
-                    generator=torch.Generator("cpu").manual_seed(seed),
-                ).images[0]
-                buffer = io.BytesIO()
-                image.save(buffer, "PNG")
-                name = f"class-{seed:05d}.png"
-                write_bytes_atomic(folder / name, buffer.getvalue())
-                images.append({"file": name, "seed": seed, "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()})
-                manifest = {
-                    "base_model": base_model,
-                    "class_prompt": config.class_prompt,
-                    "resolution": resolution,
-                    "images": images,
-                }
-                write_json_atomic(folder / CLASS_MANIFEST, manifest)
-                emit("progress", task="class_images", done=done, total=missing, folder=str(folder))
-    chosen = sorted(images, key=lambda i: i["seed"])[: config.num_class_images]
-    return [TrainingImage(folder / i["file"], config.class_prompt, i["sha256"], resolution, resolution) for i in chosen]
+    pipe.unet.eval()
+    pipe.text_encoder.eval()
+    seed = max([i["seed"] for i in images], default=-1) + 1
+    # generation must not move the training RNG
+    with torch.random.fork_rng(devices=[]), torch.no_grad(), half_precision_autocast(pipe):
+        image = pipe(
+            prompt,
+            num_inference_steps=config.class_image_steps,
+            guidance_scale=config.class_guidance_scale,
+            height=resolution,
+            width=resolution,
+            generator=torch.Generator("cpu").manual_seed(seed),
+        ).images[0]
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    name = f"class-{seed:05d}.png"
+    write_bytes_atomic(folder / name, buffer.getvalue())
+    images.append({"file": name, "seed": seed, "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()})
+    manifest = {"base_model": base_model, "class_prompt": prompt, "resolution": resolution, "images": images}
+    write_json_atomic(folder / CLASS_MANIFEST, manifest)
 
 
 def record_class_images(run_dir: Path, items: list[TrainingImage]) -> None:
     """The run's own list of the class images it trains on (beside dataset.json); a resume must find the same."""
     from studio.data.files import write_json_atomic
 
+    folders = list(dict.fromkeys(str(i.path.parent) for i in items))  # one per class prompt
     listing = {
-        "folder": str(items[0].path.parent),
+        "folder": folders[0],
+        "folders": folders,
         "items": [{"file": i.path.name, "sha256": i.sha256, "caption": i.caption} for i in items],
     }
     path = run_dir / CLASS_IMAGES_RECORD
     if not path.is_file():
         write_json_atomic(path, listing)
     elif json.loads(path.read_text(encoding="utf-8"))["items"] != listing["items"]:
-        raise ValueError(f"the class images in {listing['folder']} changed since this run started; start a new run")
+        raise ValueError(f"the class images in {', '.join(folders)} changed since this run started; start a new run")
 
 
 # ------------------------------------------------------------------ the method
@@ -263,7 +276,7 @@ class DreamBoothMethod(FrozenVaeMethod):
             # prior-preservation: the class half keeps the model's idea of the class (e.g. 'a dog')
             class_batch = batch_at(self.class_items, training.batch_size, training.seed + 1, position)
             images += class_batch
-            prompts += [self.config.class_prompt] * len(class_batch)
+            prompts += [item.caption for item in class_batch]  # each class image's own class prompt
 
         flips = draw_flips(len(images), training.random_flip, generator)
         mean, std = latent_distribution(pipe, images, trainer.caches, device, pipe.vae.dtype, flips)
