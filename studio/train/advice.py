@@ -58,7 +58,10 @@ def method_kind(config: RunConfig) -> str:
 
 def trigger_word(config: RunConfig, dataset_trigger: str | None) -> str | None:
     if config.method == "dreambooth":
-        return config.method_config.trigger
+        from studio.train.start import TRIGGER_PLACEHOLDER
+
+        word = config.method_config.trigger  # a preset's <trigger> is the dataset's word, filled in at the start
+        return dataset_trigger if word == TRIGGER_PLACEHOLDER else word
     if config.method == "textual_inversion":
         return config.method_config.placeholder_token
     return dataset_trigger
@@ -91,6 +94,11 @@ def risky_settings(config: RunConfig, image_count: int, dataset_trigger: str | N
         found.append(
             f"The trigger word '{trigger}' is a common word: the model already means something by it. "
             "Use a rare token such as 'sks' or 'zq'."
+        )
+    elif config.method == "dreambooth" and not trigger:
+        found.append(
+            "The dataset has no trigger word, and this preset takes DreamBooth's trigger from it: set one on the "
+            "dataset, or type the trigger and instance prompt."
         )
     elif config.method == "lora" and not trigger:
         found.append("The dataset has no trigger word: the LoRA changes everything it generates, not one concept.")

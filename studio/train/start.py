@@ -65,17 +65,30 @@ TRIGGER_PLACEHOLDER = "<trigger>"
 
 
 def fill_trigger(config: RunConfig, dataset: str | Path) -> None:
-    """Presets write sample prompts with `<trigger>`; the dataset's own trigger word goes there."""
+    """Presets write `<trigger>` where the dataset's own trigger word goes: in sample prompts, and in a method's
+    words (DreamBooth's trigger and instance prompt). The method's settings are validated again once filled."""
+    import dataclasses
+
     prompts = config.training.sample_prompts
-    if not any(TRIGGER_PLACEHOLDER in p for p in prompts):
+    method = config.method_config
+    words = {
+        f.name: getattr(method, f.name)
+        for f in dataclasses.fields(method)
+        if isinstance(getattr(method, f.name), str) and TRIGGER_PLACEHOLDER in getattr(method, f.name)
+    }
+    if not words and not any(TRIGGER_PLACEHOLDER in p for p in prompts):
         return
     trigger = dataset_trigger(dataset)
     if not trigger:
+        where = ", ".join(["sample_prompts"] * any(TRIGGER_PLACEHOLDER in p for p in prompts) + list(words))
         raise ValueError(
-            f"sample_prompts use {TRIGGER_PLACEHOLDER} but dataset {str(dataset)!r} has no trigger word; "
-            "set one on the dataset or --set sample_prompts='[\"a ...\"]'"
+            f"{where} use {TRIGGER_PLACEHOLDER} but dataset {str(dataset)!r} has no trigger word; "
+            f"set one on the dataset or --set {next(iter(words), 'sample_prompts')}=..."
         )
     config.training.sample_prompts = [p.replace(TRIGGER_PLACEHOLDER, trigger) for p in prompts]
+    if words:
+        filled = {name: text.replace(TRIGGER_PLACEHOLDER, trigger) for name, text in words.items()}
+        config.method_config = dataclasses.replace(method, **filled)
 
 
 def dataset_trigger(dataset: str | Path) -> str | None:

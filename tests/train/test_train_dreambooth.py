@@ -11,7 +11,7 @@ import torch
 from conftest import RESOLUTION, assert_same_weights, resumed_and_reference_weights
 
 from studio.train import runs
-from studio.train.config import RunConfig, config_from_dict, resolve_config
+from studio.train.config import RunConfig, config_from_dict, load_config_file, resolve_config
 from studio.train.export import export_trainer
 from studio.train.loop import prepare_trainer, run_training, train
 from studio.train.methods.dreambooth.config import DreamBoothConfig
@@ -175,6 +175,20 @@ def test_use_captions_trains_each_image_with_its_own_caption_and_needs_the_trigg
     (folder / "shape0.txt").write_text("a red circle", encoding="utf-8")  # no trigger
     with pytest.raises(ValueError, match="every caption must contain the trigger 'sks'.*shape0.png"):
         prepare_trainer(create_run(db_config(sd1_dir, **options), folder, root=tmp_path / "again"))
+
+
+def test_the_datasets_trigger_fills_the_dreambooth_words(tmp_path, sd1_dir, shapes_folder) -> None:
+    from studio.data.importer import ImportOptions, import_dataset
+    from studio.data.validate import ImageRules
+
+    words = {"trigger": "<trigger>", "instance_prompt": "a <trigger> shape", "use_captions": True}
+    options = ImportOptions(rules=ImageRules(resolution=RESOLUTION), trigger="zq")
+    dataset, _ = import_dataset("shapes", [shapes_folder], root=tmp_path / "datasets", options=options)
+    run_dir = create_run(db_config(sd1_dir, **words), dataset.root, root=tmp_path / "runs")
+    filled = load_config_file(run_dir / runs.CONFIG).method_config
+    assert (filled.trigger, filled.instance_prompt) == ("zq", "a zq shape")
+    with pytest.raises(ValueError, match="trigger, instance_prompt use <trigger> but dataset"):
+        create_run(db_config(sd1_dir, **words), shapes_folder, root=tmp_path / "plain")  # a folder names no trigger
 
 
 # ------------------------------------------------------------------ class images

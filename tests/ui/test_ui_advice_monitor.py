@@ -12,8 +12,9 @@ def _config(preset="lora-pocket", **overrides):
     return resolve_config(preset=preset, overrides={k: str(v) for k, v in overrides.items()})
 
 
-def test_the_pocket_preset_on_five_images_with_a_trigger_raises_no_warning():
+def test_the_pocket_presets_on_five_images_with_a_trigger_raise_no_warning():
     assert advice.risky_settings(_config(), 5, "zq") == []
+    assert advice.risky_settings(_config("dreambooth-lora-pocket"), 5, "zq") == []
 
 
 @pytest.mark.parametrize(
@@ -29,6 +30,8 @@ def test_the_pocket_preset_on_five_images_with_a_trigger_raises_no_warning():
         (_config(sample_every=0), 5, "zq", "No validation samples"),
         (_config("dreambooth-pocket", with_prior_preservation="false"), 5, None, "without prior preservation"),
         (_config("ti-object-pocket", placeholder_token="<dog>"), 5, None, "'<dog>' is a common word"),
+        (_config("dreambooth-lora-pocket"), 5, None, "takes DreamBooth's trigger from it"),
+        (_config("dreambooth-lora-pocket"), 5, "dog", "'dog' is a common word"),  # the dataset's word, filled in
     ],
 )
 def test_each_anti_pattern_is_named(config, images, trigger, expected):
