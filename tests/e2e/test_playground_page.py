@@ -3,6 +3,7 @@ to Compare and gets a grid."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -94,7 +95,15 @@ def test_two_stacked_loras_make_an_image_and_the_compare_grid_appears(page, stud
     page.locator("#pg-save-mix").click()
     page.locator("#pg-status").get_by_text("Saved the mix (bold 0.8, soft -0.5)").wait_for(timeout=60_000)
     page.locator("#pg-mix-file a[download='bold-and-soft.safetensors']").wait_for(timeout=10_000)
-    assert (studio_server["data_dir"] / "loras" / "bold-and-soft.safetensors").is_file()
+    from safetensors import safe_open
+
+    with safe_open(str(studio_server["data_dir"] / "loras" / "bold-and-soft.safetensors"), "pt") as mix:
+        sources = json.loads(mix.metadata()["studio_mix"])["loras"]
+        assert any(key.startswith("lora_unet_") for key in mix.keys())
+    assert [(Path(s["path"]).name, s["weight"], s["blocks"]) for s in sources] == [
+        ("bold.safetensors", 0.8, None),
+        ("soft.safetensors", -0.5, {"down": 0.0, "mid": 0.0, "up": 1.0}),
+    ]
     page.screenshot(path=str(tmp_path / "playground-mix.png"), full_page=True)
 
     page.locator("#pg-send").click()
