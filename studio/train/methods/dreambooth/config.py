@@ -17,7 +17,10 @@ def has_word(text: str, word: str) -> bool:
 class DreamBoothConfig:
     trigger: str = field(
         default="sks",
-        metadata={"help": "The rare word that will mean your subject (e.g. 'sks'); it must be in the instance prompt."},
+        metadata={
+            "help": "The rare word that will mean your subject (e.g. 'sks'); it must be in the instance prompt. "
+            "<trigger> (here and in the instance prompt) takes the dataset's trigger word at the start."
+        },
     )
     instance_prompt: str = field(
         default="a photo of sks dog",
