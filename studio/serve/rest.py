@@ -10,17 +10,20 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from starlette.routing import Mount
 
 from studio.generate.engine import GenerationEngine
 from studio.generate.png_metadata import png_bytes
 from studio.serve import service
 from studio.serve.admission import Admission, Busy
-from studio.serve.schemas import GenerateBody, TrainBody
+from studio.serve.schemas import GenerateAnswer, GenerateBody, TrainAnswer, TrainBody, error_responses
 from studio.train.jobs import JobBusy
 from studio.workspace import Workspaces
 
@@ -28,6 +31,7 @@ log = logging.getLogger("studio.serve")
 
 PREFIX = "/api/v1"
 DOCS_URL = f"{PREFIX}/docs"
+DOCS_STATIC_URL = f"{PREFIX}/docs-static"
 TRAINING_RETRY_SECONDS = 60  # a training run takes minutes; checking back every minute is plenty
 UNEXPECTED = "something went wrong on the server; the details are in its log"
 
@@ -87,7 +91,7 @@ def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Ad
             raise service.Forbidden(f"{what}: not offered over REST by a public studio; use the page or gradio_client")
         return workspaces.get()
 
-    @router.get("/health")
+    @router.get("/health", responses=error_responses())
     def health() -> dict:
         """Whether the server answers, its mode, and how busy generation and training are."""
         training = None if access.public else [s.run_id for s in workspaces.get().jobs.running()]
@@ -99,7 +103,10 @@ def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Ad
             "training": {"running": training},
         }
 
-    @router.post("/generate", responses={200: {"content": {"image/png": {}}}})
+    @router.post(
+        "/generate",
+        responses={200: {"model": GenerateAnswer, "content": {"image/png": {}}}} | error_responses(400, 403, 422, 503),
+    )
     def generate(body: GenerateBody):
         """Generate images. JSON out (each image base64 with its parameters), or one image/png with the parameters
         in the X-Generation-Parameters header. 503 "busy" when the server already has enough to do."""
@@ -121,30 +128,32 @@ def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Ad
             ]
         }
 
-    @router.get("/presets")
+    @router.get("/presets", responses=error_responses())
     def presets() -> dict:
         """Training presets by name."""
         from studio.train.config import list_presets
 
         return {"presets": list_presets()}
 
-    @router.get("/datasets")
+    @router.get("/datasets", responses=error_responses(403))
     def datasets() -> dict:
         """Datasets (and prepared copies) a run can train on, by the name `POST /train` takes."""
         return {"datasets": [choice for _, choice in private_workspace("datasets").training_sources()]}
 
-    @router.post("/train", status_code=202)
+    @router.post(
+        "/train", status_code=202, responses={202: {"model": TrainAnswer}} | error_responses(400, 403, 422, 503)
+    )
     def train(body: TrainBody) -> dict:
         """Start a training run (one at a time: 503 "busy" while one trains); poll GET /runs/{run_id}."""
         run_dir = service.start_from_preset(private_workspace("training"), body.preset, body.dataset, body.settings)
         return {"run_id": run_dir.name, "status_url": f"{PREFIX}/runs/{run_dir.name}"}
 
-    @router.get("/runs")
+    @router.get("/runs", responses=error_responses(403))
     def list_runs() -> dict:
         """Every run, newest first: status, last step, total steps, last loss."""
         return {"runs": service.list_runs(private_workspace("runs"))}
 
-    @router.get("/runs/{run_id}")
+    @router.get("/runs/{run_id}", responses=error_responses(403, 404))
     def run_status(run_id: str) -> dict:
         """One run: status (created, running, finished, failed, cancelled, interrupted), last step, loss."""
         ws = private_workspace("runs")
@@ -160,7 +169,8 @@ def app_kwargs(engine: GenerationEngine, workspaces: Workspaces, admission: Admi
     """Arguments for the FastAPI app Gradio builds (`Blocks.launch(app_kwargs=...)`): our routes come first in it.
 
     The app's own OpenAPI schema would list Gradio's hundred internal routes too, so it is off and ours describes
-    /api/v1 alone (Swagger UI at /api/v1/docs loads its script from a CDN; the JSON schema works offline)."""
+    /api/v1 alone. Its Swagger page takes its script and style from the fastapi-offline package, served here, so the
+    page works on a machine with no internet (FastAPI's default page loads them from a CDN)."""
     router = build_router(engine, workspaces, admission)
     api_routes = list(router.routes)
     schema: dict = {}
@@ -175,8 +185,22 @@ def app_kwargs(engine: GenerationEngine, workspaces: Workspaces, admission: Admi
     def docs():
         from fastapi.openapi.docs import get_swagger_ui_html
 
-        return get_swagger_ui_html(openapi_url=f"{PREFIX}/openapi.json", title="Diffusion Studio API")
+        return get_swagger_ui_html(
+            openapi_url=f"{PREFIX}/openapi.json",
+            title="Diffusion Studio API",
+            swagger_js_url=f"{DOCS_STATIC_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_STATIC_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_STATIC_URL}/favicon.png",
+        )
 
     router.add_api_route("/openapi.json", openapi, include_in_schema=False)
     router.add_api_route("/docs", docs, include_in_schema=False)
-    return {"routes": router.routes, "openapi_url": None, "docs_url": None, "redoc_url": None}
+    static = Mount(DOCS_STATIC_URL, StaticFiles(directory=_swagger_files()), name="api-docs-static")
+    return {"routes": [*router.routes, static], "openapi_url": None, "docs_url": None, "redoc_url": None}
+
+
+def _swagger_files() -> str:
+    """The folder of Swagger UI's script and style that the fastapi-offline package ships."""
+    import fastapi_offline
+
+    return str(Path(fastapi_offline.__file__).parent / "static")

@@ -15,7 +15,11 @@ def _help(name: str) -> str:
 
 
 class GenerateBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt key ("stpes") is an error, not a silent default
+    # a misspelt key ("stpes") is an error, not a silent default; the example is what "Try it out" sends
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"prompt": "a yellow triangle on a black background", "seed": 1, "count": 2}]},
+    )
 
     prompt: str = Field(description=_help("prompt"))
     negative_prompt: str = Field("", description=_help("negative_prompt"))
@@ -41,10 +45,53 @@ class GenerateBody(BaseModel):
 
 
 class TrainBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"preset": "lora-pocket", "dataset": "shapes", "settings": {"steps": 40}}]},
+    )
 
     preset: str = Field(description="A preset's name (GET /api/v1/presets lists them), never a file path.")
     dataset: str = Field(description="A dataset's name in the data folder, or '<name>/prepared/<variant>'.")
     settings: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description='Overrides on top of the preset, e.g. {"steps": 40, "lora.rank": 8}.'
     )
+
+
+class GeneratedImage(BaseModel):
+    png_base64: str = Field(description="The PNG, base64; its generation parameters are inside it too.")
+    parameters: dict = Field(description="What made it: prompt, seed, steps, sampler, size, model, loras ...")
+
+
+class GenerateAnswer(BaseModel):
+    """`POST /generate` with format json (documentation only: the route builds the dict itself)."""
+
+    images: list[GeneratedImage]
+
+
+class TrainAnswer(BaseModel):
+    run_id: str
+    status_url: str = Field(description="GET it for the run's status, last step and loss.")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer (see studio/serve/rest.py): what kind, one sentence, and the field when one is wrong."""
+
+    error: Literal["invalid", "forbidden", "not_found", "busy", "internal"]
+    message: str
+    field: str | None = None
+    retry_after: int | None = Field(None, description="Seconds to wait before asking again (busy only).")
+
+
+ERROR_MEANINGS = {
+    400: "A value the engine refuses (out of range, unknown name); the message says which and why.",
+    403: "Not offered in this mode (a public studio's REST API, a model outside the allowed list).",
+    404: "No such run.",
+    422: "Not the JSON this route takes: a wrong type or an unknown key, named in `field`.",
+    500: "Something unexpected; the details are in the server's log.",
+    503: "Busy: enough is running already; ask again after `retry_after` seconds (also the Retry-After header).",
+}
+
+
+def error_responses(*codes: int) -> dict:
+    """The OpenAPI `responses` for these error codes, all answered with an ErrorBody."""
+    return {code: {"model": ErrorBody, "description": ERROR_MEANINGS[code]} for code in (*codes, 500)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -16,6 +17,7 @@ from PIL import Image
 from studio_server import free_port, serve
 
 from studio.generate.png_metadata import read_params
+from studio.serve.schemas import ErrorBody
 
 PROMPT = "a red circle on a black background"
 
@@ -46,6 +48,23 @@ def test_health_and_an_openapi_schema_of_the_rest_api_alone(server) -> None:
     paths = json.loads(call(server, "/api/v1/openapi.json")[2])["paths"]
     assert {"/api/v1/generate", "/api/v1/train", "/api/v1/runs/{run_id}"} <= set(paths)
     assert all(path.startswith("/api/v1/") for path in paths)  # none of Gradio's internal routes
+    # every error a route can answer is documented, with the one error body all of them share
+    generate = paths["/api/v1/generate"]["post"]["responses"]
+    assert {"200", "400", "403", "422", "500", "503"} <= set(generate)
+    assert generate["503"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert "404" in paths["/api/v1/runs/{run_id}"]["get"]["responses"]
+
+
+def test_the_docs_page_takes_its_script_and_style_from_this_server(server) -> None:
+    status, _, body = call(server, "/api/v1/docs")
+    html = body.decode()
+    assert status == 200 and "cdn" not in html.lower()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert {"/api/v1/docs-static/swagger-ui-bundle.js", "/api/v1/docs-static/swagger-ui.css"} <= set(assets)
+    for asset in assets:
+        status, headers, content = call(server, asset)
+        assert status == 200 and len(content) > 1000, asset
+    assert call(server, "/api/v1/docs-static/../../app.py")[0] == 404  # the folder is all it serves
 
 
 def test_generate_returns_pngs_with_the_parameters_echoed(server) -> None:
@@ -85,6 +104,7 @@ def test_bad_input_gets_a_4xx_that_says_what_is_wrong(server, path, body, code, 
     answer = json.loads(raw)
     assert status == code, answer
     assert answer.get("field") == field and words in answer["message"]
+    assert ErrorBody.model_validate(answer).error in ("invalid", "not_found")  # the documented shape
 
 
 def test_not_json_is_a_422(server) -> None:
