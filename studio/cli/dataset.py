@@ -1,4 +1,5 @@
-"""`studio dataset list | import | check | caption | edit | prepare | train-captioner`: the dataset engine from a shell."""
+"""`studio dataset list | import | example | check | caption | edit | prepare | train-captioner`: the dataset engine
+from a shell."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def register(commands) -> None:
     _caption_length_options(imp)
     _common(imp)
     imp.set_defaults(handler=run_import)
+
+    from studio.data.examples import EXAMPLES
+
+    ex = sub.add_parser("example", help="Make an example dataset for the pocket model (drawn, nothing downloaded).")
+    ex.add_argument("example", choices=list(EXAMPLES), help="; ".join(f"{k}: {e.title}" for k, e in EXAMPLES.items()))
+    _common(ex)
+    ex.set_defaults(handler=run_example)
 
     chk = sub.add_parser("check", help="Check files, captions (both conventions), trigger and balance.")
     chk.add_argument("name")
@@ -190,6 +198,21 @@ def run_import(args: argparse.Namespace) -> int:
     if counter is None:
         lines.append("  (caption lengths not checked: no tokenizer)")
     _print(args, report.as_dict(), lines)
+    return 0
+
+
+def run_example(args: argparse.Namespace) -> int:
+    from studio.data.examples import EXAMPLES, create_example
+
+    dataset = create_example(args.example, _root(args))
+    about = EXAMPLES[args.example].about
+    data = {
+        "dataset": dataset.name,
+        "root": str(dataset.root),
+        "images": len(dataset.items),
+        "trigger": dataset.trigger,
+    }
+    _print(args, data, [f"dataset {dataset.name} ({dataset.root}): {len(dataset.items)} images", f"  {about}"])
     return 0
 
 

@@ -9,6 +9,7 @@ import gradio as gr
 from studio.data import captions
 from studio.data.captioners import load_captioner
 from studio.data.dataset import Dataset, list_datasets
+from studio.data.examples import EXAMPLES, create_example
 from studio.data.importer import ImportOptions, import_dataset
 from studio.data.prepare import MODES, PrepareSettings, prepare_dataset
 from studio.data.validate import ImageRules
@@ -51,6 +52,12 @@ def import_files(
     exists = (ws.dataset_path(name) / "manifest.json").is_file()
     dataset, report = import_dataset(name, files, root=ws.datasets_root, options=options, add=exists)
     return dataset, report.summary()
+
+
+def open_example(ws: Workspace, key: str) -> tuple[Dataset, str]:
+    """Make (or reopen) example dataset `key` in this workspace; returns it and what to do with it."""
+    dataset = create_example(key, ws.datasets_root, check_upload=ws.check_upload)
+    return dataset, f"**{dataset.name}**: {EXAMPLES[key].about}"
 
 
 def file_rows(dataset: Dataset) -> list[list[str]]:
@@ -133,6 +140,12 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
                     info="Training size in pixels (pocket: 64, SD 1.5: 512).",
                 )  # fmt: skip
             add = gr.Button("Add to dataset", variant="primary", elem_id="ds-import")
+            with gr.Row(equal_height=True):
+                gr.Markdown("No images to hand? Start from an example:", elem_id="ds-examples-label")
+                example_buttons = {
+                    key: gr.Button(example.title, size="sm", elem_id=f"ds-example-{key}")
+                    for key, example in EXAMPLES.items()
+                }
             with gr.Row():
                 captioner = gr.Dropdown(
                     ["pocket", "template", "blip", "florence2"], value="pocket", label="Captioner",
@@ -196,6 +209,14 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         dataset, summary = import_files(workspaces.get(), new_name or chosen, files or [], size, trigger_word)
         return [*view(dataset), f"**{dataset.name}**: {summary}.", None]
 
+    def on_example(key: str):
+        @friendly
+        def handler():
+            dataset, about = open_example(workspaces.get(), key)
+            return [*view(dataset), dataset.trigger or "", about]
+
+        return handler
+
     @friendly
     def on_caption(dataset: str, captioner: str = "pocket", overwrite: bool = False, progress=gr.Progress()) -> str:
         progress(0, desc="loading the captioner")
@@ -240,6 +261,8 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         on_import, [upload, name, picked, trigger, resolution], [*view_outputs, message, upload],
         api_visibility="private",
     )  # fmt: skip
+    for key, button in example_buttons.items():
+        button.click(on_example(key), None, [*view_outputs, trigger, message], api_visibility="private")
     caption.click(on_caption, [picked, captioner, overwrite], message, api_name="caption").then(
         on_open, picked, [*view_outputs, trigger], api_visibility="private"
     )

@@ -1,0 +1,84 @@
+"""Example datasets for the pocket model, one click away: a visitor with no images to hand (a demo Space, a first
+run) still gets a dataset the pocket model can really learn from, and trains it in a minute.
+
+Each example is drawn from the shapes world (so nothing is downloaded or shipped) and goes through the same import
+as an upload: validated, captioned, with its trigger set. Asking twice opens the one already made.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.data.dataset import Dataset
+from studio.data.importer import ImportOptions, import_dataset
+from studio.data.validate import ImageRules
+
+SIDE = 64  # the pocket model's resolution
+
+
+@dataclass(frozen=True)
+class Example:
+    title: str  # what the button says
+    about: str  # one sentence shown once it is made: what it teaches and how to train it
+    trigger: str
+    draw: Callable[[Path], object]  # writes the images and their .txt captions into a folder
+
+
+def _stars(folder: Path) -> None:
+    from studio.train.pocket_concept import write_concept_folder
+
+    write_concept_folder(folder, "star", "zq", count=5, side=SIDE)
+
+
+def _pink_style(folder: Path) -> None:
+    from studio.train.pocket_concept import write_style_folder
+
+    write_style_folder(folder, "zq", count=32, side=SIDE)
+
+
+EXAMPLES = {
+    "stars": Example(
+        "5 stars (a new shape)",
+        "5 images of a shape the pocket model never saw, a star, captioned 'a zq on a black background' (each its "
+        "own colour and background). "
+        "Train it with LoRA and the lora-pocket preset (about a minute on a CPU), then ask for "
+        "'a zq on a black background'.",
+        "zq",
+        _stars,
+    ),
+    "pink-style": Example(
+        "32 pink shapes (a new style)",
+        "32 images of the known shapes in a palette the pocket model never drew (pink on black), captioned "
+        "'a circle in zq style'. Train it with Full fine-tune and the finetune-style-pocket preset, then ask for "
+        "'a square in zq style'.",
+        "zq",
+        _pink_style,
+    ),
+}
+
+
+def example_dataset_name(key: str) -> str:
+    return f"example-{key}"
+
+
+def create_example(key: str, root: Path, check_upload: Callable[[str, list[Path]], None] | None = None) -> Dataset:
+    """The example dataset `key` under `root` (made on first use, opened after); `check_upload` may refuse it
+    the way it refuses an upload (a public workspace's caps)."""
+    if key not in EXAMPLES:
+        raise ValueError(f"no example dataset {key!r}; there are: {', '.join(EXAMPLES)}")
+    example, name = EXAMPLES[key], example_dataset_name(key)
+    if (root / name / "manifest.json").is_file():
+        return Dataset.load(root / name)
+    with tempfile.TemporaryDirectory(prefix="studio-example-") as scratch:
+        folder = Path(scratch) / name  # the folder name is what each image's source says
+        example.draw(folder)
+        if check_upload is not None:
+            check_upload(name, sorted(folder.iterdir()))
+        options = ImportOptions(rules=ImageRules(resolution=SIDE), trigger=example.trigger)
+        dataset, report = import_dataset(name, [folder], root=root, options=options)
+    if report.rejected:  # drawn by us: a refusal is a bug, not the user's problem to read about later
+        raise RuntimeError(f"example {key!r}: {report.rejected[0].source} was refused ({report.rejected[0].issue})")
+    return dataset
