@@ -116,8 +116,9 @@ def prepare(ws: Workspace, name: str, mode: str, resolution: int) -> str:
 # ------------------------------------------------------------------ layout and wiring
 
 
-def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> None:
-    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it."""
+def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> gr.Dropdown:
+    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it. Returns the picker
+    of the dataset open here, for the Train tab to offer the same one."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=380):
             with gr.Row():
@@ -272,3 +273,4 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
     prepare_button.click(on_prepare, [picked, crop, resolution], message, api_visibility="private")
     loaded.then(on_show, None, picked, api_visibility="private")
     tab.select(on_show, None, picked, api_visibility="private")
+    return picked

@@ -86,8 +86,9 @@ def live_summary(ws: Workspace) -> monitor.RunSummary | None:
 # ------------------------------------------------------------------ layout and wiring
 
 
-def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> None:
-    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it."""
+def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces, opened: gr.Dropdown | None = None) -> None:
+    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it. `opened`: the
+    Dataset tab's picker: the dataset someone just made or opened there is the one the Train tab offers."""
     defaults = resolve_config(preset=DEFAULT_PRESET)
     by_method = presets_by_method()
     form = ConfigForm()
@@ -148,10 +149,14 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         except ValueError as error:  # a half-typed value: say what is wrong, quietly
             return f"⚠ {error}"
 
-    def on_datasets(current: str | None = None):
+    def on_datasets(current: str | None = None, just_opened: str | None = None, offered: str | None = None):
+        """The datasets on disk; keeps the picked one unless the Dataset tab opened another since it was offered."""
         choices = workspaces.get().training_sources()
         values = [value for _, value in choices]
-        return gr.Dropdown(choices=choices, value=current if current in values else values[0] if values else None)
+        if just_opened and just_opened != offered and just_opened in values:
+            current = just_opened
+        value = current if current in values else values[0] if values else None
+        return gr.Dropdown(choices=choices, value=value), just_opened
 
     def on_followed(values: dict):
         """Fill the form with the followed run's own settings (a reload would otherwise show the preset's)."""
@@ -215,7 +220,10 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         on_change, form_inputs, advice_box, trigger_mode="always_last", show_progress="hidden",
         api_visibility="private",
     )  # fmt: skip
-    refresh.click(on_datasets, dataset, dataset, api_visibility="private")
+    # which Dataset-tab dataset was last offered here: picking another one here afterwards is not undone
+    offered = gr.State(None)
+    sources = [dataset, opened or gr.State(None), offered]
+    refresh.click(on_datasets, sources, [dataset, offered], api_visibility="private")
     start.click(on_start, form_inputs, message, api_visibility="private")
     cancel.click(on_cancel, None, message, api_visibility="private")
     resume.click(on_resume, None, message, api_visibility="private")
@@ -225,8 +233,8 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         on_change, form_inputs, advice_box, api_visibility="private"
     )
     # every page load starts from disk: the datasets there and the run that is (or was last) going
-    loaded.then(on_datasets, dataset, dataset, api_visibility="private")
-    tab.select(on_datasets, dataset, dataset, api_visibility="private")
+    loaded.then(on_datasets, sources, [dataset, offered], api_visibility="private")
+    tab.select(on_datasets, sources, [dataset, offered], api_visibility="private")
     loaded.then(on_tick, seen, live, api_visibility="private").then(
         lambda: gr.Timer(active=True), None, timer, api_visibility="private"
     )

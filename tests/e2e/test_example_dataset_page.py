@@ -21,3 +21,22 @@ def test_one_click_makes_an_example_dataset_ready_to_train(page):
     page.locator("#train-dataset input").click()
     expect(page.get_by_role("option", name="example-stars")).to_be_visible()
     page.keyboard.press("Escape")
+
+
+def test_the_train_tab_offers_the_dataset_just_made_and_keeps_a_pick_made_there(page):
+    """The Train tab offers the dataset just made or opened in the Dataset tab, not the one it showed before."""
+    dataset_field = page.locator("#train-dataset input")
+    for key in ("stars", "pink-style"):  # the second one made while the Train tab shows the first
+        page.get_by_role("tab", name="Dataset").click()
+        page.locator(f"#ds-example-{key}").click()
+        expect(page.locator("#ds-pick input")).to_have_value(f"example-{key}", timeout=30_000)
+        page.get_by_role("tab", name="Train").click()
+        expect(dataset_field).to_have_value(f"example-{key}", timeout=10_000)
+
+    # a different pick in the Train tab survives a look at the Dataset tab
+    dataset_field.click()
+    page.get_by_role("option", name="example-stars", exact=True).click()
+    page.get_by_role("tab", name="Dataset").click()
+    page.get_by_role("tab", name="Train").click()
+    page.wait_for_timeout(1500)  # the tab's refresh has answered
+    expect(dataset_field).to_have_value("example-stars")
