@@ -38,7 +38,11 @@ class DreamBoothConfig:
         metadata={"help": "Also train on class images so the class ('a dog') keeps its meaning (no language drift)."},
     )
     prior_loss_weight: float = field(
-        default=1.0, metadata={"help": "Weight of the class half's loss (1.0 is the paper's and diffusers' default)."}
+        default=1.0,
+        metadata={
+            "help": "Weight of the class half's loss (1.0 is the paper's and diffusers' default). Higher keeps the "
+            "rest of the model more as it was and learns the subject a little less well."
+        },
     )
     num_class_images: int = field(
         default=100,
