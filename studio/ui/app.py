@@ -50,9 +50,9 @@ def build_app(
         loaded = app.load(visitors.visit_handler(workspaces), visitor, visitor, api_visibility="private")
         with gr.Tabs():
             with gr.Tab("Dataset", id="dataset") as tab:
-                opened = dataset_tab.build(loaded, tab, workspaces)
+                opened, prepared = dataset_tab.build(loaded, tab, workspaces)
             with gr.Tab("Train", id="train") as tab:
-                train_tab.build(loaded, tab, workspaces, opened)
+                train_tab.build(loaded, tab, workspaces, opened, prepared)
             with gr.Tab("Runs", id="runs") as tab:
                 runs_tab.build(loaded, tab, workspaces)
             with gr.Tab("Generate", id="generate"):

@@ -106,19 +106,23 @@ def auto_caption(ws: Workspace, name: str, captioner: str, overwrite: bool, on_p
     return f"{report.summary()} with the {model.name} captioner."
 
 
-def prepare(ws: Workspace, name: str, mode: str, resolution: int) -> str:
+def prepare(ws: Workspace, name: str, mode: str, resolution: int) -> tuple[str, str]:
+    """Crop/resize a copy; returns the message and the copy's Train-tab choice."""
     prepared = prepare_dataset(
         Dataset.load(ws.dataset_path(name)), PrepareSettings(resolution=int(resolution), mode=mode)
     )
-    return f"Prepared {len(prepared.items)} images as **{name} (prepared {prepared.folder.name})**: pick it in the Train tab."
+    label = f"{name} (prepared {prepared.folder.name})"
+    return f"Prepared {len(prepared.items)} images as **{label}**: the Train tab offers it.", (
+        f"{name}/prepared/{prepared.folder.name}"
+    )
 
 
 # ------------------------------------------------------------------ layout and wiring
 
 
-def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> gr.Dropdown:
-    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it. Returns the picker
-    of the dataset open here, for the Train tab to offer the same one."""
+def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> tuple[gr.Dropdown, gr.State]:
+    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it. Returns, for the
+    Train tab to offer, the picker of the dataset open here and the Train-tab choice of the copy last prepared."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=380):
             with gr.Row():
@@ -257,6 +261,7 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
     def on_show():
         return gr.Dropdown(choices=list_datasets(workspaces.get().datasets_root))
 
+    prepared = gr.State(None)
     picked.change(on_open, picked, [*view_outputs, trigger], api_visibility="private")
     add.click(
         on_import, [upload, name, picked, trigger, resolution], [*view_outputs, message, upload],
@@ -270,7 +275,7 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
     replace_all.click(on_replace, [picked, table, find, replace], [*view_outputs, message], api_visibility="private")
     apply_trigger.click(on_trigger, [picked, table, trigger], [*view_outputs, message], api_visibility="private")
     save.click(on_save, [picked, table], [*view_outputs, message], api_visibility="private")
-    prepare_button.click(on_prepare, [picked, crop, resolution], message, api_visibility="private")
+    prepare_button.click(on_prepare, [picked, crop, resolution], [message, prepared], api_visibility="private")
     loaded.then(on_show, None, picked, api_visibility="private")
     tab.select(on_show, None, picked, api_visibility="private")
-    return picked
+    return picked, prepared

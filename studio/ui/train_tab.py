@@ -86,9 +86,16 @@ def live_summary(ws: Workspace) -> monitor.RunSummary | None:
 # ------------------------------------------------------------------ layout and wiring
 
 
-def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces, opened: gr.Dropdown | None = None) -> None:
+def build(
+    loaded: gr.events.Dependency,
+    tab: gr.Tab,
+    workspaces: Workspaces,
+    opened: gr.Dropdown | None = None,
+    prepared: gr.State | None = None,
+) -> None:
     """`loaded`: the page's load event that knows the visitor; the tab loads its data after it. `opened`: the
-    Dataset tab's picker: the dataset someone just made or opened there is the one the Train tab offers."""
+    Dataset tab's picker, `prepared`: the copy last prepared there: the Train tab offers the dataset just made or
+    opened in the Dataset tab, or its prepared copy."""
     defaults = resolve_config(preset=DEFAULT_PRESET)
     by_method = presets_by_method()
     form = ConfigForm()
@@ -149,14 +156,16 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces, ope
         except ValueError as error:  # a half-typed value: say what is wrong, quietly
             return f"⚠ {error}"
 
-    def on_datasets(current: str | None = None, just_opened: str | None = None, offered: str | None = None):
-        """The datasets on disk; keeps the picked one unless the Dataset tab opened another since it was offered."""
+    def on_datasets(current=None, just_opened: str | None = None, copy: str | None = None, offered=None):
+        """The datasets on disk; keeps the picked one unless the Dataset tab opened another (or prepared a copy of
+        the one open there) since it was last offered here."""
         choices = workspaces.get().training_sources()
         values = [value for _, value in choices]
-        if just_opened and just_opened != offered and just_opened in values:
-            current = just_opened
+        offer = copy if copy and just_opened and copy.startswith(f"{just_opened}/prepared/") else just_opened
+        if offer and offer != offered and offer in values:
+            current = offer
         value = current if current in values else values[0] if values else None
-        return gr.Dropdown(choices=choices, value=value), just_opened
+        return gr.Dropdown(choices=choices, value=value), offer
 
     def on_followed(values: dict):
         """Fill the form with the followed run's own settings (a reload would otherwise show the preset's)."""
@@ -222,7 +231,7 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces, ope
     )  # fmt: skip
     # which Dataset-tab dataset was last offered here: picking another one here afterwards is not undone
     offered = gr.State(None)
-    sources = [dataset, opened or gr.State(None), offered]
+    sources = [dataset, opened or gr.State(None), prepared or gr.State(None), offered]
     refresh.click(on_datasets, sources, [dataset, offered], api_visibility="private")
     start.click(on_start, form_inputs, message, api_visibility="private")
     cancel.click(on_cancel, None, message, api_visibility="private")

@@ -48,8 +48,9 @@ def test_pocket_captions_edits_and_trigger_are_saved(captioned):
     reopened = Dataset.load(path)
     assert reopened.captions()[rows[1][0]] == "zq, a blue box on a white background"
     assert (path / "images" / (rows[1][0].rsplit(".", 1)[0] + ".txt")).read_text().strip() == rows[1][1]
-    assert "prepared center-64" in dataset_tab.prepare(captioned, "shapes", "center", 64)
-    assert ("shapes (prepared center-64)", "shapes/prepared/center-64") in captioned.training_sources()
+    message, choice = dataset_tab.prepare(captioned, "shapes", "center", 64)
+    assert "prepared center-64" in message
+    assert ("shapes (prepared center-64)", choice) in captioned.training_sources()
 
 
 def test_training_sources_never_leave_the_workspace(captioned):
