@@ -38,7 +38,8 @@ def register(commands) -> None:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
-    from studio.pocket.pretrain_config import PretrainConfig, pretrain
+    from studio.pocket.pretrain import pretrain
+    from studio.pocket.pretrain_config import PretrainConfig
 
     cfg = PretrainConfig(**{f.name: getattr(args, f.name) for f in fields(PretrainConfig)})
     metrics = pretrain(cfg)

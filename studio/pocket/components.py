@@ -1,10 +1,13 @@
 """Configs of the pocket model's parts: real diffusers/transformers classes, tiny sizes.
 
 64x64 RGB images; a VAE that downsamples 4x to 16x16x4 latents; a UNet with
-cross-attention only at 8x8 and 4x4 (attention at 16x16 costs a third of a
-step and buys little here); a 3-layer CLIP text encoder. The noise schedule
-is Stable Diffusion 1.5's, so everything downstream treats the pocket model
-like SD 1.5.
+cross-attention at every level, the full 16x16 latent resolution included, as
+in SD 1.x (the first pocket model had none at 16x16: an outline could then
+only be taught through convolutions, which act whatever the prompt says, so
+taught concepts ignored the prompt's background and colour); a 4-layer CLIP
+text encoder, pretrained on captions varied the way people write
+(`phrasing.py`). The noise schedule is Stable Diffusion 1.5's, so everything
+downstream treats the pocket model like SD 1.5.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 IMAGE_SIZE = 64
 LATENT_SIZE = 16
 TEXT_WIDTH = 128
+TEXT_LAYERS = 4
 
 
 def make_vae():
@@ -37,8 +41,8 @@ def make_unet():
         sample_size=LATENT_SIZE,
         in_channels=4,
         out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        down_block_types=("CrossAttnDownBlock2D",) * 3,
+        up_block_types=("CrossAttnUpBlock2D",) * 3,
         block_out_channels=(48, 96, 128),
         layers_per_block=1,
         norm_num_groups=16,
@@ -54,7 +58,7 @@ def make_text_encoder(vocab_size: int, bos_token_id: int, eos_token_id: int, pad
         vocab_size=vocab_size,
         hidden_size=TEXT_WIDTH,
         intermediate_size=4 * TEXT_WIDTH,
-        num_hidden_layers=3,
+        num_hidden_layers=TEXT_LAYERS,
         num_attention_heads=4,
         max_position_embeddings=77,
         bos_token_id=bos_token_id,

@@ -109,6 +109,15 @@ def probe_vae(vae, n: int = 96, seed: int = 123) -> dict:
 
 
 def train_vae(cfg: PretrainConfig, work: Path, log) -> torch.nn.Module:
+    if cfg.vae_from:
+        # a codec already trained (the shipped one): a new UNet and text encoder can reuse it as they are
+        from diffusers import AutoencoderKL
+
+        log(f"vae: reusing {cfg.vae_from}")
+        vae = AutoencoderKL.from_pretrained(cfg.vae_from).eval()
+        if not (work / "vae.done.pt").exists():
+            _save_atomic({"model": vae.state_dict(), "probe": probe_vae(vae)}, work / "vae.done.pt")
+        return vae
     vae = components.make_vae()
     # Start with a near-deterministic posterior (log-variance ~ -10, std ~ 0.007).
     # From the default init the sampled latents carry noise of std ~1 and the
@@ -180,15 +189,13 @@ def encode_latents(cfg: PretrainConfig, vae, tokenizer, work: Path, log) -> dict
     latents = torch.cat(latents)
     # As in Stable Diffusion: scale latents to unit variance for the UNet.
     scaling_factor = float(1.0 / latents.std())
-    captions = [s.caption for s in scenes]
-    ids = tokenizer(
-        captions, padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt"
-    ).input_ids
-    empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
+    # what each image shows; its caption is written anew at every step (phrasing.py)
     cache = {
         "latents": latents,
-        "input_ids": ids,
-        "empty_ids": empty[0],
+        "shape": torch.tensor([world.ALL_SHAPES.index(s.shape) for s in scenes]),
+        "color": torch.tensor([list(world.PALETTE).index(s.color) for s in scenes]),
+        "background": torch.tensor([list(world.PALETTE).index(s.background) for s in scenes]),
+        "size": torch.tensor([s.size for s in scenes]),
         "scaling_factor": torch.tensor(scaling_factor),
     }
     _save_atomic(cache, path)
@@ -213,6 +220,29 @@ def assemble_pipeline(vae, text_encoder, tokenizer, unet, scaling_factor: float)
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+def _step_captions(cfg: PretrainConfig, tokenizer, cache: dict, index, dropped, step: int) -> torch.Tensor:
+    """Token ids of this step's captions: each image described anew, the way people write (seeded by the step)."""
+    from studio.pocket.phrasing import describe
+
+    rng = np.random.default_rng([cfg.seed, 2, step])
+    colours = list(world.PALETTE)
+    captions = [
+        ""
+        if drop
+        else describe(
+            world.ALL_SHAPES[int(cache["shape"][i])],
+            colours[int(cache["color"][i])],
+            colours[int(cache["background"][i])],
+            float(cache["size"][i]),
+            rng,
+        )
+        for i, drop in zip(index.tolist(), dropped.tolist())
+    ]
+    return tokenizer(
+        captions, padding="max_length", truncation=True, max_length=tokenizer.model_max_length, return_tensors="pt"
+    ).input_ids
 
 
 def train_unet(cfg: PretrainConfig, vae, tokenizer, cache: dict, work: Path, log):
@@ -241,7 +271,7 @@ def train_unet(cfg: PretrainConfig, vae, tokenizer, cache: dict, work: Path, log
         start = state["step"]
         log(f"unet: resuming at step {start}")
 
-    latents, input_ids, empty_ids = cache["latents"], cache["input_ids"], cache["empty_ids"]
+    latents = cache["latents"]
     unet.train()
     text_encoder.train()
     bar = tqdm(range(start, cfg.unet_steps), initial=start, total=cfg.unet_steps, desc="pocket unet")
@@ -251,11 +281,10 @@ def train_unet(cfg: PretrainConfig, vae, tokenizer, cache: dict, work: Path, log
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         index = torch.randint(0, len(latents), (cfg.unet_batch,), generator=gen)
         clean = latents[index] * scaling
-        ids = input_ids[index].clone()
         # Caption dropout: an empty prompt now and then teaches the
         # unconditional prediction that classifier-free guidance needs.
         dropped = torch.rand(cfg.unet_batch, generator=gen) < cfg.caption_dropout
-        ids[dropped] = empty_ids
+        ids = _step_captions(cfg, tokenizer, cache, index, dropped, step)
 
         noise = torch.randn(clean.shape, generator=gen)
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (cfg.unet_batch,), generator=gen)
@@ -292,8 +321,11 @@ def train_unet(cfg: PretrainConfig, vae, tokenizer, cache: dict, work: Path, log
                 state_path,
             )
         if (step + 1) % cfg.probe_every == 0 and step + 1 < cfg.unet_steps:
-            report = _probe_with_ema(cfg, vae, tokenizer, unet, text_encoder, ema_unet, ema_text, scaling)
-            log(f"unet step {step + 1}: loss {loss.item():.4f}, EMA probe {report.as_dict()}")
+            canonical, phrased = _probe_with_ema(cfg, vae, tokenizer, unet, text_encoder, ema_unet, ema_text, scaling)
+            log(
+                f"unet step {step + 1}: loss {loss.item():.4f}, EMA probe {canonical.as_dict()}, "
+                f"paraphrased {phrased.as_dict()}"
+            )
 
     # The EMA weights are what we ship: smoother, and markedly better here.
     ema_unet.copy_to(unet.parameters())
@@ -313,8 +345,21 @@ def _probe_with_ema(cfg, vae, tokenizer, unet, text_encoder, ema_unet, ema_text,
     try:
         pipe = assemble_pipeline(vae, text_encoder, tokenizer, unet, scaling)
         pipe.set_progress_bar_config(disable=True)
+        from studio.pocket.phrasing import PARAPHRASES
+
         combos = world.base_combinations()[::2]  # half the combinations: a quick look
-        return measure(pipe, combos, seeds=(0,), steps=20, guidance=cfg.guidance)
+        canonical = measure(pipe, combos, seeds=(0,), steps=20, guidance=cfg.guidance)
+        # the other half, each in one of the judged paraphrases (made-up words included), in turn
+        styles = list(PARAPHRASES.values())
+        phrased = measure(
+            pipe,
+            world.base_combinations()[1::2],
+            seeds=(0,),
+            steps=20,
+            guidance=cfg.guidance,
+            phrase=lambda i, combo: styles[i % len(styles)](*combo),
+        )
+        return canonical, phrased
     finally:
         ema_unet.restore(unet.parameters())
         ema_text.restore(text_encoder.parameters())

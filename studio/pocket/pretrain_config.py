@@ -12,13 +12,15 @@ class PretrainConfig:
     seed: int = 0
     threads: int = 2
     vocab_size: int = 8192
+    # a trained VAE (diffusers folder) to reuse instead of training one; empty: train it
+    vae_from: str = ""
     vae_steps: int = 1400
     vae_batch: int = 16
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-6
     vae_clutter_share: float = 0.2
     latent_images: int = 30_000
-    unet_steps: int = 3000
+    unet_steps: int = 4000
     unet_batch: int = 32
     unet_lr: float = 6e-4
     caption_dropout: float = 0.1

@@ -37,8 +37,12 @@ def measure(
     steps: int = 25,
     guidance: float = 6.0,
     batch: int = 48,
+    phrase=None,
 ) -> QualityReport:
-    """Render every (shape, colour, background) at each seed and judge the images."""
+    """Render every (shape, colour, background) at each seed and judge the images.
+
+    `phrase(i, combo)` words the i-th prompt (default: the canonical caption); the judgement is the same.
+    """
     import torch
 
     combos = combos if combos is not None else base_combinations()
@@ -46,11 +50,13 @@ def measure(
     report = QualityReport()
     for start in range(0, len(jobs), batch):
         chunk = jobs[start : start + batch]
-        prompts = [caption_for(*combo) for combo, _ in chunk]
+        prompts = [
+            phrase(i, combo) if phrase else caption_for(*combo) for i, (combo, _) in enumerate(chunk, start)
+        ]
         # one generator per image, seeded by its place in the job list: results do not depend on batch size
         generators = [torch.Generator().manual_seed(seed * 100_003 + i) for i, (_, seed) in enumerate(chunk, start)]
         images = pipe(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators).images
-        for (combo, seed), image in zip(chunk, images):
+        for (combo, seed), prompt, image in zip(chunk, prompts, images):
             verdict = judge(image)
             shape, color, background = combo
             report.images += 1
@@ -62,7 +68,7 @@ def measure(
             else:
                 report.misses.append(
                     {
-                        "prompt": caption_for(*combo),
+                        "prompt": prompt,
                         "seed": seed,
                         "judged": caption_for(verdict.shape, verdict.color, verdict.background),
                     }

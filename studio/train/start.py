@@ -85,9 +85,21 @@ def fill_trigger(config: RunConfig, dataset: str | Path) -> None:
             f"{where} use {TRIGGER_PLACEHOLDER} but dataset {str(dataset)!r} has no trigger word; "
             f"set one on the dataset or --set {next(iter(words), 'sample_prompts')}=..."
         )
-    config.training.sample_prompts = [p.replace(TRIGGER_PLACEHOLDER, trigger) for p in prompts]
-    if words:
-        filled = {name: text.replace(TRIGGER_PLACEHOLDER, trigger) for name, text in words.items()}
+    put_trigger(config, trigger)
+
+
+def put_trigger(config: RunConfig, trigger: str) -> None:
+    """Write `trigger` wherever the config says <trigger> (sample prompts and the method's words)."""
+    import dataclasses
+
+    method = config.method_config
+    config.training.sample_prompts = [p.replace(TRIGGER_PLACEHOLDER, trigger) for p in config.training.sample_prompts]
+    filled = {
+        f.name: getattr(method, f.name).replace(TRIGGER_PLACEHOLDER, trigger)
+        for f in dataclasses.fields(method)
+        if isinstance(getattr(method, f.name), str) and TRIGGER_PLACEHOLDER in getattr(method, f.name)
+    }
+    if filled:
         config.method_config = dataclasses.replace(method, **filled)
 
 
