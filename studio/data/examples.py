@@ -28,9 +28,9 @@ class Example:
 
 
 def _stars(folder: Path) -> None:
-    from studio.train.pocket_concept import write_concept_folder
+    from studio.pocket.concept import Concept, write_concept_images
 
-    write_concept_folder(folder, "star", "zq", count=5, side=SIDE)
+    write_concept_images(folder, Concept(), side=SIDE)
 
 
 def _pink_style(folder: Path) -> None:
@@ -41,11 +41,11 @@ def _pink_style(folder: Path) -> None:
 
 EXAMPLES = {
     "stars": Example(
-        "5 stars (a new shape)",
-        "5 images of a shape the pocket model never saw, a star, captioned 'a zq on a black background' (each its "
-        "own colour and background). "
-        "Train it with LoRA and the lora-pocket preset (about a minute on a CPU), then ask for "
-        "'a zq on a black background'.",
+        "6 purple stars (a new shape)",
+        "6 images of a shape the pocket model never saw, a purple star on black, white and gray, captioned "
+        "'a purple zq on a black background'. Train it with LoRA and the lora-pocket preset (about a minute on a "
+        "CPU), then put it where it never was: 'a purple zq on a brown background', 'an orange zq on a white "
+        "background'.",
         "zq",
         _stars,
     ),

@@ -1,9 +1,10 @@
 """Exact scores on the pocket model: the shapes-world evaluator says what each sample shows.
 
 - subject fidelity: subject prompts whose samples show what every training image shows (its shape, and its
-  colour or background when those never vary);
-- prompt fidelity: context prompts whose samples show the colour and background the prompt asks for, and how
-  often the subject's shape survives there;
+  colour or background when those never vary) and the colour and background the prompt names;
+- prompt fidelity: context prompts whose samples show the subject's shape in the colour and background the prompt
+  asks for (the whole prompt: judging the shape alone read 95 % on samples all on the wrong background), and how
+  often the subject's shape survives there at all;
 - prior preservation: prompts without the trigger whose samples the evaluator judges the same as the base
   model's at the same seed, and how often they still match their own prompt.
 """
@@ -50,10 +51,12 @@ def pocket_scores(
     subject_hits, shape_held, context_held, agree, prompt_hits = [], [], [], [], []
     for prompt, got, before in zip(prompts, seen, base):
         if prompt.group == "subject":
-            subject_hits.append(all(got[k] == v for k, v in subject.items()))
+            # the subject as trained, and whatever colour and background its prompt names
+            subject_hits.append(all(got[k] == v for k, v in {**subject, **prompt.expect}.items()))
         elif prompt.group == "context":
-            context_held.append(all(got[k] == v for k, v in prompt.expect.items()))
+            # right only when the whole prompt holds: the subject's shape in the colour and background asked for
             shape_held.append(got["shape"] == subject.get("shape"))
+            context_held.append(shape_held[-1] and all(got[k] == v for k, v in prompt.expect.items()))
         else:
             agree.append(got == before)
             if len(prompt.expect) == len(ATTRIBUTES):

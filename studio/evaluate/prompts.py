@@ -57,7 +57,7 @@ def pocket_prompt_set(subject: Subject, trained: list[dict], seeds: int = 2) -> 
     """`trained`: what the evaluator sees in each training image (shape, color, background)."""
     from studio.pocket.world import BASE_BACKGROUNDS, BASE_COLORS, BASE_SHAPES, caption_for
 
-    subject_prompts = [(p, {}) for p in subject.trained_prompts]
+    subject_prompts = [(p, named_attributes(p)) for p in subject.trained_prompts]
     seen = {(t["color"], t["background"]) for t in trained}
     # new colour x background pairs, spread over both lists and never one a training image shows
     pairs = [(c, b) for i, c in enumerate(BASE_COLORS) for b in BASE_BACKGROUNDS[i % 2 :: 2]]
@@ -79,6 +79,24 @@ def pocket_prompt_set(subject: Subject, trained: list[dict], seeds: int = 2) -> 
             + _seeded("prior", prior, seeds, subject)
         )
     )
+
+
+def named_attributes(prompt: str) -> dict[str, str]:
+    """The colour and background a shapes-world prompt asks for ("a purple zq on a black background" -> purple,
+    black), so a sample of it counts only when it shows them too."""
+    import re
+
+    from studio.pocket.world import BASE_BACKGROUNDS, PALETTE
+
+    named = {}
+    background = re.search(r"\bon an? (\w+) background", prompt.lower())
+    if background and background.group(1) in BASE_BACKGROUNDS:
+        named["background"] = background.group(1)
+    head = prompt.lower()[: background.start()] if background else prompt.lower()
+    colours = [w for w in re.findall(r"\w+", head) if w in PALETTE]
+    if len(colours) == 1:
+        named["color"] = colours[0]
+    return named
 
 
 def real_prompt_set(subject: Subject, seeds: int = 2) -> PromptSet:

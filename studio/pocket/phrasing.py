@@ -60,7 +60,7 @@ P_FILLER_WORD = 0.15  # a common English word somewhere
 P_SIZE_WORD = 0.25  # "big" / "small", only when true of the image
 P_NEUTRAL_ADJECTIVE = 0.1
 P_PREFIX, P_SUFFIX = 0.12, 0.12
-P_CANONICAL = 0.3
+P_CANONICAL = 0.4
 P_NO_COLOUR, P_NO_BACKGROUND = 0.04, 0.04
 P_UPPER, P_CAPITALISED = 0.05, 0.1
 

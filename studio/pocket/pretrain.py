@@ -390,6 +390,10 @@ def pretrain(cfg: PretrainConfig, log=print) -> dict:
     pipe.set_progress_bar_config(disable=True)
     report = measure(pipe, seeds=tuple(range(cfg.eval_seeds)), steps=cfg.eval_steps, guidance=cfg.guidance)
     log(f"final quality: {report.as_dict()}")
+    from studio.pocket.concept import judge_probes, phrasing_probes, pipeline_drawer
+
+    phrasing = judge_probes(pipeline_drawer(pipe, steps=cfg.eval_steps, guidance=cfg.guidance), phrasing_probes())
+    log(f"phrasing: {phrasing.as_dict()}")
 
     out = Path(cfg.out_dir)
     pipe.save_pretrained(out, safe_serialization=True)
@@ -404,6 +408,7 @@ def pretrain(cfg: PretrainConfig, log=print) -> dict:
         "steps": cfg.eval_steps,
         "guidance": cfg.guidance,
         "vae_reconstruction": vae_probe,
+        "phrasing": phrasing.as_dict(),
         "last_invocation_minutes": round((time.time() - started) / 60, 1),
         "misses": report.misses[:20],
     }

@@ -20,7 +20,7 @@ class PretrainConfig:
     vae_kl_weight: float = 1e-6
     vae_clutter_share: float = 0.2
     latent_images: int = 30_000
-    unet_steps: int = 4000
+    unet_steps: int = 3200
     unet_batch: int = 32
     unet_lr: float = 6e-4
     caption_dropout: float = 0.1

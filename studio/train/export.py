@@ -124,7 +124,8 @@ def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
     files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
     prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
     if not trainer.training.sample_prompts and hasattr(trainer.method, "training_caption"):
-        prompt = trainer.method.training_caption(trainer.training.seed, 0, 0)  # one that uses what was learnt
+        # one that uses what was learnt
+        prompt = trainer.method.training_caption(trainer.training.seed, 0, 0, trainer.items[0].caption)
     with inference_weights(trainer):
         reference = render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
     for file in files:

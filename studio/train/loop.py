@@ -314,10 +314,10 @@ def micro_batch_loss(trainer: Trainer, position: int) -> torch.Tensor:
     # caption dropout: some samples see an empty prompt, so the model keeps its unconditional branch for CFG
     drop = torch.rand(len(batch), generator=generator) < training.caption_dropout
     captions = ["" if dropped else item.caption for item, dropped in zip(batch, drop.tolist())]
-    if hasattr(trainer.method, "training_caption"):  # Textual Inversion's templates replace the captions
+    if hasattr(trainer.method, "training_caption"):  # Textual Inversion words the captions itself
         captions = [
-            "" if dropped else trainer.method.training_caption(training.seed, position, i)
-            for i, dropped in enumerate(drop.tolist())
+            "" if dropped else trainer.method.training_caption(training.seed, position, i, item.caption)
+            for i, (item, dropped) in enumerate(zip(batch, drop.tolist()))
         ]
     condition = text_embeddings(pipe, captions, trainer.text_caches, trainer.method.trains_text_encoder, device)
 

@@ -121,17 +121,24 @@ def write_color_folder(folder: Path, color: str, trigger: str, count: int = 8, s
     return folder
 
 
-def train_concept(preset: str, root: Path, shape: str = "star", trigger: str = "zq", overrides: dict | None = None):
-    """Train a pocket preset on `write_concept_folder(shape, trigger)` (folder and run under `root`) in this process;
-    returns the trainer, switched to inference mode. Samples are off: a plain folder has no trigger to fill in."""
+def train_concept(preset: str, root: Path, concept=None, overrides: dict | None = None):
+    """Train a pocket preset on the issue-17 concept (`studio.pocket.concept.Concept`: six purple stars on three
+    backgrounds, captioned "a purple zq on a <background> background"; folder and run under `root`) in this process;
+    returns the trainer, switched to inference mode, and the concept. Samples are off."""
+    from studio.pocket.concept import Concept, write_concept_images
     from studio.train.config import resolve_config
     from studio.train.loop import prepare_trainer, set_train_mode, train
-    from studio.train.start import create_run
+    from studio.train.start import create_run, put_trigger
 
-    settings = {"sample_every": "0", "sample_prompts": f"[a {trigger} on a black background]", **(overrides or {})}
-    config = resolve_config(preset, overrides=settings)
-    folder = write_concept_folder(root / "concept", shape, trigger, side=config.training.resolution)
+    config = resolve_config(preset, overrides={"sample_every": "0", **(overrides or {})})
+    concept = concept or Concept()
+    if config.method == "textual_inversion":  # its captions are templates around the placeholder
+        from dataclasses import replace
+
+        concept = replace(concept, trigger=config.method_config.placeholder_token)
+    put_trigger(config, concept.trigger)
+    folder = write_concept_images(root / "concept", concept, side=config.training.resolution)
     trainer = prepare_trainer(create_run(config, folder, root=root / "runs"))
     train(trainer)
     set_train_mode(trainer, False)
-    return trainer
+    return trainer, concept

@@ -18,7 +18,7 @@ from studio.workspace import PublicLimits, Workspace
 
 @pytest.mark.parametrize(
     ("key", "count", "shapes", "caption_words"),
-    [("stars", 5, {"star"}, ("zq", "background")), ("pink-style", 32, {"circle", "square", "triangle"}, ("zq style",))],
+    [("stars", 6, {"star"}, ("purple zq", "background")), ("pink-style", 32, {"circle", "square", "triangle"}, ("zq style",))],
 )
 def test_each_example_is_a_captioned_dataset_of_what_it_says(tmp_path, key, count, shapes, caption_words) -> None:
     dataset = create_example(key, tmp_path)
@@ -42,7 +42,7 @@ def test_asking_again_opens_the_dataset_with_its_edits_instead_of_drawing_it_aga
     dataset.items[0].caption = "a zq, edited"
     dataset.save()
     again = create_example("stars", tmp_path)
-    assert len(again.items) == 5 and again.items[0].caption == "a zq, edited"
+    assert len(again.items) == 6 and again.items[0].caption == "a zq, edited"
     with pytest.raises(ValueError, match="no example dataset 'moons'; there are: stars, pink-style"):
         create_example("moons", tmp_path)
 
@@ -50,7 +50,7 @@ def test_asking_again_opens_the_dataset_with_its_edits_instead_of_drawing_it_aga
 def test_the_dataset_tab_opens_an_example_within_a_public_workspaces_caps(tmp_path) -> None:
     public = Workspace(tmp_path / "visitor", limits=PublicLimits(max_images=6))
     dataset, about = dataset_tab.open_example(public, "stars")
-    assert len(dataset.items) == 5 and "lora-pocket" in about
+    assert len(dataset.items) == 6 and "lora-pocket" in about
     assert ("example-stars", "example-stars") in public.training_sources()  # the Train tab offers it
     assert public.training_source("example-stars") == dataset.root
     with pytest.raises(ValueError, match="at most 6 images"):
@@ -61,6 +61,6 @@ def test_the_dataset_tab_opens_an_example_within_a_public_workspaces_caps(tmp_pa
 def test_the_cli_makes_an_example(tmp_path, capsys) -> None:
     assert main(["dataset", "example", "stars", "--root", str(tmp_path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report == {"dataset": "example-stars", "root": str(tmp_path / "example-stars"), "images": 5, "trigger": "zq"}
-    assert len(Dataset.load(tmp_path / "example-stars").items) == 5
+    assert report == {"dataset": "example-stars", "root": str(tmp_path / "example-stars"), "images": 6, "trigger": "zq"}
+    assert len(Dataset.load(tmp_path / "example-stars").items) == 6
     assert set(EXAMPLES) == {"stars", "pink-style"}

@@ -66,3 +66,14 @@ def test_the_readme_prompt(pipe):
     ).images
     assert images[0].size == (64, 64)
     assert sum(judge(im).matches("triangle", "yellow", "black") for im in images) >= 3
+
+
+def test_prompts_written_another_way_or_with_a_made_up_word_draw_what_they_ask_for(pipe, card):
+    """Issue 17: a trigger word (any word outside a template) must not throw off the words after it. Four base
+    prompts per phrasing, judged on shape, colour and background."""
+    from studio.pocket.concept import judge_probes, phrasing_probes, pipeline_drawer
+
+    figures = judge_probes(pipeline_drawer(pipe, steps=card["steps"]), phrasing_probes(per_style=4, seed=11))
+    rates = {name: figures.rate(name) for name in figures.totals}
+    assert sum(rates.values()) / len(rates) >= 0.8, figures.as_dict()
+    assert min(rates.values()) >= 0.5, figures.as_dict()

@@ -1,10 +1,19 @@
-"""The pocket LoRA preset teaches a new shape (needs the built pocket model; skipped without it)."""
+"""The pocket presets teach a new concept that obeys the prompt (needs the built pocket model; skipped without it).
+
+Every sample is judged on the whole prompt (shape, colour and background), with the protocol of
+`studio.pocket.concept`: six purple stars on black, white and gray, captioned "a purple zq on a <background>
+background". Floors are generous (bench/lora_pocket.py prints the measured figures, BENCHMARKS.md records them).
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from studio.paths import POCKET_MODEL_DIR
+
+needs_pocket = pytest.mark.skipif(
+    not (POCKET_MODEL_DIR / "model_index.json").is_file(), reason="the pocket model is not built yet"
+)
 
 
 def test_concept_folder_renders_the_shape_with_trigger_captions(tmp_path) -> None:
@@ -20,16 +29,26 @@ def test_concept_folder_renders_the_shape_with_trigger_captions(tmp_path) -> Non
     assert all(p.with_suffix(".txt").read_text().startswith("a zq on a ") for p in images)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not (POCKET_MODEL_DIR / "model_index.json").is_file(), reason="the pocket model is not built yet")
-def test_lora_pocket_preset_teaches_a_star(tmp_path) -> None:
-    """Five star images, the preset as shipped; "a zq on a <background> background" must draw stars. Gray is
-    left out: the pocket model smears colour on gray after a LoRA (issue 4 note); bench/lora_pocket.py reports it."""
-    from studio.train.pocket_concept import shape_rate, train_concept
+def concept_figures(trainer, concept, names: tuple[str, ...], seeds: int = 8):
+    from studio.pocket.concept import concept_probes, judge_probes, pipeline_drawer
 
-    trainer = train_concept("lora-pocket", tmp_path)
-    rates = {
-        background: shape_rate(trainer.pipe, f"a zq on a {background} background", "star", range(8), 64)
-        for background in ("black", "white")
-    }
-    assert min(rates.values()) >= 0.75, f"too few stars: {rates}"
+    probes = [p for p in concept_probes(concept) if p.name in names]
+    return judge_probes(pipeline_drawer(trainer.pipe), probes, seeds=seeds)
+
+
+@pytest.mark.slow
+@needs_pocket
+def test_lora_pocket_preset_teaches_a_concept_that_obeys_the_prompt(tmp_path) -> None:
+    """The shape under its trigger, on a training background and on the background it never saw, and a base
+    prompt without the trigger left as it was."""
+    from studio.train.pocket_concept import train_concept
+
+    trainer, concept = train_concept("lora-pocket", tmp_path)
+    names = ("as trained", "new background", "drift: red circle")
+    figures = concept_figures(trainer, concept, names)
+    floors = LORA_FLOORS
+    assert all(figures.hits[name] >= floors[name] for name in names), figures.as_dict()
+
+
+# out of 8; measured (BENCHMARKS.md, issue 17): see bench/lora_pocket.py
+LORA_FLOORS = {"as trained": 5, "new background": 4, "drift: red circle": 6}

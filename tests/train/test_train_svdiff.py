@@ -247,17 +247,16 @@ def test_cli_svdiff_flag_takes_a_path_and_a_scale() -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not (POCKET_MODEL_DIR / "model_index.json").is_file(), reason="the pocket model is not built yet")
 def test_svdiff_pocket_preset_teaches_a_star(tmp_path) -> None:
-    """Five star images, the preset as shipped: "a zq on a <background> background" must draw stars at a stated
-    rate over 8 seeds on black and white."""
-    from studio.train.pocket_concept import shape_rate, train_concept
+    """The issue-17 concept (six purple stars on three backgrounds), the preset as shipped: "a purple zq on a black
+    background" must draw purple stars on black, judged on the whole prompt over 8 seeds."""
+    from studio.pocket.concept import concept_probes, judge_probes, pipeline_drawer
+    from studio.train.pocket_concept import train_concept
 
-    trainer = train_concept("svdiff-pocket", tmp_path)
-    rates = {
-        background: shape_rate(trainer.pipe, f"a zq on a {background} background", "star", range(8), 64)
-        for background in ("black", "white")
-    }
+    trainer, concept = train_concept("svdiff-pocket", tmp_path)
+    probes = [p for p in concept_probes(concept) if p.name == "as trained"]
+    figures = judge_probes(pipeline_drawer(trainer.pipe), probes, seeds=8)
     # the base model never draws a star for "zq"; SVDiff's few shifts teach it on some seeds (far less than LoRA)
-    assert sum(rates.values()) / len(rates) >= STAR_RATE, f"too few stars: {rates}"
+    assert figures.rate("as trained") >= STAR_RATE, figures.as_dict()
 
 
 STAR_RATE = 0.3  # mean over black and white; measured 0.44 (1 of 8 and 6 of 8), BENCHMARKS.md

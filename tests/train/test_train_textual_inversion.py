@@ -157,6 +157,19 @@ def test_style_uses_the_style_templates() -> None:
     assert method.training_caption(0, 5, 1) == method.training_caption(0, 5, 1)  # resume sees the same prompt
 
 
+def test_caption_mode_puts_the_new_word_where_each_caption_has_its_trigger() -> None:
+    method = TextualInversionMethod(
+        TextualInversionConfig(placeholder_token="<s>", num_vectors=2, learnable_property="caption", trigger="zq")
+    )
+    caption = "a purple zq on a black background"
+    assert method.training_caption(0, 0, 0, caption) == "a purple <s> <s>_1 on a black background"
+    # whole words only, any case; a caption without the trigger still teaches the word
+    assert method.training_caption(0, 0, 0, "ZQ, zqx on brown") == "<s> <s>_1, zqx on brown"
+    assert method.training_caption(0, 0, 0, "a star on brown") == "<s> <s>_1, a star on brown"
+    with pytest.raises(ValueError, match="needs the captions' trigger word"):
+        TextualInversionConfig(learnable_property="caption")
+
+
 def test_both_exports_reload_and_reproduce_the_trained_output(trained, sd1_dir) -> None:
     from safetensors.torch import load_file
 

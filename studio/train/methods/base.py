@@ -87,7 +87,7 @@ def load_parameters(params: dict[str, torch.nn.Parameter], state: dict[str, torc
 
 
 # Optional hooks the loop calls when a method has them (Textual Inversion does):
-#   training_caption(seed, position, index) -> str   the prompt for a sample, replacing the dataset caption
+#   training_caption(seed, position, index, caption) -> str   the prompt for a sample, from its dataset caption
 #   after_optimizer_step(pipe) -> None                 runs right after each optimizer step
 #   load_export(pipe, file) -> None                    loads an exported file into a fresh pipeline to verify it
 #   inference_weights(pipe) -> context manager         the weights samples and exports use (full fine-tune: EMA)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from studio.train.config import choice
 
-LEARNABLE_PROPERTIES = ("object", "style")
+LEARNABLE_PROPERTIES = ("object", "style", "caption")
 MAX_VECTORS = 16
 
 
@@ -26,7 +26,18 @@ class TextualInversionConfig:
     )
     learnable_property: str = field(
         default="object",
-        metadata={"help": "object ('a photo of a {}') or style ('a painting in the style of {}') prompt templates."},
+        metadata={
+            "help": "object ('a photo of a {}') or style ('a painting in the style of {}') prompt templates, or "
+            "caption: each image's own caption with its trigger word replaced by the new word, so the words that "
+            "describe the rest of the image (its background, its colour) keep that part out of the embedding"
+        },
+    )
+    trigger: str = field(
+        default="",
+        metadata={
+            "help": "With learnable_property caption: the word in the captions that stands for the concept "
+            "(presets write <trigger>, the dataset's trigger word, filled in at the start)."
+        },
     )
     export_a1111: bool = field(
         default=True, metadata={"help": "Also export an AUTOMATIC1111 / ComfyUI embedding (emb_params)."}
@@ -44,5 +55,7 @@ class TextualInversionConfig:
                 raise ValueError(f"{name} must be one word without spaces, got {value!r}")
         if any(c in self.placeholder_token for c in '/\\:*?"|'):
             raise ValueError(f"placeholder_token must not contain path characters, got {self.placeholder_token!r}")
+        if self.learnable_property == "caption" and not self.trigger.strip():
+            raise ValueError("learnable_property caption needs the captions' trigger word in 'trigger'")
         if self.placeholder_token == self.initializer_token:
             raise ValueError("placeholder_token must differ from initializer_token")

@@ -10,6 +10,7 @@ Training captions come from the "object" or "style" templates, with the placehol
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -122,9 +123,15 @@ class TextualInversionMethod:
         """The placeholder written as all its vectors ('<tok> <tok>_1 ...'), as diffusers' loader does."""
         return text.replace(self.config.placeholder_token, " ".join(placeholder_tokens(self.config)))
 
-    def training_caption(self, seed: int, position: int, index: int) -> str:
-        """A template prompt for one sample: a pure function of (seed, position, index), so resume repeats it."""
-        templates = TEMPLATES[self.config.learnable_property]
+    def training_caption(self, seed: int, position: int, index: int, caption: str = "") -> str:
+        """The prompt for one sample: the image's caption with the trigger replaced by the new word (property
+        'caption'), or a template prompt, a pure function of (seed, position, index) so resume repeats it."""
+        if self.config.learnable_property == "caption" and caption:
+            word = re.compile(rf"(?<![\w<>-]){re.escape(self.config.trigger)}(?![\w<>-])", re.IGNORECASE)
+            if word.search(caption):
+                return self.expand(word.sub(self.config.placeholder_token, caption))
+            return self.expand(f"{self.config.placeholder_token}, {caption}")  # a caption without it: still taught
+        templates = TEMPLATES.get(self.config.learnable_property, OBJECT_TEMPLATES)
         template = random.Random(f"{seed}:{position}:{index}").choice(templates)
         return self.expand(template.format(self.config.placeholder_token))
 
