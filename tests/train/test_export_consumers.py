@@ -174,6 +174,37 @@ def test_comfyui_reads_every_kohya_key_at_alpha_over_rank(family, tiny_tokenizer
     assert set(patches.values()) == {ALPHA / RANK}
 
 
+def test_comfyui_users_are_told_to_take_the_kohya_file(tiny_tokenizer, tmp_path) -> None:
+    """ComfyUI leaves most of a diffusers-format file unread; the table in the UI and README sends them to kohya."""
+    from safetensors.torch import load_file
+
+    from studio.train.export import WHICH_FILE_FOR_WHICH_TOOL, save_lora_diffusers
+
+    pipe = _adapted("sd1", tiny_tokenizer)
+    _, unused = comfy_load(pipe, load_file(str(save_lora_diffusers(pipe, tmp_path / "lora"))))
+    assert unused  # the attention layers: ComfyUI expects `.processor.to_q`, diffusers writes `.to_q`
+    rows = {line.split("|")[1].strip(): line for line in WHICH_FILE_FOR_WHICH_TOOL.splitlines() if line.count("|") > 2}
+    assert "lora-kohya.safetensors" in rows["ComfyUI"] and "lora-kohya.safetensors" in rows["kohya sd-scripts"]
+    assert "pytorch_lora_weights.safetensors" in rows["diffusers"]
+    assert "lora-kohya.safetensors" in rows["A1111 / Forge"]
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert WHICH_FILE_FOR_WHICH_TOOL.strip() in readme
+
+
+def test_the_table_is_shown_with_run_downloads_and_the_saved_mix(tmp_path) -> None:
+    from studio.train.export import WHICH_FILE_FOR_WHICH_TOOL
+    from studio.ui.app import build_app
+    from studio.workspace import Workspaces
+
+    components = build_app(workspaces=Workspaces(tmp_path / "data")).get_config_file()["components"]
+    shown = {
+        c["props"].get("elem_id")
+        for c in components
+        if c["type"] == "markdown" and WHICH_FILE_FOR_WHICH_TOOL.strip() in str(c["props"].get("value"))
+    }
+    assert {"runs-which-file", "pg-which-file"} <= shown
+
+
 # ---------------------------------------------------------------- kohya from a mix: the same naming
 
 
