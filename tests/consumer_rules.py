@@ -15,6 +15,10 @@
   `text_encoder.text_model.encoder.layers.N.<module>`. Weights: `.lora_up/.lora_down`, `_lora.up/down`,
   `.lora_B/.lora_A`, `.lora.up/down`, `.lora_linear_layer.up/down`; scale `alpha / rank` when `.alpha` is present,
   else 1.0. Every other key is logged "lora key not loaded".
+- the A1111 Lora extension on a diffusers backend (SD.Next, `extensions-builtin/Lora/networks.py`,
+  `assign_network_names_to_compvis_modules`): a layer is found only under `lora_unet_<unet module path with _>`,
+  `lora_te_<text encoder module path>` (SD 1.x / 2.x) or `lora_te1_` / `lora_te2_` (SDXL); anything else is
+  counted "unmatched". A1111 itself maps `lora_te_text_model_encoder_layers_N_…` for SD 1.x / 2.x.
 - diffusers 0.32 (`load_lora_into_text_encoder`): reads the text-encoder rank of each layer from
   `text_model.encoder.layers.N.self_attn.{q,k,v,out}_proj.lora_B.weight` / `mlp.fc{1,2}.lora_B.weight`; with
   text-encoder keys but none of these, `get_peft_kwargs` takes the first of an empty dict (IndexError). It does
@@ -86,6 +90,18 @@ def sd_scripts_unused_keys(pipe: Any, state: dict) -> list[str]:
     """The file's keys sd-scripts leaves unused (module not created), in file order."""
     created = sd_scripts_module_names(pipe)
     return [key for key in state if key.split(".")[0] not in created]
+
+
+def a1111_diffusers_unmatched_keys(pipe: Any, state: dict) -> list[str]:
+    """The file's keys the A1111 Lora extension on a diffusers backend cannot place (SD.Next's layer mapping)."""
+    names = {"lora_unet_" + n.replace(".", "_") for n, _ in pipe.unet.named_modules() if not _is_adapter_part(n)}
+    encoders = _text_encoders(pipe)
+    for index, encoder in enumerate(encoders, start=1):
+        prefix = "lora_te_" if len(encoders) == 1 else f"lora_te{index}_"
+        for path, _ in encoder.named_modules():
+            if path and not _is_adapter_part(path):
+                names.add(prefix + _transformers4_path(encoder, path).replace(".", "_"))
+    return [key for key in state if key.split(".")[0] not in names]
 
 
 def comfy_key_map(pipe: Any) -> dict[str, str]:

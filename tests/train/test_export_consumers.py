@@ -10,7 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from consumer_rules import comfy_load, diffusers_032_text_ranks, sd_scripts_unused_keys
+from consumer_rules import (
+    a1111_diffusers_unmatched_keys,
+    comfy_load,
+    diffusers_032_text_ranks,
+    sd_scripts_unused_keys,
+)
 from tiny_pipelines import build_sd, build_sdxl, generate
 
 ALPHA, RANK = 2.0, 4
@@ -162,6 +167,12 @@ def test_diffusers_file_gives_the_trained_image_without_the_metadata_older_diffu
 
 
 # ---------------------------------------------------------------- failure 3: ComfyUI
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl"])
+def test_a1111_on_diffusers_places_every_kohya_key(family, tiny_tokenizer, tmp_path) -> None:
+    pipe = _adapted(family, tiny_tokenizer, POCKET_TARGETS)
+    assert a1111_diffusers_unmatched_keys(pipe, _kohya(pipe, tmp_path)) == []
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl"])
