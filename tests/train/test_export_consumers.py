@@ -262,3 +262,42 @@ def test_pipeline_folder_reads_in_transformers_4(family, tiny_tokenizer, tmp_pat
         rebuilt = CLIPTokenizer(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
         prompt = "a red circle on a blue square"
         assert rebuilt(prompt).input_ids == getattr(pipe, name)(prompt).input_ids
+
+
+# ---------------------------------------------------------------- exports of real runs, each LoRA method
+
+
+@pytest.mark.parametrize(
+    ("method", "family"), [("lora", "sd1"), ("lora", "sdxl"), ("dreambooth", "sd1"), ("dreambooth", "sdxl")]
+)
+def test_a_runs_lora_exports_are_read_by_every_consumer(method, family, tmp_path, request, shapes_folder) -> None:
+    from conftest import tiny_config, tiny_method_config
+    from safetensors.torch import load_file
+
+    from studio.models import load_pipeline
+    from studio.train import runs
+    from studio.train.loop import run_training
+    from studio.train.start import create_run
+
+    base_dir = request.getfixturevalue(f"{family}_dir")
+    if method == "lora":
+        config = tiny_config(base_dir, steps=1, train_text_encoder="true", target_modules="[to_q,to_v,conv1,conv_in]")
+    else:
+        settings = {"steps": 1, "checkpoint_every": 0, "use_lora": True, "lora_rank": 4}
+        settings |= {"instance_prompt": "a photo of sks circle", "with_prior_preservation": False}
+        config = tiny_method_config(base_dir, "dreambooth", settings)
+    run_dir = create_run(config, shapes_folder, root=tmp_path)
+    assert run_training(run_dir) == "finished"
+    exports = {Path(e["path"]).name: run_dir / e["path"] for e in runs.replay(run_dir).exports}
+    base = load_pipeline(str(base_dir), device="cpu", dtype=torch.float32).pipe
+
+    kohya = load_file(str(exports["lora-kohya.safetensors"]))
+    assert comfy_load(base, kohya)[1] == [] and a1111_diffusers_unmatched_keys(base, kohya) == []
+    unused = {key.split(".")[0] for key in sd_scripts_unused_keys(base, kohya)}
+    assert unused == ({"lora_unet_conv_in"} if method == "lora" else set())
+    diffusers = load_file(str(exports["pytorch_lora_weights.safetensors"]))
+    for part in ("text_encoder", "text_encoder_2"):
+        ups = [key for key in diffusers if key.startswith(f"{part}.") and key.endswith("lora_B.weight")]
+        assert len(diffusers_032_text_ranks(diffusers, part)) == len(ups)
+    if method == "lora":
+        assert any(key.startswith("text_encoder.") for key in diffusers)
