@@ -47,8 +47,9 @@ def _adapter_parts(pipe: Any) -> dict[str, torch.nn.Module]:
 
 
 def baked_lora_layers(module: torch.nn.Module, name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """`module`'s LoRA as diffusers-format layers (`name.` stripped again) with each layer's scale in lora_B, and
-    the adapter metadata that then goes with it (alpha = rank: scale 1)."""
+    """The LoRA of pipeline part `name` (unet, text_encoder, text_encoder_2) as `save_lora_weights` takes it: peft's
+    key names (a text encoder's from `text_model.`), each layer's scale multiplied into lora_B, and adapter
+    metadata that says alpha = rank (scale 1) to go with it."""
     from peft.tuners.lora import LoraLayer
     from peft.utils import get_peft_model_state_dict
 
