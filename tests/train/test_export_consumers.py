@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config, tiny_method_config
 from consumer_rules import (
     a1111_diffusers_unmatched_keys,
     comfy_load,
@@ -114,8 +115,6 @@ def test_kohya_export_names_the_modules_sd_scripts_ignores(tiny_tokenizer, tmp_p
 
 
 def test_a_run_with_the_pocket_targets_warns_about_sd_scripts_at_export(tmp_path, sd1_dir, shapes_folder) -> None:
-    from conftest import tiny_config
-
     from studio.train import runs
     from studio.train.loop import run_training
     from studio.train.start import create_run
@@ -271,7 +270,6 @@ def test_pipeline_folder_reads_in_transformers_4(family, tiny_tokenizer, tmp_pat
     ("method", "family"), [("lora", "sd1"), ("lora", "sdxl"), ("dreambooth", "sd1"), ("dreambooth", "sdxl")]
 )
 def test_a_runs_lora_exports_are_read_by_every_consumer(method, family, tmp_path, request, shapes_folder) -> None:
-    from conftest import tiny_config, tiny_method_config
     from safetensors.torch import load_file
 
     from studio.models import load_pipeline
