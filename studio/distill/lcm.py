@@ -268,17 +268,16 @@ def distill(cfg: LcmDistillConfig, log=print, stop_after: int | None = None) -> 
 
 
 def save_lcm_lora(pipe, folder: Path) -> Path:
-    """The diffusers LoRA file in float16: half the bytes, and the rounding is far below what the evaluator sees."""
-    from peft.utils import get_peft_model_state_dict
+    """The diffusers LoRA file in float16: half the bytes, and the rounding is far below what the evaluator sees.
+    Its scale is in lora_B, as in every diffusers-format LoRA we write (older diffusers ignore the metadata)."""
+    from studio.train.export import DIFFUSERS_WEIGHTS, baked_lora_layers
 
-    from studio.train.export import DIFFUSERS_WEIGHTS
-
-    layers = {k: v.to(torch.float16) for k, v in get_peft_model_state_dict(pipe.unet).items()}
+    layers, metadata = baked_lora_layers(pipe.unet, "unet")
     folder.mkdir(parents=True, exist_ok=True)
     type(pipe).save_lora_weights(
         folder,
-        unet_lora_layers=layers,
-        unet_lora_adapter_metadata=pipe.unet.peft_config["default"].to_dict(),
+        unet_lora_layers={k: v.to(torch.float16) for k, v in layers.items()},
+        unet_lora_adapter_metadata=metadata,
         safe_serialization=True,
     )
     return folder / DIFFUSERS_WEIGHTS

@@ -170,12 +170,11 @@ def read_tensors(path: Path, allow_pickle: bool = False) -> dict:
 
 def _checkpoint_lora(checkpoint: Path) -> dict:
     """A run checkpoint (peft names, `.default` adapter) as a kohya state dict carrying the run's true alpha."""
-    import torch
-    from diffusers.utils import convert_state_dict_to_kohya
     from safetensors.torch import load_file
 
     from studio.train.checkpoints import TRAINABLE
     from studio.train.config import load_config_file
+    from studio.train.lora_keys import kohya_state_dict
     from studio.train.runs import CONFIG
 
     config = load_config_file(checkpoint.parent.parent / CONFIG)
@@ -187,11 +186,9 @@ def _checkpoint_lora(checkpoint: Path) -> dict:
     else:
         raise ValueError(f"checkpoint {checkpoint.name}: only plain LoRA runs can be previewed, not {config.method}")
     state = {key.replace(".default.", "."): value for key, value in load_file(str(checkpoint / TRAINABLE)).items()}
-    kohya = convert_state_dict_to_kohya(state)
-    for key in kohya:
-        if key.endswith(".alpha"):
-            kohya[key] = torch.tensor(float(alpha))
-    return kohya
+    # only the naming of the text encoders depends on it; our SDXL runs train both or neither
+    sdxl = any(key.startswith("text_encoder_2.") for key in state)
+    return kohya_state_dict(state, dict.fromkeys(("unet", "text_encoder", "text_encoder_2"), float(alpha)), sdxl)
 
 
 def lora_source(path: str | Path) -> Path:

@@ -3,7 +3,7 @@
 The merge is exact, not an average: for each layer the updates add up, sum_i s_i * B_i @ A_i, which is one LoRA of
 rank sum(r_i) with down = [A_1; A_2; ...] and up = [s_1 B_1, s_2 B_2, ...] (s_i = the adapter's weight times its
 alpha / rank, per-block weights included: exactly what diffusers set on the layer). Written in kohya format with
-alpha = rank (scale 1), which diffusers, AUTOMATIC1111 and ComfyUI all read.
+alpha = rank (scale 1), which diffusers, AUTOMATIC1111, ComfyUI and sd-scripts all read (`lora_keys`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from studio.generate.adapters import COMPONENTS, LoraSpec
 
 def mix_state_dict(pipe: Any, adapter_names: list[str]) -> dict[str, torch.Tensor]:
     """The active mix of `adapter_names`, at the weights set on the pipeline now, as one kohya state dict."""
-    from diffusers.utils import convert_state_dict_to_kohya
     from peft.tuners.lora import LoraLayer
+
+    from studio.train.lora_keys import kohya_state_dict
 
     if not adapter_names:
         raise ValueError("no LoRA is switched on: nothing to save")
@@ -29,8 +30,6 @@ def mix_state_dict(pipe: Any, adapter_names: list[str]) -> dict[str, torch.Tenso
         model = getattr(pipe, part, None)
         if model is None:
             continue
-        # A1111 and ComfyUI name text-encoder layers under text_model (transformers 5 flattened it away)
-        prefix = f"{part}.text_model" if part != "unet" and not hasattr(model, "text_model") else part
         for module_name, module in model.named_modules():
             if not isinstance(module, LoraLayer):
                 continue
@@ -43,15 +42,15 @@ def mix_state_dict(pipe: Any, adapter_names: list[str]) -> dict[str, torch.Tenso
                 downs.append(module.lora_A[name].weight.detach().float())
                 ups.append(module.lora_B[name].weight.detach().float() * module.scaling[name])
             if downs:
-                peft_style[f"{prefix}.{module_name}.lora_A.weight"] = torch.cat(downs, dim=0)
-                peft_style[f"{prefix}.{module_name}.lora_B.weight"] = torch.cat(ups, dim=1)
-    # diffusers' conversion writes alpha = rank for every layer: a scale of 1, which is what the sums above need
-    return {k: v.contiguous() for k, v in convert_state_dict_to_kohya(peft_style).items()}
+                peft_style[f"{part}.{module_name}.lora_A.weight"] = torch.cat(downs, dim=0)
+                peft_style[f"{part}.{module_name}.lora_B.weight"] = torch.cat(ups, dim=1)
+    # alphas None: alpha = rank for every layer, a scale of 1, which is what the sums above need
+    return kohya_state_dict(peft_style, None, sdxl=getattr(pipe, "text_encoder_2", None) is not None)
 
 
 def save_mix(engine: Any, model: str, loras: list[LoraSpec], path: str | Path) -> Path:
     """Merge the enabled `loras` at their weights (on base `model`) into one .safetensors LoRA at `path`."""
-    from safetensors.torch import save_file
+    from studio.train.export import kohya_file_metadata, save_safetensors
 
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -60,10 +59,7 @@ def save_mix(engine: Any, model: str, loras: list[LoraSpec], path: str | Path) -
         pipe = engine.load(model).pipe
         names = engine.adapters(pipe).apply_loras(pipe, loras, fuse=False)
         state = mix_state_dict(pipe, names)
+        metadata = kohya_file_metadata(pipe, state)
     sources = [spec.to_dict() for spec in loras if spec.enabled]
-    metadata = {"ss_network_module": "networks.lora", "studio_mix": json.dumps({"model": model, "loras": sources})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(temporary), metadata=metadata)
-    temporary.replace(path)
-    return path
+    metadata["studio_mix"] = json.dumps({"model": model, "loras": sources})
+    return save_safetensors(state, path, metadata)

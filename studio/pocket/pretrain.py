@@ -30,6 +30,7 @@ from studio.pocket import components, world
 from studio.pocket.evaluator import judge
 from studio.pocket.pretrain_config import PretrainConfig
 from studio.pocket.tokenizer import build_tokenizer
+from studio.train.export import save_pipeline_folder
 
 
 def _to_tensor(images) -> torch.Tensor:
@@ -396,11 +397,7 @@ def pretrain(cfg: PretrainConfig, log=print) -> dict:
     log(f"phrasing: {phrasing.as_dict()}")
 
     out = Path(cfg.out_dir)
-    pipe.save_pretrained(out, safe_serialization=True)
-    # transformers 5 writes only tokenizer.json; older readers (and other
-    # tools) expect CLIP's vocab.json + merges.txt beside it
-    for name in ("vocab.json", "merges.txt"):
-        (out / "tokenizer" / name).write_bytes((work / "tokenizer" / name).read_bytes())
+    save_pipeline_folder(pipe, out)  # with vocab.json + merges.txt and the key names transformers 4 reads
     vae_probe = _load_state(work / "vae.done.pt")["probe"]
     metrics = {
         **report.as_dict(),

@@ -18,6 +18,7 @@ from studio.generate.adapters import BLOCKS
 from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
 from studio.generate.png_metadata import read_params
 from studio.generate.samplers import sampler_labels
+from studio.train.export import WHICH_FILE_FOR_WHICH_TOOL
 from studio.ui.gallery import results_gallery
 
 SLOTS = 4  # LoRAs stacked at once in the UI (the engine takes any number)
@@ -153,6 +154,12 @@ def build(engine: GenerationEngine) -> Playground:
                     )
                     save_mix_button = gr.Button("Save mix", scale=1, min_width=100, elem_id="pg-save-mix")
                 mix_file = gr.File(label="Saved mix", interactive=False, visible=False, elem_id="pg-mix-file")
+                with gr.Accordion("Which file for which tool", open=False):
+                    gr.Markdown(
+                        "A saved mix is a kohya-format file: use it where the table says `lora-kohya.safetensors`.\n"
+                        + WHICH_FILE_FOR_WHICH_TOOL,
+                        elem_id="pg-which-file",
+                    )
             with gr.Accordion("SVDiff", open=False):
                 with gr.Row(equal_height=True):
                     svdiff = gr.Dropdown(
@@ -306,6 +313,7 @@ def build(engine: GenerationEngine) -> Playground:
     def save_this_mix(values: dict):
         """The switched-on LoRAs at their weights -> one new file in data/loras/, listed and offered for download."""
         from studio.generate.mix import save_mix
+        from studio.train.export import kohya_consumer_warnings
 
         try:
             settings = GenerationSettings.from_dict(settings_dict(values) | {"fast": False})
@@ -317,6 +325,7 @@ def build(engine: GenerationEngine) -> Playground:
             raise gr.Error(str(error)) from error
         weights = ", ".join(f"{Path(spec.path).stem} {spec.weight:g}" for spec in specs)
         note = f"Saved the mix ({weights}) as `loras/{path.name}`: choose it as one LoRA at weight 1."
+        note += "".join(f"\n\n{warning}" for warning in kohya_consumer_warnings(path))
         choices = _lora_choices()
         return *[gr.Dropdown(choices=choices) for _ in slots], note, gr.File(value=str(path), visible=True)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from studio.train import monitor, runs
+from studio.train.export import WHICH_FILE_FOR_WHICH_TOOL
 from studio.train.run_files import delete_run, download_files
 from studio.ui.errors import as_message, friendly
 from studio.ui.run_view import STATUS_WORDS, RunView
@@ -65,6 +66,8 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
             confirm = gr.Button("Delete for good", variant="stop", elem_id="runs-confirm-delete")
             keep = gr.Button("Keep it", elem_id="runs-keep")
         downloads = gr.File(label="Outputs (download)", file_count="multiple", interactive=False, elem_id="runs-files")
+        with gr.Accordion("Which file for which tool", open=False):
+            gr.Markdown(WHICH_FILE_FOR_WHICH_TOOL, elem_id="runs-which-file")
         with gr.Accordion("Scorecard: which checkpoint is best, did it overfit?", open=True):
             with gr.Row():
                 score = gr.Button("Score checkpoints", variant="primary", scale=1, elem_id="runs-score")

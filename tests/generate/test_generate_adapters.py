@@ -305,7 +305,7 @@ def test_a_merged_mix_draws_what_the_stack_draws(engine, sd1_dir, lora_a, lora_b
     merged = _image(engine, sd1_dir, loras=_loras((tmp_path / "mix-blocks.safetensors", 1.0)))
     assert np.abs(merged - stacked).max() <= 2
     with safe_open(str(tmp_path / "mix-blocks.safetensors"), "pt") as stream:
-        assert any(k.startswith("lora_te1_text_model_") for k in stream.keys())  # what A1111 / ComfyUI expect
+        assert any(k.startswith("lora_te_text_model_") for k in stream.keys())  # sd-scripts' SD 1.x name
 
     plain_stack = _image(engine, sd1_dir, loras=[m | {"blocks": None} for m in mix])
     assert np.abs(_image(engine, sd1_dir, loras=_loras((out, 1.0))) - plain_stack).max() <= 2

@@ -114,10 +114,15 @@ def test_exports_reload_and_reproduce_with_alpha_not_rank(tmp_path, sd1_dir, sha
     )
     assert {v.item() for k, v in naive.items() if k.endswith(".alpha")} == {4}  # why we overwrite it
 
-    # diffusers: adapter metadata carries alpha
+    # diffusers: the scale alpha / rank is in lora_B, as readers that ignore the metadata (diffusers 0.32) need;
+    # the metadata then says alpha = rank
     with safe_open(str(run_dir / names[0]), "pt") as stream:
         metadata = json.loads(stream.metadata()["lora_adapter_metadata"])
-    assert metadata["unet.lora_alpha"] == 2 and metadata["unet.r"] == 4
+        key = next(k for k in stream.keys() if k.endswith("lora_B.weight"))
+        written = stream.get_tensor(key)
+    assert metadata["unet.lora_alpha"] == 4 and metadata["unet.r"] == 4
+    trained = get_peft_model_state_dict(trainer.pipe.unet)[key.removeprefix("unet.")]
+    assert torch.allclose(written, trained * 0.5)
 
 
 def test_attention_and_convolution_lora_exports_reload(tmp_path, sd1_dir, shapes_folder) -> None:
@@ -140,9 +145,10 @@ def test_text_encoder_lora_exports_reload(tmp_path, sd1_dir, shapes_folder) -> N
     from safetensors.torch import load_file
 
     kohya = load_file(str(run_dir / "outputs/lora-kohya.safetensors"))
-    assert any(k.startswith("lora_te1_") for k in kohya)
-    # the layout A1111 and ComfyUI expect: lora_te1_text_model_encoder_layers_0_self_attn_q_proj
-    assert all(k.startswith("lora_te1_text_model_encoder_layers_") for k in kohya if k.startswith("lora_te1"))
+    assert any(k.startswith("lora_te_") for k in kohya)
+    # sd-scripts' name for SD 1.x's one text encoder (lora_te1_ / lora_te2_ are SDXL's two), which A1111 and
+    # ComfyUI read too: lora_te_text_model_encoder_layers_0_self_attn_q_proj
+    assert all(k.startswith("lora_te_text_model_encoder_layers_") for k in kohya if k.startswith("lora_te"))
 
 
 def test_a_studio_dataset_is_prepared_and_its_trigger_fills_sample_prompts(tmp_path, sd1_dir, shapes_folder) -> None:

@@ -326,7 +326,7 @@ def save_pipeline(pipe: Any, folder: Path, prompt: str) -> float:
     from studio.train import export
 
     resolution = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    pipe.save_pretrained(folder, safe_serialization=True)
+    export.save_pipeline_folder(pipe, folder)
     with half_precision_autocast(pipe):
         reference = export.render(pipe, prompt, resolution)
     fresh = type(pipe).from_pretrained(folder).to(pipe.device)

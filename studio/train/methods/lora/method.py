@@ -85,5 +85,5 @@ class LoraMethod(FrozenVaeMethod):
             return [export.save_peft_adapter(pipe, outputs / "peft")]
         files = [export.save_lora_diffusers(pipe, outputs / "lora-diffusers")]
         if self.config.export_kohya and self.config.variant == "lora":
-            files.append(export.save_lora_kohya(pipe, outputs / "lora-kohya.safetensors"))
+            files.append(export.save_lora_kohya(pipe, outputs / export.KOHYA_FILE))
         return files
