@@ -36,6 +36,9 @@ class PublicLimits:
     max_workspace_bytes: int = field(default=200 * 2**20, metadata={"help": "Everything a visitor stores."})
     max_steps: int = field(default=400, metadata={"help": "Training steps of one run."})
     max_concurrent_runs: int = field(default=1, metadata={"help": "Training runs at once, all visitors together."})
+    max_prompt_bytes: int = field(
+        default=1000, metadata={"help": "Bytes of a prompt or negative prompt (77 tokens are about 300)."}
+    )
     base_models: tuple[str, ...] = field(default=("pocket",), metadata={"help": "Base models a visitor may train."})
     captioners: tuple[str, ...] = field(
         default=("pocket", "template"), metadata={"help": "Captioners a visitor may use (others download models)."}
@@ -43,7 +46,7 @@ class PublicLimits:
     idle_hours: float = field(default=24.0, metadata={"help": "A workspace unused this long is deleted."})
 
     def __post_init__(self) -> None:
-        for name in ("max_images", "max_workspace_bytes", "max_steps", "max_concurrent_runs"):
+        for name in ("max_images", "max_workspace_bytes", "max_steps", "max_concurrent_runs", "max_prompt_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.idle_hours <= 0:

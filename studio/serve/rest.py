@@ -34,6 +34,9 @@ DOCS_URL = f"{PREFIX}/docs"
 DOCS_STATIC_URL = f"{PREFIX}/docs-static"
 TRAINING_RETRY_SECONDS = 60  # a training run takes minutes; checking back every minute is plenty
 UNEXPECTED = "something went wrong on the server; the details are in its log"
+# every body these routes take is a few settings; a prompt is at most MAX_PROMPT_BYTES (4 KB). A bigger body is
+# refused while it is read, so a 20 MB upload never reaches the JSON parser
+MAX_BODY_BYTES = 64 * 1024
 
 
 def error(status: int, kind: str, message: str, field: str | None = None, retry_after: int | None = None):
@@ -57,6 +60,8 @@ class StudioRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:
+            if not await read_body_within(request, MAX_BODY_BYTES):
+                return error(413, "invalid", f"the request body is over {MAX_BODY_BYTES} bytes, the limit of this API")
             try:
                 return await handler(request)
             except RequestValidationError as invalid:
@@ -79,6 +84,21 @@ class StudioRoute(APIRoute):
                 return error(500, "internal", UNEXPECTED)
 
         return answer
+
+
+async def read_body_within(request: Request, limit: int) -> bool:
+    """Read the body, stopping as soon as it is over `limit` bytes (False then). Its declared length is believed
+    only when it says too much: a chunked body has none, so the bytes are counted as they come."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return False
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return False
+    request._body = bytes(body)  # Starlette's own cache: the route's handler reads the body from here
+    return True
 
 
 def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Admission) -> APIRouter:
@@ -105,7 +125,8 @@ def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Ad
 
     @router.post(
         "/generate",
-        responses={200: {"model": GenerateAnswer, "content": {"image/png": {}}}} | error_responses(400, 403, 422, 503),
+        responses={200: {"model": GenerateAnswer, "content": {"image/png": {}}}}
+        | error_responses(400, 403, 413, 422, 503),
     )
     def generate(body: GenerateBody):
         """Generate images. JSON out (each image base64 with its parameters), or one image/png with the parameters
@@ -141,7 +162,7 @@ def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Ad
         return {"datasets": [choice for _, choice in private_workspace("datasets").training_sources()]}
 
     @router.post(
-        "/train", status_code=202, responses={202: {"model": TrainAnswer}} | error_responses(400, 403, 422, 503)
+        "/train", status_code=202, responses={202: {"model": TrainAnswer}} | error_responses(400, 403, 413, 422, 503)
     )
     def train(body: TrainBody) -> dict:
         """Start a training run (one at a time: 503 "busy" while one trains); poll GET /runs/{run_id}."""

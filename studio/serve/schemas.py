@@ -86,6 +86,7 @@ ERROR_MEANINGS = {
     400: "A value the engine refuses (out of range, unknown name); the message says which and why.",
     403: "Not offered in this mode (a public studio's REST API, a model outside the allowed list).",
     404: "No such run.",
+    413: "The request body is over 64 KB (a prompt takes at most 4 KB).",
     422: "Not the JSON this route takes: a wrong type or an unknown key, named in `field`.",
     500: "Something unexpected; the details are in the server's log.",
     503: "Busy: enough is running already; ask again after `retry_after` seconds (also the Retry-After header).",

@@ -6,6 +6,7 @@ import gradio as gr
 
 from studio.generate.engine import GenerationEngine
 from studio.serve.admission import Admission, ServeLimits
+from studio.serve.service import ApiAccess
 from studio.ui import (
     api_endpoints,
     compare_tab,
@@ -56,8 +57,7 @@ def build_app(
             with gr.Tab("Runs", id="runs") as tab:
                 runs_tab.build(loaded, tab, workspaces)
             with gr.Tab("Generate", id="generate"):
-                allowed = workspaces.limits.base_models if workspaces.public else None
-                generate_tab.build(engine, allowed_models=allowed)
+                generate_tab.build(engine, ApiAccess.of(workspaces))
             if not workspaces.public:  # they list every run and adapter in the data folder: not yet one visitor's own
                 with gr.Tab("Playground", id="playground"):
                     playground = playground_tab.build(engine)

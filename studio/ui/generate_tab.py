@@ -7,6 +7,7 @@ import gradio as gr
 from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
 from studio.generate.samplers import sampler_labels
 from studio.paths import DATA_DIR
+from studio.serve.service import ApiAccess, generation_settings
 from studio.ui.gallery import results_gallery
 
 EXAMPLES = [
@@ -21,8 +22,15 @@ def _help(name: str) -> str:
     return GenerationSettings.__dataclass_fields__[name].metadata["help"]
 
 
-def build(engine: GenerationEngine, allowed_models: tuple[str, ...] | None = None) -> None:
-    """The Generate tab; `allowed_models` (public mode) fixes the base models a visitor may load."""
+def form_settings(access: ApiAccess, values: dict) -> GenerationSettings:
+    """The form's settings, checked as the APIs check them (a public studio: its models, its prompt size)."""
+    return generation_settings(access, **values)
+
+
+def build(engine: GenerationEngine, access: ApiAccess | None = None) -> None:
+    """The Generate tab; `access` (public mode) fixes the base models a visitor may load and caps the prompt."""
+    access = access or ApiAccess()
+    allowed_models = access.allowed_models
     defaults = GenerationSettings(prompt="-")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
@@ -63,20 +71,21 @@ def build(engine: GenerationEngine, allowed_models: tuple[str, ...] | None = Non
 
     def run(values: dict, progress=gr.Progress()):
         try:
-            settings = GenerationSettings(
-                prompt=values[prompt],
-                negative_prompt=values[negative],
-                sampler=values[sampler],
-                steps=int(values[steps]),
-                guidance=float(values[guidance]),
-                count=int(values[count]),
-                seed=int(values[seed]),
-                model=values[model].strip() or "pocket",
+            settings = form_settings(
+                access,
+                {
+                    "prompt": values[prompt],
+                    "negative_prompt": values[negative],
+                    "sampler": values[sampler],
+                    "steps": int(values[steps]),
+                    "guidance": float(values[guidance]),
+                    "count": int(values[count]),
+                    "seed": int(values[seed]),
+                    "model": values[model],
+                },
             )
         except ValueError as error:
             raise gr.Error(str(error)) from error
-        if allowed_models is not None and settings.model not in allowed_models:
-            raise gr.Error(f"this public studio generates with {', '.join(allowed_models)} only")
         progress(0, desc="loading model")
         try:
             results = engine.generate(settings, on_step=lambda done, total: progress(done / total, desc="denoising"))
