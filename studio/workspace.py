@@ -15,7 +15,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from studio.train.jobs import JobManager, JobPool
@@ -35,6 +35,12 @@ class PublicLimits:
     max_images: int = field(default=40, metadata={"help": "Images in one dataset."})
     max_workspace_bytes: int = field(default=200 * 2**20, metadata={"help": "Everything a visitor stores."})
     max_steps: int = field(default=400, metadata={"help": "Training steps of one run."})
+    max_resolution: int = field(default=128, metadata={"help": "Training resolution (the pocket model draws 64)."})
+    max_batch: int = field(default=16, metadata={"help": "Images per optimizer step (batch x accumulation)."})
+    max_lora_rank: int = field(default=64, metadata={"help": "Rank of a LoRA (the pocket presets use 16)."})
+    max_class_images: int = field(default=64, metadata={"help": "DreamBooth class images of one run."})
+    max_sample_prompts: int = field(default=4, metadata={"help": "Sample prompts of one run."})
+    max_sample_steps: int = field(default=50, metadata={"help": "Denoising steps of a sample or class image."})
     max_concurrent_runs: int = field(default=1, metadata={"help": "Training runs at once, all visitors together."})
     max_prompt_bytes: int = field(
         default=1000, metadata={"help": "Bytes of a prompt or negative prompt (77 tokens are about 300)."}
@@ -46,11 +52,35 @@ class PublicLimits:
     idle_hours: float = field(default=24.0, metadata={"help": "A workspace unused this long is deleted."})
 
     def __post_init__(self) -> None:
-        for name in ("max_images", "max_workspace_bytes", "max_steps", "max_concurrent_runs", "max_prompt_bytes"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for spec in fields(self):
+            if spec.name.startswith("max_") and getattr(self, spec.name) < 1:
+                raise ValueError(f"{spec.name} must be at least 1, got {getattr(self, spec.name)}")
         if self.idle_hours <= 0:
             raise ValueError(f"idle_hours must be positive, got {self.idle_hours}")
+
+    def capped_settings(self, config) -> list[tuple[str, int, int]]:
+        """(setting, value, cap) for every setting of a run (a RunConfig) that a visitor's cap bounds."""
+        training, method = config.training, config.method_config
+        capped = [
+            ("resolution", training.resolution, self.max_resolution),
+            (
+                "batch_size x gradient_accumulation",
+                training.batch_size * training.gradient_accumulation,
+                self.max_batch,
+            ),
+            ("sample_prompts", len(training.sample_prompts), self.max_sample_prompts),
+            ("sample_steps", training.sample_steps, self.max_sample_steps),
+        ]
+        # the method's own sizes, by the names its config gives them (LoRA: rank; DreamBooth: lora_rank ...)
+        for name, cap in (
+            ("rank", self.max_lora_rank),
+            ("lora_rank", self.max_lora_rank),
+            ("num_class_images", self.max_class_images),
+            ("class_image_steps", self.max_sample_steps),
+        ):
+            if hasattr(method, name):
+                capped.append((f"{config.method}.{name}", getattr(method, name), cap))
+        return capped
 
 
 def folder_bytes(folder: Path) -> int:
@@ -112,18 +142,24 @@ class Workspace:
         if self.limits is not None and name not in self.limits.captioners:
             raise ValueError(f"this public studio captions with {' or '.join(self.limits.captioners)} only")
 
-    def check_training(self, steps: int, base_model: str, base_loras: list[str] | tuple = ()) -> None:
-        """Refuse a run over the public caps (steps, base models, stored bytes, LoRAs from outside the workspace)."""
+    def check_training(self, config) -> None:
+        """Refuse a run (a RunConfig) over the public caps: steps, size, rank..., base models, stored bytes, LoRAs
+        from outside the workspace."""
         if self.limits is None:
             return
         from studio.generate.adapters import split_weight
 
+        training = config.training
+        steps, base_model, base_loras = training.steps, training.base_model, training.base_loras
         for text in base_loras:  # a visitor may train on top of their own runs, never on another file of the server
             path = Path(split_weight(text)[0]).expanduser().resolve()
             if not path.is_relative_to(self.data_dir.resolve()):
                 raise ValueError(f"base_loras: this public studio merges only your own runs' LoRAs, not {text!r}")
         if steps > self.limits.max_steps:
             raise ValueError(f"this public studio trains at most {self.limits.max_steps} steps a run, not {steps}")
+        for name, value, cap in self.limits.capped_settings(config):
+            if value > cap:
+                raise ValueError(f"{name}: this public studio allows at most {cap}, not {value}")
         if base_model not in self.limits.base_models:
             raise ValueError(f"this public studio trains only {', '.join(self.limits.base_models)}, not {base_model!r}")
         if self.data_dir.is_dir() and folder_bytes(self.data_dir) > self.limits.max_workspace_bytes:
@@ -134,7 +170,7 @@ class Workspace:
         Raises JobBusy while a run trains, ValueError for a missing dataset or a setting over the caps."""
         if not dataset_choice:
             raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
-        self.check_training(config.training.steps, config.training.base_model, config.training.base_loras)
+        self.check_training(config)
         return self.jobs.start(config, self.training_source(dataset_choice))
 
     @property

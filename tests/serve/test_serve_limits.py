@@ -3,6 +3,7 @@ API (through `studio.serve.service`) and the Generate tab. Checked in-process; n
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -83,3 +84,36 @@ def test_the_gradio_api_and_the_generate_tab_cap_a_visitors_prompt(tmp_path) -> 
         generate_tab.form_settings(public, {"prompt": "a red circle", "model": "/etc"})
     private = service.ApiAccess.of(Workspaces(tmp_path / "private"))
     assert generate_tab.form_settings(private, {"prompt": "x" * (cap + 1)}).prompt == "x" * (cap + 1)
+
+
+def test_rest_train_refuses_settings_out_of_bounds_before_a_run_folder_exists(tmp_path) -> None:
+    client = api(Workspaces(tmp_path / "data"))
+    for settings, words in (
+        ({"steps": 1e12}, "steps must be a whole number"),
+        ({"steps": 10**12}, "steps must be at most"),
+        ({"lora.rank": 100000}, "rank must be at most 1024"),
+        ({"resolution": 1000000}, "resolution must be at most 4096"),
+        ({"learning_rate": "inf"}, "learning_rate must be a finite number"),
+    ):
+        answer = client.post("/api/v1/train", json={"preset": "lora-pocket", "dataset": "shapes", "settings": settings})
+        assert answer.status_code == 400 and words in answer.json()["message"], answer.text
+    assert not (tmp_path / "data" / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("preset", "settings", "words"),
+    [
+        ("lora-pocket", {"lora.rank": 256}, "lora.rank: this public studio allows at most 64, not 256"),
+        ("lora-pocket", {"resolution": 512}, "resolution: this public studio allows at most 128"),
+        ("lora-pocket", {"batch_size": 8, "gradient_accumulation": 4}, "batch_size x gradient_accumulation"),
+        ("lora-pocket", {"sample_steps": 150}, "sample_steps: this public studio allows at most 50"),
+        ("dreambooth-lora-pocket", {"dreambooth.num_class_images": 500}, "num_class_images: this public studio"),
+        ("dreambooth-lora-pocket", {"dreambooth.lora_rank": 128}, "dreambooth.lora_rank: this public studio"),
+    ],
+)
+def test_a_visitor_is_held_to_the_public_caps_through_the_gradio_api(tmp_path, preset, settings, words) -> None:
+    workspaces = visitors.public_workspaces(tmp_path / "data")
+    visitor = workspaces.get("c" * 32)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        service.start_from_preset(visitor, preset, "shapes", settings)  # what the `train` endpoint calls
+    assert not visitor.runs_root.exists()

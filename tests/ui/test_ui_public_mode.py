@@ -116,7 +116,8 @@ def test_caps_on_images_bytes_steps_models_and_captioners(tmp_path, shape_files)
         on_top = resolve_config(preset="lora-pocket", overrides={"base_loras": f"[{outside}]"})
         with pytest.raises(ValueError, match="merges only your own runs' LoRAs"):
             train_tab.start_training(ws, on_top, "shapes")
-    ws.check_training(10, "pocket", [f"{ws.data_dir}/runs/mine:0.5"])  # the visitor's own run: allowed
+    own = resolve_config(preset="lora-pocket", overrides={"base_loras": f"[{ws.data_dir}/runs/mine:0.5]"})
+    ws.check_training(own)  # the visitor's own run: allowed
     with pytest.raises(ValueError, match="captions with pocket or template only"):
         dataset_tab.auto_caption(ws, "shapes", "florence2", False)
     assert ws.runs_root.exists() is False  # nothing was started
