@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -116,17 +117,32 @@ def verify_lora_file(reference: np.ndarray, fresh_pipe: Any, file: Path, prompt:
     return float(np.abs(render(fresh_pipe, prompt, resolution) - reference).max())
 
 
+def _remove_exports(files: list[Path]) -> None:
+    import shutil
+
+    for file in files:
+        if file.is_dir():
+            shutil.rmtree(file, ignore_errors=True)
+        else:
+            file.unlink(missing_ok=True)
+
+
 def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
     """Export the method's files into outputs/ and check that each reloads to the in-memory output."""
-    from studio.train.loop import inference_weights, load_base_pipeline, set_train_mode
+    from studio.train.loop import check_finite_weights, divergence_advice, fail, inference_weights
+    from studio.train.loop import load_base_pipeline, set_train_mode
 
+    check_finite_weights(trainer)  # nothing inf or NaN is ever exported
     set_train_mode(trainer, False)
-    files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
     prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
     if not trainer.training.sample_prompts and hasattr(trainer.method, "training_caption"):
         prompt = trainer.method.training_caption(trainer.training.seed, 0, 0)  # one that uses what was learnt
     with inference_weights(trainer):
         reference = render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
+    if reference is not None and not np.isfinite(reference).all():
+        # finite weights can still overflow when they are huge: the trained model draws NaN
+        fail(trainer, f"the trained model renders NaN, so nothing was exported: {divergence_advice(trainer.training)}")
+    files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
     for file in files:
         fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
         if verify and file.name.endswith(".safetensors") and file.parent.name != "peft":
@@ -136,6 +152,13 @@ def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
                 fields["max_difference"] = max_difference(reference, fresh, prompt, trainer.training.resolution)
             else:
                 fields["max_difference"] = verify_lora_file(reference, fresh, file, prompt, trainer.training.resolution)
+            if not math.isfinite(fields["max_difference"]):  # NaN > 1e-3 is False: it must be caught here
+                _remove_exports(files)
+                fail(
+                    trainer,
+                    f"the export check of {file.name} gave a difference of {fields['max_difference']}, so nothing "
+                    f"was exported: {divergence_advice(trainer.training)}",
+                )
             if fields["max_difference"] > 1e-3:
                 trainer.emit("warning", message=f"{file.name} reloads with a difference of {fields['max_difference']}")
         trainer.emit("export", **fields)

@@ -270,8 +270,27 @@ def restore(trainer: Trainer, state: dict, folder: Path) -> None:
     trainer.step = state["json"]["step"]
 
 
+def divergence_advice(training: TrainingConfig) -> str:
+    return (
+        f"the training diverged; lower the learning_rate (now {training.learning_rate:g}), "
+        f"e.g. to {training.learning_rate / 10:g}"
+    )
+
+
+def check_finite_weights(trainer: Trainer) -> None:
+    """Stop the run as failed when a trained value is inf or NaN (a learning rate far too high does it in one
+    step, before any loss shows it), so no checkpoint or export ever holds one."""
+    bad = sum(int((~torch.isfinite(p.detach())).sum()) for p in trainer.params)
+    if bad:
+        fail(
+            trainer,
+            f"{bad} trained values became inf or NaN by step {trainer.step}: {divergence_advice(trainer.training)}",
+        )
+
+
 def save(trainer: Trainer) -> Path | None:
     """A resumable checkpoint, written by the main process (the others hold the same weights) while they wait."""
+    check_finite_weights(trainer)  # every process holds the same weights, so every process stops here alike
     folder = None
     building = None
     if trainer.engine is not None:
@@ -339,11 +358,7 @@ def optimizer_step(trainer: Trainer) -> float:
         # every process sees the mean loss, so a NaN on one stops them all at the same step
         shared_loss = accelerator.reduce(loss.detach(), reduction="mean") if accelerator.num_processes > 1 else loss
         if not torch.isfinite(shared_loss):
-            fail(
-                trainer,
-                f"loss became {loss.item()} at step {trainer.step + 1}: the training diverged; lower the "
-                f"learning_rate (now {training.learning_rate:g}), e.g. to {training.learning_rate / 10:g}",
-            )
+            fail(trainer, f"loss became {loss.item()} at step {trainer.step + 1}: {divergence_advice(training)}")
         if trainer.engine is not None:
             # DeepSpeed divides by the accumulation itself, reduces, clips and steps at the last micro-batch
             last = micro == training.gradient_accumulation - 1
