@@ -129,8 +129,14 @@ def _remove_exports(files: list[Path]) -> None:
 
 def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
     """Export the method's files into outputs/ and check that each reloads to the in-memory output."""
-    from studio.train.loop import check_finite_weights, divergence_advice, fail, inference_weights
-    from studio.train.loop import load_base_pipeline, set_train_mode
+    from studio.train.loop import (
+        check_finite_weights,
+        divergence_advice,
+        fail,
+        inference_weights,
+        load_base_pipeline,
+        set_train_mode,
+    )
 
     check_finite_weights(trainer)  # nothing inf or NaN is ever exported
     set_train_mode(trainer, False)
