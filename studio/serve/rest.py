@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Mount
 
+from studio.data.files import write_failure
 from studio.generate.engine import GenerationEngine
 from studio.generate.png_metadata import png_bytes
 from studio.serve import service
@@ -78,6 +79,10 @@ class StudioRoute(APIRoute):
             except NotFound as missing:
                 return error(404, "not_found", str(missing.args[0]))
             except (ValueError, OSError) as bad:
+                failure = write_failure(bad)
+                if failure is not None:  # the server's disk, not the request: 507 Insufficient Storage
+                    log.warning("%s %s: %s", request.method, request.url.path, failure)
+                    return error(507, "storage", str(failure))
                 return error(400, "invalid", str(bad.args[0] if isinstance(bad, KeyError) else bad))
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)
@@ -126,7 +131,7 @@ def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Ad
     @router.post(
         "/generate",
         responses={200: {"model": GenerateAnswer, "content": {"image/png": {}}}}
-        | error_responses(400, 403, 413, 422, 503),
+        | error_responses(400, 403, 413, 422, 503, 507),
     )
     def generate(body: GenerateBody):
         """Generate images. JSON out (each image base64 with its parameters), or one image/png with the parameters
@@ -162,7 +167,9 @@ def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Ad
         return {"datasets": [choice for _, choice in private_workspace("datasets").training_sources()]}
 
     @router.post(
-        "/train", status_code=202, responses={202: {"model": TrainAnswer}} | error_responses(400, 403, 413, 422, 503)
+        "/train",
+        status_code=202,
+        responses={202: {"model": TrainAnswer}} | error_responses(400, 403, 413, 422, 503, 507),
     )
     def train(body: TrainBody) -> dict:
         """Start a training run (one at a time: 503 "busy" while one trains); poll GET /runs/{run_id}."""

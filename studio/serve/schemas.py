@@ -76,7 +76,7 @@ class TrainAnswer(BaseModel):
 class ErrorBody(BaseModel):
     """Every error answer (see studio/serve/rest.py): what kind, one sentence, and the field when one is wrong."""
 
-    error: Literal["invalid", "forbidden", "not_found", "busy", "internal"]
+    error: Literal["invalid", "forbidden", "not_found", "busy", "storage", "internal"]
     message: str
     field: str | None = None
     retry_after: int | None = Field(None, description="Seconds to wait before asking again (busy only).")
@@ -89,6 +89,7 @@ ERROR_MEANINGS = {
     413: "The request body is over 64 KB (a prompt takes at most 4 KB).",
     422: "Not the JSON this route takes: a wrong type or an unknown key, named in `field`.",
     500: "Something unexpected; the details are in the server's log.",
+    507: "The server cannot write (its disk is full or read-only); the message names the folder.",
     503: "Busy: enough is running already; ask again after `retry_after` seconds (also the Retry-After header).",
 }
 

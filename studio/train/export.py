@@ -127,6 +127,21 @@ def _remove_exports(files: list[Path]) -> None:
             file.unlink(missing_ok=True)
 
 
+def _write_exports(trainer: Any) -> list[Path]:
+    """The method's export files in outputs/; on a full or read-only disk the run fails, with no new file left."""
+    from studio.data.files import WriteFailed, writing_in
+    from studio.train.loop import fail
+
+    outputs = trainer.run_dir / "outputs"
+    before = set(outputs.iterdir()) if outputs.is_dir() else set()
+    try:
+        with writing_in(outputs):
+            return trainer.method.export(trainer.pipe, outputs)
+    except WriteFailed as failure:
+        _remove_exports([path for path in outputs.iterdir() if path not in before] if outputs.is_dir() else [])
+        fail(trainer, f"the exports were not written: {failure}")
+
+
 def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
     """Export the method's files into outputs/ and check that each reloads to the in-memory output."""
     from studio.train.loop import (
@@ -148,7 +163,7 @@ def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
     if reference is not None and not np.isfinite(reference).all():
         # finite weights can still overflow when they are huge: the trained model draws NaN
         fail(trainer, f"the trained model renders NaN, so nothing was exported: {divergence_advice(trainer.training)}")
-    files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
+    files = _write_exports(trainer)
     for file in files:
         fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
         if verify and file.name.endswith(".safetensors") and file.parent.name != "peft":

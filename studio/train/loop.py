@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
+from studio.data.files import WriteFailed
 from studio.runtime import pocket_training_threads
 from studio.train import distributed, runs
 from studio.train.checkpoints import (
@@ -300,9 +301,12 @@ def save(trainer: Trainer) -> Path | None:
             trainer.accelerator, trainer.engine, trainer.run_dir, trainer.step
         )
     if trainer.accelerator.is_main_process:
-        folder = save_checkpoint(
-            trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints, building=building
-        )
+        try:
+            folder = save_checkpoint(
+                trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints, building=building
+            )
+        except WriteFailed as failure:  # a full or read-only disk: the run stops, resumable from the last one
+            fail(trainer, f"the checkpoint of step {trainer.step} was not saved: {failure}")
         trainer.emit("checkpoint", step=trainer.step, path=str(folder.relative_to(trainer.run_dir)))
     trainer.accelerator.wait_for_everyone()
     return folder
@@ -430,8 +434,9 @@ def set_train_mode(trainer: Trainer, training: bool) -> None:
             encoder.train(training and trainer.method.trains_text_encoder)
 
 
-def fail(trainer: Trainer, reason: str) -> None:
-    trainer.emit("failed", step=trainer.step, reason=reason)
+def fail(trainer: Trainer, reason: str) -> NoReturn:
+    with contextlib.suppress(OSError):  # on a full disk the event may not be written either; the reason still is
+        trainer.emit("failed", step=trainer.step, reason=reason)
     raise TrainingStopped(reason)
 
 
