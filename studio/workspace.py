@@ -8,9 +8,11 @@ may store and train; see `PublicWorkspaces`.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 import zipfile
@@ -230,6 +232,10 @@ class Workspaces:
     def get(self, visitor: str | None = None) -> Workspace:
         return self.shared
 
+    def served_copy(self, path: str | Path) -> str:
+        """The path to hand the page for a file of a workspace: a private studio serves its data folder as it is."""
+        return str(path)
+
 
 class PublicWorkspaces(Workspaces):
     """A workspace per visitor under `<data>/visitors/<visitor id>/`, with caps, and cleanup of idle ones.
@@ -242,6 +248,7 @@ class PublicWorkspaces(Workspaces):
 
     public = True
     TOUCH_EVERY = 60.0  # seconds between writes of a workspace's last-seen time
+    SERVED_HOURS = 1.0  # a served copy is read by Gradio as the handler returns; an hour later it goes
     BIND_WAIT = 3.0  # seconds an event of a session not yet bound waits for the page's first event to bind it
 
     def __init__(
@@ -249,8 +256,12 @@ class PublicWorkspaces(Workspaces):
         data_dir: Path,
         limits: PublicLimits | None = None,
         current_session: Callable[[], str | None] = lambda: None,
+        served_root: Path | None = None,
     ) -> None:
         self.root = Path(data_dir) / VISITORS
+        # outside the data folder whatever its place: the page never serves the data folder by path (visitors.py)
+        self.served_root = served_root or Path(tempfile.gettempdir()) / f"studio-served-{secrets.token_hex(8)}"
+        self._served_secret = secrets.token_hex(16)
         self.limits = limits or PublicLimits()
         self.current_session = current_session
         self.pool = JobPool(self.limits.max_concurrent_runs)
@@ -303,6 +314,44 @@ class PublicWorkspaces(Workspaces):
         self._touch(visitor, workspace)
         return workspace
 
+    def served_copy(self, path: str | Path) -> str:
+        """A copy of a visitor's file for the page, in a folder of its own (a random name) under the system's temp
+        folder. The page never serves the data folder by path, so that no visitor can fetch another's files by
+        URL wherever the data folder is (a Space's persistent /data included); Gradio copies what a handler returns
+        into its cache, under a name hashed from the content with a secret, and takes files only from the working
+        or temp folder: this copy is what it takes."""
+        import hashlib
+
+        source = Path(path)
+        found = source.stat()
+        # one copy per version of a file (a live view re-sends its samples), under a name nobody can derive
+        key = f"{self._served_secret}:{source.resolve()}:{found.st_mtime_ns}:{found.st_size}"
+        folder = self.served_root / hashlib.sha256(key.encode()).hexdigest()[:32]
+        target = folder / source.name
+        if target.is_file():
+            os.utime(folder)  # in use again: not cleaned up for another SERVED_HOURS
+            return str(target)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{source.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.link(source, partial)  # the same disk: no copy
+        except OSError:
+            shutil.copyfile(source, partial)
+        os.replace(partial, target)
+        return str(target)
+
+    def clean_served(self, now: float | None = None) -> int:
+        """Delete served copies older than SERVED_HOURS; how many."""
+        now = time.time() if now is None else now
+        old = [
+            folder
+            for folder in (self.served_root.iterdir() if self.served_root.is_dir() else [])
+            if now - folder.stat().st_mtime > self.SERVED_HOURS * 3600
+        ]
+        for folder in old:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(old)
+
     def _touch(self, visitor: str, workspace: Workspace) -> None:
         now = time.time()
         if now - self._touched.get(visitor, 0.0) < self.TOUCH_EVERY:
@@ -343,6 +392,7 @@ class PublicWorkspaces(Workspaces):
             while True:
                 try:
                     self.cleanup()
+                    self.clean_served()
                 except OSError:
                     log.exception("cleaning up idle workspaces failed")
                 time.sleep(every_seconds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import math
 import random
+import secrets
 import threading
 import time
 import weakref
@@ -75,7 +76,7 @@ class GenerationSettings:
     def __post_init__(self) -> None:
         check_prompt_size("prompt", self.prompt, MAX_PROMPT_BYTES)
         check_prompt_size("negative_prompt", self.negative_prompt, MAX_PROMPT_BYTES)
-        if not self.prompt.strip():
+        if not self.prompt or not self.prompt.strip():
             raise ValueError("the prompt is empty: describe what to draw")
         if not 1 <= self.steps <= 200:
             raise ValueError(f"steps must be between 1 and 200, got {self.steps}")
@@ -137,7 +138,10 @@ class GenerationSettings:
 
 
 def check_prompt_size(name: str, text: object, limit: int, where: str = "") -> None:
-    """Refuse a prompt that is not text or is longer than `limit` bytes (UTF-8), before any tokenizer sees it."""
+    """Refuse a prompt that is not text or is longer than `limit` bytes (UTF-8), before any tokenizer sees it.
+    None is no prompt (an empty negative prompt from a form)."""
+    if text is None:
+        return
     if not isinstance(text, str):
         raise ValueError(f"{name} must be text, got {type(text).__name__}")
     size = len(text) if len(text) > limit else len(text.encode("utf-8"))  # a character is at least one byte
@@ -309,12 +313,16 @@ class GenerationEngine:
 
 
 def save_images(results: list[GeneratedImage], out_dir: str | Path) -> list[Path]:
-    """Write each image as a PNG that carries its parameters."""
+    """Write each image as a PNG that carries its parameters, under a name of its own: time, index and seed for
+    the reader, and a random part, so two saves in the same second with the same seed never overwrite each other
+    and no name can be guessed from the time and the (default) seed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     paths = []
     for index, result in enumerate(results):
-        path = out / f"{stamp}-{index:02d}-seed{result.params['seed']}.png"
+        path = out / f"{stamp}-{index:02d}-seed{result.params['seed']}-{secrets.token_hex(6)}.png"
+        while path.exists():  # 48 random bits: only in theory
+            path = path.with_name(f"{stamp}-{index:02d}-seed{result.params['seed']}-{secrets.token_hex(6)}.png")
         paths.append(save_png(result.image, path, result.params))
     return paths

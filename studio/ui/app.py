@@ -6,7 +6,6 @@ import gradio as gr
 
 from studio.generate.engine import GenerationEngine
 from studio.serve.admission import Admission, ServeLimits
-from studio.serve.service import ApiAccess
 from studio.ui import (
     api_endpoints,
     compare_tab,
@@ -57,13 +56,13 @@ def build_app(
             with gr.Tab("Runs", id="runs") as tab:
                 runs_tab.build(loaded, tab, workspaces)
             with gr.Tab("Generate", id="generate"):
-                generate_tab.build(engine, ApiAccess.of(workspaces))
+                generate_tab.build(engine, workspaces)
             if not workspaces.public:  # they list every run and adapter in the data folder: not yet one visitor's own
                 with gr.Tab("Playground", id="playground"):
                     playground = playground_tab.build(engine)
                 with gr.Tab("Compare", id="compare"):
                     compare_tab.build(engine, playground)
-        api_endpoints.register(engine, workspaces, admission, DATA_DIR / "outputs")
+        api_endpoints.register(engine, workspaces, admission)
     return app
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
+from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings
 from studio.generate.samplers import sampler_labels
 from studio.paths import DATA_DIR
 from studio.serve.service import ApiAccess, generation_settings
-from studio.ui.gallery import results_gallery
+from studio.ui.gallery import results_gallery, saved_for_page
+from studio.workspace import Workspaces
 
 EXAMPLES = [
     "a yellow triangle on a black background",
@@ -27,9 +28,11 @@ def form_settings(access: ApiAccess, values: dict) -> GenerationSettings:
     return generation_settings(access, **values)
 
 
-def build(engine: GenerationEngine, access: ApiAccess | None = None) -> None:
-    """The Generate tab; `access` (public mode) fixes the base models a visitor may load and caps the prompt."""
-    access = access or ApiAccess()
+def build(engine: GenerationEngine, workspaces: Workspaces | None = None) -> None:
+    """The Generate tab. Images go to the outputs/ folder of the visitor's workspace (the data folder's in a
+    private studio); a public studio fixes the base models a visitor may load and caps the prompt."""
+    workspaces = workspaces or Workspaces(DATA_DIR)
+    access = ApiAccess.of(workspaces)
     allowed_models = access.allowed_models
     defaults = GenerationSettings(prompt="-")
     with gr.Row(equal_height=False):
@@ -91,11 +94,12 @@ def build(engine: GenerationEngine, access: ApiAccess | None = None) -> None:
             results = engine.generate(settings, on_step=lambda done, total: progress(done / total, desc="denoising"))
         except (ValueError, OSError) as error:
             raise gr.Error(str(error)) from error
-        paths = save_images(results, DATA_DIR / "outputs")
+        paths = saved_for_page(workspaces, results)
         params = [r.params for r in results]
         seconds = sum(p["seconds"] for p in params)
-        note = f"{len(paths)} image(s) in {seconds:.1f} s, seeds {params[0]['seed']}–{params[-1]['seed']}. Saved to `data/outputs`."
-        return [str(p) for p in paths], note, params[0], params
+        where = "your workspace" if workspaces.public else "`data/outputs`"
+        note = f"{len(paths)} image(s) in {seconds:.1f} s, seeds {params[0]['seed']}–{params[-1]['seed']}. Saved to {where}."
+        return paths, note, params[0], params
 
     def select(params: list, event: gr.SelectData):
         return params[event.index] if 0 <= event.index < len(params) else None
