@@ -67,6 +67,9 @@ class StudioRoute(APIRoute):
                 return await handler(request)
             except RequestValidationError as invalid:
                 first = invalid.errors()[0]
+                if first["type"] == "json_invalid":  # its loc holds the character position, not a field
+                    reason = first.get("ctx", {}).get("error", "")
+                    return error(422, "invalid", f"the body is not valid JSON: {reason} (character {first['loc'][-1]})")
                 field = ".".join(str(part) for part in first["loc"] if part != "body") or None
                 message = f"{field}: {first['msg']}" if field else first["msg"]
                 return error(422, "invalid", message, field=field)

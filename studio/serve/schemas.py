@@ -15,9 +15,11 @@ def _help(name: str) -> str:
 
 
 class GenerateBody(BaseModel):
-    # a misspelt key ("stpes") is an error, not a silent default; the example is what "Try it out" sends
+    # a misspelt key ("stpes") is an error, not a silent default; strict: `"steps": true` or `4.5` is not a number
+    # of steps (lax mode took true as 1); the example is what "Try it out" sends
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"prompt": "a yellow triangle on a black background", "seed": 1, "count": 2}]},
     )
 
@@ -47,6 +49,7 @@ class GenerateBody(BaseModel):
 class TrainBody(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"preset": "lora-pocket", "dataset": "shapes", "settings": {"steps": 40}}]},
     )
 

@@ -117,3 +117,19 @@ def test_a_visitor_is_held_to_the_public_caps_through_the_gradio_api(tmp_path, p
     with pytest.raises(ValueError, match=re.escape(words)):
         service.start_from_preset(visitor, preset, "shapes", settings)  # what the `train` endpoint calls
     assert not visitor.runs_root.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "field", "words"),
+    [
+        (b'{"prompt": "a red circle", "steps": true}', 422, "steps", "valid integer"),  # lax mode took it as 1
+        (b'{"prompt": "a red circle", "steps": 4.5}', 422, "steps", "valid integer"),
+        (b'{"prompt": "a red circle", "seed": 1180591620717411303424}', 400, None, "seed must be"),  # 2**70
+        (b"{prompt:", 422, None, "the body is not valid JSON: Expecting property name"),  # not field "1"
+    ],
+)
+def test_rest_answers_what_is_wrong_with_a_number_or_the_json(tmp_path, body, code, field, words) -> None:
+    answer = api(Workspaces(tmp_path / "data")).post(
+        "/api/v1/generate", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == code and answer.json().get("field") == field and words in answer.json()["message"]
