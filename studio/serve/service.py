@@ -125,6 +125,14 @@ def start_from_preset(ws: Workspace, preset: str, dataset: str, settings: dict |
         raise ValueError(f"preset: no preset {preset!r}; known: {', '.join(list_presets())}")
     overrides = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (settings or {}).items()}
     config = resolve_config(preset=preset, overrides=overrides)
+    from studio.generate.adapters import split_weight
+    from studio.generate.library import inside_data
+
+    for text in config.training.base_loras:  # as generate's LoRAs: the API reads no file outside the data folder
+        try:
+            inside_data(split_weight(text)[0])
+        except ValueError as outside:
+            raise ValueError(f"base_loras: {outside}") from None
     return ws.start_training(config, dataset)
 
 

@@ -133,3 +133,25 @@ def test_rest_answers_what_is_wrong_with_a_number_or_the_json(tmp_path, body, co
         "/api/v1/generate", content=body, headers={"Content-Type": "application/json"}
     )
     assert answer.status_code == code and answer.json().get("field") == field and words in answer.json()["message"]
+
+
+def test_train_refuses_a_base_lora_that_is_no_lora_or_outside_the_data_folder_at_once(tmp_path) -> None:
+    from studio.train.config import resolve_config
+    from studio.train.start import create_run
+
+    client = api(Workspaces(tmp_path / "data"))
+    body = {"preset": "lora-pocket", "dataset": "shapes", "settings": {"base_loras": "[/etc/passwd:1]"}}
+    answer = client.post("/api/v1/train", json=body)
+    assert answer.status_code == 400 and answer.json()["message"].startswith("base_loras: passwd: only files inside")
+    # from the CLI (a person's own machine, any folder): a file that is no LoRA is refused before a run folder
+    from studio.pocket.world import Scene, render
+
+    images = tmp_path / "images"
+    images.mkdir()
+    render(Scene("circle", "red", "white"), 64).save(images / "circle.png")
+    (images / "circle.txt").write_text("a red circle on a white background")
+    overrides = {"base_loras": "[/etc/passwd:1]", "sample_prompts": "[a circle]"}
+    config = resolve_config(preset="lora-pocket", overrides=overrides)
+    with pytest.raises(ValueError, match="base_loras: /etc/passwd is not a LoRA"):
+        create_run(config, images, root=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
