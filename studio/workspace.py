@@ -140,6 +140,12 @@ class Workspace:
                 f"{self.limits.max_workspace_bytes / 2**20:.0f} MB; delete a run or dataset first"
             )
 
+    def check_room(self) -> None:
+        """Refuse to store more (a run, generated images) once a visitor's workspace is over its bytes."""
+        if self.limits is not None and self.data_dir.is_dir():
+            if folder_bytes(self.data_dir) > self.limits.max_workspace_bytes:
+                raise ValueError("your workspace is full; delete a run or dataset first")
+
     def check_captioner(self, name: str) -> None:
         if self.limits is not None and name not in self.limits.captioners:
             raise ValueError(f"this public studio captions with {' or '.join(self.limits.captioners)} only")
@@ -157,15 +163,14 @@ class Workspace:
             path = Path(split_weight(text)[0]).expanduser().resolve()
             if not path.is_relative_to(self.data_dir.resolve()):
                 raise ValueError(f"base_loras: this public studio merges only your own runs' LoRAs, not {text!r}")
+        if base_model not in self.limits.base_models:  # first: another model's presets are over the caps anyway
+            raise ValueError(f"this public studio trains only {', '.join(self.limits.base_models)}, not {base_model!r}")
         if steps > self.limits.max_steps:
             raise ValueError(f"this public studio trains at most {self.limits.max_steps} steps a run, not {steps}")
         for name, value, cap in self.limits.capped_settings(config):
             if value > cap:
                 raise ValueError(f"{name}: this public studio allows at most {cap}, not {value}")
-        if base_model not in self.limits.base_models:
-            raise ValueError(f"this public studio trains only {', '.join(self.limits.base_models)}, not {base_model!r}")
-        if self.data_dir.is_dir() and folder_bytes(self.data_dir) > self.limits.max_workspace_bytes:
-            raise ValueError("your workspace is full; delete a run or dataset first")
+        self.check_room()
 
     def start_training(self, config, dataset_choice: str | None) -> Path:
         """Start training `config` (a RunConfig) on a dataset of this workspace, within its caps; the run folder.

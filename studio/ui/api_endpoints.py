@@ -43,6 +43,7 @@ def register(engine: GenerationEngine, workspaces: Workspaces, admission: Admiss
             access, prompt, negative_prompt, int(seed), int(steps), float(guidance), int(width), int(height),
             sampler, int(count), model, loras,
         )  # fmt: skip
+        workspaces.get().check_room()  # the images are stored in the caller's workspace
         try:
             results = service.generate(engine, admission, settings)
         except Busy as busy:

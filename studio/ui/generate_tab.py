@@ -89,6 +89,7 @@ def build(engine: GenerationEngine, workspaces: Workspaces | None = None) -> Non
             )
         except ValueError as error:
             raise gr.Error(str(error)) from error
+        workspaces.get().check_room()  # the images are stored in the visitor's workspace
         progress(0, desc="loading model")
         try:
             results = engine.generate(settings, on_step=lambda done, total: progress(done / total, desc="denoising"))

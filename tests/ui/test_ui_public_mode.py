@@ -289,6 +289,12 @@ def test_each_visitor_generates_into_their_own_workspace_and_nothing_is_overwrit
     assert not (tmp_path / "data" / "outputs").exists()  # no folder shared by every visitor
     assert all(Path(path).is_relative_to(public.served_root) for path in handed)
 
+    bob = public.get(BOB)
+    with open(bob.data_dir / "big.bin", "wb") as big:  # sparse: its size counts, no disk is used
+        big.truncate(public.limits.max_workspace_bytes + 1)
+    with pytest.raises(ValueError, match="your workspace is full"):
+        bob.check_room()  # what Generate and the generate endpoint ask before they store more
+
 
 @pytest.mark.slow
 def test_no_visitor_file_is_served_by_url_with_the_data_folder_outside_working_and_temp(
