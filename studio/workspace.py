@@ -8,14 +8,16 @@ may store and train; see `PublicWorkspaces`.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from studio.train.jobs import JobManager, JobPool
@@ -35,7 +37,16 @@ class PublicLimits:
     max_images: int = field(default=40, metadata={"help": "Images in one dataset."})
     max_workspace_bytes: int = field(default=200 * 2**20, metadata={"help": "Everything a visitor stores."})
     max_steps: int = field(default=400, metadata={"help": "Training steps of one run."})
+    max_resolution: int = field(default=128, metadata={"help": "Training resolution (the pocket model draws 64)."})
+    max_batch: int = field(default=16, metadata={"help": "Images per optimizer step (batch x accumulation)."})
+    max_lora_rank: int = field(default=64, metadata={"help": "Rank of a LoRA (the pocket presets use 16)."})
+    max_class_images: int = field(default=64, metadata={"help": "DreamBooth class images of one run."})
+    max_sample_prompts: int = field(default=4, metadata={"help": "Sample prompts of one run."})
+    max_sample_steps: int = field(default=50, metadata={"help": "Denoising steps of a sample or class image."})
     max_concurrent_runs: int = field(default=1, metadata={"help": "Training runs at once, all visitors together."})
+    max_prompt_bytes: int = field(
+        default=1000, metadata={"help": "Bytes of a prompt or negative prompt (77 tokens are about 300)."}
+    )
     base_models: tuple[str, ...] = field(default=("pocket",), metadata={"help": "Base models a visitor may train."})
     captioners: tuple[str, ...] = field(
         default=("pocket", "template"), metadata={"help": "Captioners a visitor may use (others download models)."}
@@ -43,11 +54,35 @@ class PublicLimits:
     idle_hours: float = field(default=24.0, metadata={"help": "A workspace unused this long is deleted."})
 
     def __post_init__(self) -> None:
-        for name in ("max_images", "max_workspace_bytes", "max_steps", "max_concurrent_runs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for spec in fields(self):
+            if spec.name.startswith("max_") and getattr(self, spec.name) < 1:
+                raise ValueError(f"{spec.name} must be at least 1, got {getattr(self, spec.name)}")
         if self.idle_hours <= 0:
             raise ValueError(f"idle_hours must be positive, got {self.idle_hours}")
+
+    def capped_settings(self, config) -> list[tuple[str, int, int]]:
+        """(setting, value, cap) for every setting of a run (a RunConfig) that a visitor's cap bounds."""
+        training, method = config.training, config.method_config
+        capped = [
+            ("resolution", training.resolution, self.max_resolution),
+            (
+                "batch_size x gradient_accumulation",
+                training.batch_size * training.gradient_accumulation,
+                self.max_batch,
+            ),
+            ("sample_prompts", len(training.sample_prompts), self.max_sample_prompts),
+            ("sample_steps", training.sample_steps, self.max_sample_steps),
+        ]
+        # the method's own sizes, by the names its config gives them (LoRA: rank; DreamBooth: lora_rank ...)
+        for name, cap in (
+            ("rank", self.max_lora_rank),
+            ("lora_rank", self.max_lora_rank),
+            ("num_class_images", self.max_class_images),
+            ("class_image_steps", self.max_sample_steps),
+        ):
+            if hasattr(method, name):
+                capped.append((f"{config.method}.{name}", getattr(method, name), cap))
+        return capped
 
 
 def folder_bytes(folder: Path) -> int:
@@ -105,33 +140,44 @@ class Workspace:
                 f"{self.limits.max_workspace_bytes / 2**20:.0f} MB; delete a run or dataset first"
             )
 
+    def check_room(self) -> None:
+        """Refuse to store more (a run, generated images) once a visitor's workspace is over its bytes."""
+        if self.limits is not None and self.data_dir.is_dir():
+            if folder_bytes(self.data_dir) > self.limits.max_workspace_bytes:
+                raise ValueError("your workspace is full; delete a run or dataset first")
+
     def check_captioner(self, name: str) -> None:
         if self.limits is not None and name not in self.limits.captioners:
             raise ValueError(f"this public studio captions with {' or '.join(self.limits.captioners)} only")
 
-    def check_training(self, steps: int, base_model: str, base_loras: list[str] | tuple = ()) -> None:
-        """Refuse a run over the public caps (steps, base models, stored bytes, LoRAs from outside the workspace)."""
+    def check_training(self, config) -> None:
+        """Refuse a run (a RunConfig) over the public caps: steps, size, rank..., base models, stored bytes, LoRAs
+        from outside the workspace."""
         if self.limits is None:
             return
         from studio.generate.adapters import split_weight
 
+        training = config.training
+        steps, base_model, base_loras = training.steps, training.base_model, training.base_loras
         for text in base_loras:  # a visitor may train on top of their own runs, never on another file of the server
             path = Path(split_weight(text)[0]).expanduser().resolve()
             if not path.is_relative_to(self.data_dir.resolve()):
                 raise ValueError(f"base_loras: this public studio merges only your own runs' LoRAs, not {text!r}")
+        if base_model not in self.limits.base_models:  # first: another model's presets are over the caps anyway
+            raise ValueError(f"this public studio trains only {', '.join(self.limits.base_models)}, not {base_model!r}")
         if steps > self.limits.max_steps:
             raise ValueError(f"this public studio trains at most {self.limits.max_steps} steps a run, not {steps}")
-        if base_model not in self.limits.base_models:
-            raise ValueError(f"this public studio trains only {', '.join(self.limits.base_models)}, not {base_model!r}")
-        if self.data_dir.is_dir() and folder_bytes(self.data_dir) > self.limits.max_workspace_bytes:
-            raise ValueError("your workspace is full; delete a run or dataset first")
+        for name, value, cap in self.limits.capped_settings(config):
+            if value > cap:
+                raise ValueError(f"{name}: this public studio allows at most {cap}, not {value}")
+        self.check_room()
 
     def start_training(self, config, dataset_choice: str | None) -> Path:
         """Start training `config` (a RunConfig) on a dataset of this workspace, within its caps; the run folder.
         Raises JobBusy while a run trains, ValueError for a missing dataset or a setting over the caps."""
         if not dataset_choice:
             raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
-        self.check_training(config.training.steps, config.training.base_model, config.training.base_loras)
+        self.check_training(config)
         return self.jobs.start(config, self.training_source(dataset_choice))
 
     @property
@@ -191,6 +237,10 @@ class Workspaces:
     def get(self, visitor: str | None = None) -> Workspace:
         return self.shared
 
+    def served_copy(self, path: str | Path) -> str:
+        """The path to hand the page for a file of a workspace: a private studio serves its data folder as it is."""
+        return str(path)
+
 
 class PublicWorkspaces(Workspaces):
     """A workspace per visitor under `<data>/visitors/<visitor id>/`, with caps, and cleanup of idle ones.
@@ -203,6 +253,7 @@ class PublicWorkspaces(Workspaces):
 
     public = True
     TOUCH_EVERY = 60.0  # seconds between writes of a workspace's last-seen time
+    SERVED_HOURS = 1.0  # a served copy is read by Gradio as the handler returns; an hour later it goes
     BIND_WAIT = 3.0  # seconds an event of a session not yet bound waits for the page's first event to bind it
 
     def __init__(
@@ -210,8 +261,12 @@ class PublicWorkspaces(Workspaces):
         data_dir: Path,
         limits: PublicLimits | None = None,
         current_session: Callable[[], str | None] = lambda: None,
+        served_root: Path | None = None,
     ) -> None:
         self.root = Path(data_dir) / VISITORS
+        # outside the data folder whatever its place: the page never serves the data folder by path (visitors.py)
+        self.served_root = served_root or Path(tempfile.gettempdir()) / f"studio-served-{secrets.token_hex(8)}"
+        self._served_secret = secrets.token_hex(16)
         self.limits = limits or PublicLimits()
         self.current_session = current_session
         self.pool = JobPool(self.limits.max_concurrent_runs)
@@ -264,6 +319,44 @@ class PublicWorkspaces(Workspaces):
         self._touch(visitor, workspace)
         return workspace
 
+    def served_copy(self, path: str | Path) -> str:
+        """A copy of a visitor's file for the page, in a folder of its own (a random name) under the system's temp
+        folder. The page never serves the data folder by path, so that no visitor can fetch another's files by
+        URL wherever the data folder is (a Space's persistent /data included); Gradio copies what a handler returns
+        into its cache, under a name hashed from the content with a secret, and takes files only from the working
+        or temp folder: this copy is what it takes."""
+        import hashlib
+
+        source = Path(path)
+        found = source.stat()
+        # one copy per version of a file (a live view re-sends its samples), under a name nobody can derive
+        key = f"{self._served_secret}:{source.resolve()}:{found.st_mtime_ns}:{found.st_size}"
+        folder = self.served_root / hashlib.sha256(key.encode()).hexdigest()[:32]
+        target = folder / source.name
+        if target.is_file():
+            os.utime(folder)  # in use again: not cleaned up for another SERVED_HOURS
+            return str(target)
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f".{source.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.link(source, partial)  # the same disk: no copy
+        except OSError:
+            shutil.copyfile(source, partial)
+        os.replace(partial, target)
+        return str(target)
+
+    def clean_served(self, now: float | None = None) -> int:
+        """Delete served copies older than SERVED_HOURS; how many."""
+        now = time.time() if now is None else now
+        old = [
+            folder
+            for folder in (self.served_root.iterdir() if self.served_root.is_dir() else [])
+            if now - folder.stat().st_mtime > self.SERVED_HOURS * 3600
+        ]
+        for folder in old:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(old)
+
     def _touch(self, visitor: str, workspace: Workspace) -> None:
         now = time.time()
         if now - self._touched.get(visitor, 0.0) < self.TOUCH_EVERY:
@@ -304,6 +397,7 @@ class PublicWorkspaces(Workspaces):
             while True:
                 try:
                     self.cleanup()
+                    self.clean_served()
                 except OSError:
                     log.exception("cleaning up idle workspaces failed")
                 time.sleep(every_seconds)

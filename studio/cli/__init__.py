@@ -30,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input: one clear line, not a traceback.
         print(f"studio {args.command}: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        from studio.data.files import write_failure
+
+        failure = write_failure(error)  # a full or read-only disk: one sentence naming the folder
+        if failure is None:
+            raise
+        print(f"studio {args.command}: {failure}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(commands) -> None:
@@ -154,9 +155,15 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from studio.train.loop import TrainingStopped
     from studio.train.start import export_run
 
     _threads()
-    for path in export_run(args.run):
+    try:
+        paths = export_run(args.run)
+    except TrainingStopped as stopped:
+        print(f"studio runs export: {stopped}", file=sys.stderr)
+        return 1
+    for path in paths:
         print(path)
     return 0

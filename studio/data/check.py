@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from studio.data.caption_text import TokenCounter, caption_issues
 from studio.data.concepts import Balance, balance
-from studio.data.dataset import Dataset, read_metadata_captions, read_sidecar_captions
+from studio.data.dataset import METADATA, Dataset, read_metadata_captions, read_sidecar_captions
 from studio.data.issues import Issue
 from studio.data.trigger import trigger_issues
 
@@ -61,6 +61,17 @@ class CheckReport:
         }
 
 
+OUTSIDE_MANIFEST = "not in the manifest (left by an import that failed?): it is not trained on; delete it"
+
+
+def files_outside_manifest(dataset: Dataset) -> list[str]:
+    """Files in the images folder that no item owns: neither an image, its caption, nor metadata.jsonl."""
+    if not dataset.images_dir.is_dir():
+        return []
+    owned = {METADATA} | {item.file for item in dataset.items} | {f"{item.stem}.txt" for item in dataset.items}
+    return sorted(path.name for path in dataset.images_dir.iterdir() if path.name not in owned)
+
+
 def check_dataset(dataset: Dataset, counter: TokenCounter | None = None) -> CheckReport:
     report = CheckReport(dataset.name, len(dataset.items), dataset.trigger, rejected_at_import=len(dataset.rejected))
     sidecars = read_sidecar_captions(dataset.images_dir)
@@ -84,5 +95,7 @@ def check_dataset(dataset: Dataset, counter: TokenCounter | None = None) -> Chec
             report.add(item.file, issue)
     for file, issue in trigger_issues(dataset.items, dataset.trigger).items():
         report.add(file, issue)
+    for file in files_outside_manifest(dataset):
+        report.add(file, Issue("file-outside-manifest", OUTSIDE_MANIFEST))
     report.balance = balance(dataset.items)
     return report

@@ -7,8 +7,10 @@ imagefolder); when both exist and differ the sidecar wins and the item says so. 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import shutil
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -19,7 +21,7 @@ from studio.data.archive import ZipLimits
 from studio.data.caption_text import TokenCounter, caption_issues, decode_caption, normalise_caption
 from studio.data.concepts import Concept, concept_from_path
 from studio.data.dataset import Dataset, DatasetItem, datasets_root, parse_metadata_jsonl, validate_name
-from studio.data.files import write_bytes_atomic
+from studio.data.files import WriteFailed, write_bytes_atomic
 from studio.data.fingerprints import NEAR_DUPLICATE_DISTANCE, nearest
 from studio.data.issues import Issue, RejectedFile
 from studio.data.names import slugify, unique_name
@@ -277,6 +279,7 @@ def import_into(
     if options.trigger:
         dataset.trigger = validate_trigger(options.trigger)
     report = ImportReport(dataset.name)
+    before = (list(dataset.items), list(dataset.rejected), dataset.trigger)
     collected = collect(sources, options.zip_limits)
     try:
         report.rejected += collected.rejected
@@ -286,6 +289,8 @@ def import_into(
         for done, entry in enumerate(images, start=1):
             try:
                 importer.run_one(entry, captions)
+            except WriteFailed:
+                raise  # the disk, not this file: every later file would fail the same way
             except Exception as error:  # one bad file never stops the rest; the reason still reaches the report
                 importer.reject(entry, "unreadable", f"could not be imported ({type(error).__name__}: {error})")
             if on_progress:
@@ -293,11 +298,29 @@ def import_into(
         for key, sidecar in captions.sidecars.items():
             if key not in captions.used:
                 report.notes.append(Issue("caption-orphan", f"{sidecar.label} has no image beside it; not used"))
+        dataset.rejected += report.rejected
+        dataset.save()
+    except BaseException:
+        _roll_back(dataset, *before)
+        raise
     finally:
         collected.close()
-    dataset.rejected += report.rejected
-    dataset.save()
     return report
+
+
+def _roll_back(dataset: Dataset, items: list[DatasetItem], rejected: list[RejectedFile], trigger: str | None) -> None:
+    """Undo a failed import: remove the files it stored and put the dataset back as it was, so no image is left
+    outside the manifest. Best effort: on a full or read-only disk these writes may fail too, and must not hide
+    the error that stopped the import."""
+    kept = {item.file for item in items}
+    for item in dataset.items:
+        if item.file not in kept:
+            for path in (dataset.images_dir / item.file, dataset.images_dir / f"{item.stem}.txt"):
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+    dataset.items, dataset.rejected, dataset.trigger = items, rejected, trigger
+    with contextlib.suppress(OSError):
+        dataset.save()  # metadata.jsonl and the sidecars may already name the removed images
 
 
 def import_dataset(
@@ -312,9 +335,14 @@ def import_dataset(
     folder = (root or datasets_root()) / validate_name(name)
     if add:
         dataset = Dataset.load(folder)
-    elif (folder / "manifest.json").exists():
+        return dataset, import_into(dataset, sources, options, on_progress)
+    if (folder / "manifest.json").exists():
         raise ValueError(f"dataset {name!r} already exists; pick another name or add to it")
-    else:
+    new_folder = not folder.exists()
+    try:
         dataset = Dataset.create(folder)
-    report = import_into(dataset, sources, options, on_progress)
-    return dataset, report
+        return dataset, import_into(dataset, sources, options, on_progress)
+    except BaseException:
+        if new_folder:  # a new dataset that failed is not left half made
+            shutil.rmtree(folder, ignore_errors=True)
+        raise

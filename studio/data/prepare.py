@@ -28,7 +28,7 @@ from PIL import Image
 from studio.data.buckets import bucket_for, default_step
 from studio.data.crops import center_box, smart_box
 from studio.data.dataset import Dataset, metadata_jsonl
-from studio.data.files import write_bytes_atomic, write_json_atomic, write_text_atomic
+from studio.data.files import write_bytes_atomic, write_failure, write_json_atomic, write_text_atomic, writing_in
 from studio.data.trigger import enforce_trigger_on_items
 
 MODES = ("center", "smart", "buckets")
@@ -171,8 +171,9 @@ def prepare_dataset(
         raise ValueError(f"dataset {dataset.name!r} has no images to prepare")
     _check_captions(dataset, settings)
     parent = dataset.root / "prepared"
-    parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(dir=parent, prefix=f".{settings.variant}."))
+    with writing_in(parent):
+        parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(dir=parent, prefix=f".{settings.variant}."))
     try:
         items = []
         for done, source in enumerate(dataset.items, start=1):
@@ -204,9 +205,12 @@ def prepare_dataset(
         write_text_atomic(building / "metadata.jsonl", metadata_jsonl(items))
         write_json_atomic(building / PREPARED_MANIFEST, result.as_dict())
         _swap_in(building, result.folder)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(building, ignore_errors=True)
-        raise
+        failure = write_failure(error, parent)  # named by prepared/, not the hidden folder it was built in
+        if failure is None:
+            raise
+        raise failure from error
     return result
 
 

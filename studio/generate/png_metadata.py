@@ -38,8 +38,10 @@ def _png_info(params: dict) -> PngImagePlugin.PngInfo:
 
 
 def save_png(image: Image.Image, path: str | Path, params: dict) -> Path:
+    from studio.data.files import write_bytes_atomic
+
     path = Path(path)
-    image.save(path, pnginfo=_png_info(params))
+    write_bytes_atomic(path, png_bytes(image, params))  # whole or not at all, also on a full disk
     return path
 
 

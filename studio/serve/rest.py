@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Mount
 
+from studio.data.files import write_failure
 from studio.generate.engine import GenerationEngine
 from studio.generate.png_metadata import png_bytes
 from studio.serve import service
@@ -34,6 +35,9 @@ DOCS_URL = f"{PREFIX}/docs"
 DOCS_STATIC_URL = f"{PREFIX}/docs-static"
 TRAINING_RETRY_SECONDS = 60  # a training run takes minutes; checking back every minute is plenty
 UNEXPECTED = "something went wrong on the server; the details are in its log"
+# every body these routes take is a few settings; a prompt is at most MAX_PROMPT_BYTES (4 KB). A bigger body is
+# refused while it is read, so a 20 MB upload never reaches the JSON parser
+MAX_BODY_BYTES = 64 * 1024
 
 
 def error(status: int, kind: str, message: str, field: str | None = None, retry_after: int | None = None):
@@ -57,10 +61,15 @@ class StudioRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def answer(request: Request) -> Response:
+            if not await read_body_within(request, MAX_BODY_BYTES):
+                return error(413, "invalid", f"the request body is over {MAX_BODY_BYTES} bytes, the limit of this API")
             try:
                 return await handler(request)
             except RequestValidationError as invalid:
                 first = invalid.errors()[0]
+                if first["type"] == "json_invalid":  # its loc holds the character position, not a field
+                    reason = first.get("ctx", {}).get("error", "")
+                    return error(422, "invalid", f"the body is not valid JSON: {reason} (character {first['loc'][-1]})")
                 field = ".".join(str(part) for part in first["loc"] if part != "body") or None
                 message = f"{field}: {first['msg']}" if field else first["msg"]
                 return error(422, "invalid", message, field=field)
@@ -73,12 +82,31 @@ class StudioRoute(APIRoute):
             except NotFound as missing:
                 return error(404, "not_found", str(missing.args[0]))
             except (ValueError, OSError) as bad:
+                failure = write_failure(bad)
+                if failure is not None:  # the server's disk, not the request: 507 Insufficient Storage
+                    log.warning("%s %s: %s", request.method, request.url.path, failure)
+                    return error(507, "storage", str(failure))
                 return error(400, "invalid", str(bad.args[0] if isinstance(bad, KeyError) else bad))
             except Exception:
                 log.exception("%s %s failed", request.method, request.url.path)
                 return error(500, "internal", UNEXPECTED)
 
         return answer
+
+
+async def read_body_within(request: Request, limit: int) -> bool:
+    """Read the body, stopping as soon as it is over `limit` bytes (False then). Its declared length is believed
+    only when it says too much: a chunked body has none, so the bytes are counted as they come."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return False
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return False
+    request._body = bytes(body)  # Starlette's own cache: the route's handler reads the body from here
+    return True
 
 
 def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Admission) -> APIRouter:
@@ -105,7 +133,8 @@ def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Ad
 
     @router.post(
         "/generate",
-        responses={200: {"model": GenerateAnswer, "content": {"image/png": {}}}} | error_responses(400, 403, 422, 503),
+        responses={200: {"model": GenerateAnswer, "content": {"image/png": {}}}}
+        | error_responses(400, 403, 413, 422, 503, 507),
     )
     def generate(body: GenerateBody):
         """Generate images. JSON out (each image base64 with its parameters), or one image/png with the parameters
@@ -141,7 +170,9 @@ def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Ad
         return {"datasets": [choice for _, choice in private_workspace("datasets").training_sources()]}
 
     @router.post(
-        "/train", status_code=202, responses={202: {"model": TrainAnswer}} | error_responses(400, 403, 422, 503)
+        "/train",
+        status_code=202,
+        responses={202: {"model": TrainAnswer}} | error_responses(400, 403, 413, 422, 503, 507),
     )
     def train(body: TrainBody) -> dict:
         """Start a training run (one at a time: 503 "busy" while one trains); poll GET /runs/{run_id}."""

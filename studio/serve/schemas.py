@@ -15,9 +15,11 @@ def _help(name: str) -> str:
 
 
 class GenerateBody(BaseModel):
-    # a misspelt key ("stpes") is an error, not a silent default; the example is what "Try it out" sends
+    # a misspelt key ("stpes") is an error, not a silent default; strict: `"steps": true` or `4.5` is not a number
+    # of steps (lax mode took true as 1); the example is what "Try it out" sends
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"prompt": "a yellow triangle on a black background", "seed": 1, "count": 2}]},
     )
 
@@ -47,6 +49,7 @@ class GenerateBody(BaseModel):
 class TrainBody(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={"examples": [{"preset": "lora-pocket", "dataset": "shapes", "settings": {"steps": 40}}]},
     )
 
@@ -76,7 +79,7 @@ class TrainAnswer(BaseModel):
 class ErrorBody(BaseModel):
     """Every error answer (see studio/serve/rest.py): what kind, one sentence, and the field when one is wrong."""
 
-    error: Literal["invalid", "forbidden", "not_found", "busy", "internal"]
+    error: Literal["invalid", "forbidden", "not_found", "busy", "storage", "internal"]
     message: str
     field: str | None = None
     retry_after: int | None = Field(None, description="Seconds to wait before asking again (busy only).")
@@ -86,8 +89,10 @@ ERROR_MEANINGS = {
     400: "A value the engine refuses (out of range, unknown name); the message says which and why.",
     403: "Not offered in this mode (a public studio's REST API, a model outside the allowed list).",
     404: "No such run.",
+    413: "The request body is over 64 KB (a prompt takes at most 4 KB).",
     422: "Not the JSON this route takes: a wrong type or an unknown key, named in `field`.",
     500: "Something unexpected; the details are in the server's log.",
+    507: "The server cannot write (its disk is full or read-only); the message names the folder.",
     503: "Busy: enough is running already; ask again after `retry_after` seconds (also the Retry-After header).",
 }
 

@@ -10,7 +10,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.generate.engine import GeneratedImage, GenerationEngine, GenerationSettings
+from studio.generate.engine import (
+    MAX_PROMPT_BYTES,
+    GeneratedImage,
+    GenerationEngine,
+    GenerationSettings,
+    check_prompt_size,
+)
 from studio.serve.admission import Admission
 from studio.train import runs
 from studio.train.config import list_presets, resolve_config
@@ -28,12 +34,20 @@ class ApiAccess:
 
     public: bool = False
     allowed_models: tuple[str, ...] | None = None  # None: any model the engine can load
+    max_prompt_bytes: int = MAX_PROMPT_BYTES
 
     @classmethod
     def of(cls, workspaces: Workspaces) -> ApiAccess:
         if workspaces.public:
-            return cls(public=True, allowed_models=tuple(workspaces.limits.base_models))
+            limits = workspaces.limits
+            return cls(public=True, allowed_models=tuple(limits.base_models), max_prompt_bytes=limits.max_prompt_bytes)
         return cls()
+
+    def check_prompts(self, prompt: str, negative_prompt: str) -> None:
+        """The prompts within this mode's size (a public studio's cap is below the engine's own)."""
+        where = " of this public studio" if self.public else ""
+        check_prompt_size("prompt", prompt, self.max_prompt_bytes, where)
+        check_prompt_size("negative_prompt", negative_prompt, self.max_prompt_bytes, where)
 
     def check_generation(self, model: str, loras: dict[str, float]) -> None:
         if self.allowed_models is not None and model not in self.allowed_models:
@@ -69,6 +83,7 @@ def generation_settings(
     loras: dict[str, float] | None = None,
 ) -> GenerationSettings:
     """Validated settings from an API call; `loras` maps a LoRA's name in the data folder to its weight."""
+    access.check_prompts(prompt, negative_prompt)  # first: nothing else reads a prompt of any size
     loras = dict(loras or {})
     model = model.strip() or "pocket"
     access.check_generation(model, loras)  # before any file is looked at
@@ -110,6 +125,14 @@ def start_from_preset(ws: Workspace, preset: str, dataset: str, settings: dict |
         raise ValueError(f"preset: no preset {preset!r}; known: {', '.join(list_presets())}")
     overrides = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (settings or {}).items()}
     config = resolve_config(preset=preset, overrides=overrides)
+    from studio.generate.adapters import split_weight
+    from studio.generate.library import inside_data
+
+    for text in config.training.base_loras:  # as generate's LoRAs: the API reads no file outside the data folder
+        try:
+            inside_data(split_weight(text)[0])
+        except ValueError as outside:
+            raise ValueError(f"base_loras: {outside}") from None
     return ws.start_training(config, dataset)
 
 

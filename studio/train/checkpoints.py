@@ -73,12 +73,38 @@ def save_checkpoint(run_dir: Path, state: dict, keep: int, building: Path | None
 
     `building`: a folder from building_folder() that already holds files of its own (DeepSpeed's optimizer
     partitions, written by every process); they are fsynced and renamed with the rest."""
+    from studio.data.files import writing_in
+
+    final = run_dir / "checkpoints" / checkpoint_name(state["step"])
+    try:
+        # a full disk makes torch.save fail with "[enforce fail at inline_container.cc]": say where and how much
+        with writing_in(final.parent, needed=tensor_bytes(state["trainable"]) + tensor_bytes(state["torch"])):
+            if building is None:
+                building = building_folder(run_dir, state["step"])
+            _write_checkpoint(building, final, state)
+    except BaseException:
+        if building is not None:  # nothing half-written stays behind
+            shutil.rmtree(building, ignore_errors=True)
+        raise
+    for old in list_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def tensor_bytes(value: object) -> int:
+    """Bytes of the tensors in a (nested) state: what writing it needs, give or take the file headers."""
+    if isinstance(value, dict):
+        return sum(tensor_bytes(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(tensor_bytes(v) for v in value)
+    size = getattr(value, "nbytes", None)
+    return size if isinstance(size, int) else 0
+
+
+def _write_checkpoint(building: Path, final: Path, state: dict) -> None:
     import torch  # here, not at the top: listing checkpoints (the UI) must not import torch
     from safetensors.torch import save_file
 
-    final = run_dir / "checkpoints" / checkpoint_name(state["step"])
-    if building is None:
-        building = building_folder(run_dir, state["step"])
     save_file(state["trainable"], str(building / TRAINABLE))
     _test_sleep(state["step"])
     torch.save(state["torch"], building / TRAINING_STATE)
@@ -93,9 +119,6 @@ def save_checkpoint(run_dir: Path, state: dict, keep: int, building: Path | None
         shutil.rmtree(final)
     os.replace(building, final)
     _fsync_dir(final.parent)
-    for old in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def load_checkpoint(folder: Path) -> dict:

@@ -14,6 +14,7 @@ a `version`; MIGRATIONS upgrades an old preset one version at a time before it i
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,20 @@ LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine
 MIXED_PRECISION = ("no", "fp16", "bf16")
 OPTIMIZERS = ("adamw", "adamw8bit")
 ATTENTION = ("sdpa", "xformers")
+
+# Upper bounds on every number that sizes a run, whatever the machine: beyond them a run only ever ends killed by
+# the kernel or never ends (rank 100000 was killed at 18 GB; resolution 1000000 was a MemoryError; 1e12 steps).
+# A public studio caps visitors far lower (studio.workspace.PublicLimits).
+MAX_STEPS = 1_000_000
+MAX_RESOLUTION = 4096  # SDXL trains at 1024; 4096 is 16 times its pixels
+MAX_BATCH_SIZE = 64
+MAX_GRADIENT_ACCUMULATION = 1024
+MAX_KEEP_CHECKPOINTS = 100
+MAX_SAMPLE_STEPS = 200  # the generation engine's own limit
+MAX_SAMPLE_PROMPTS = 16
+MAX_BASE_LORAS = 16
+MAX_SEED = 2**32 - 1
+MAX_LORA_RANK = 1024  # SD's widest attention layers are 1280 wide: a rank near that is no longer low-rank
 
 
 @dataclass
@@ -100,6 +115,7 @@ class TrainingConfig:
     log_every: int = field(default=1, metadata={"help": "Write a step event every N steps."})
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         _positive(self, "learning_rate", "steps", "batch_size", "gradient_accumulation", "resolution")
         _non_negative(
             self, "warmup_steps", "max_grad_norm", "min_snr_gamma", "offset_noise", "checkpoint_every", "sample_every"
@@ -124,23 +140,66 @@ class TrainingConfig:
             raise ValueError("base_loras must be a list of LoRA paths (PATH or PATH:WEIGHT)")
         if self.sample_every and not self.sample_prompts:
             raise ValueError("sample_every is set but sample_prompts is empty")
+        self._check_bounds()
+
+    def _check_bounds(self) -> None:
+        at_most(self, "steps", MAX_STEPS)
+        at_most(self, "resolution", MAX_RESOLUTION)
+        at_most(self, "batch_size", MAX_BATCH_SIZE)
+        at_most(self, "gradient_accumulation", MAX_GRADIENT_ACCUMULATION)
+        at_most(self, "keep_checkpoints", MAX_KEEP_CHECKPOINTS)
+        at_most(self, "sample_steps", MAX_SAMPLE_STEPS)
+        at_most(self, "seed", MAX_SEED)
+        at_most(self, "sample_seed", MAX_SEED)
+        _non_negative(self, "seed", "sample_seed")
+        if len(self.sample_prompts) > MAX_SAMPLE_PROMPTS:
+            raise ValueError(
+                f"sample_prompts holds at most {MAX_SAMPLE_PROMPTS} prompts, got {len(self.sample_prompts)}"
+            )
+        if len(self.base_loras) > MAX_BASE_LORAS:
+            raise ValueError(f"base_loras holds at most {MAX_BASE_LORAS} LoRAs, got {len(self.base_loras)}")
+        from studio.generate.engine import MAX_PROMPT_BYTES, check_prompt_size
+
+        for prompt in self.sample_prompts:
+            check_prompt_size("a sample prompt", prompt, MAX_PROMPT_BYTES)
 
 
 # ------------------------------------------------------------------ validation helpers (shared by method configs)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _positive(config: Any, *names: str) -> None:
     for name in names:
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if not _is_number(value) or value <= 0:
             raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
 def _non_negative(config: Any, *names: str) -> None:
     for name in names:
         value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if not _is_number(value) or value < 0:
             raise ValueError(f"{name} must be 0 or more, got {value!r}")
+
+
+def at_most(config: Any, name: str, limit: int | float) -> None:
+    value = getattr(config, name)
+    if value > limit:
+        raise ValueError(f"{name} must be at most {limit}, got {value!r}")
+
+
+def check_numbers(config: Any) -> None:
+    """Every int field a whole number (not True, not 1e12 as a float) and every float field a finite number
+    (inf and nan are refused: a run with learning_rate inf trains nothing but NaN)."""
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name)
+        if spec.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{spec.name} must be a whole number, got {value!r}")
+        if spec.type == "float" and not _is_number(value):
+            raise ValueError(f"{spec.name} must be a finite number, got {value!r}")
 
 
 def _choice(config: Any, name: str, choices: tuple[str, ...]) -> None:

@@ -15,6 +15,7 @@ Every file is written the way the tools that read it expect (tests/consumer_rule
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -209,18 +210,54 @@ def verify_lora_file(reference: np.ndarray, fresh_pipe: Any, file: Path, prompt:
     return float(np.abs(render(fresh_pipe, prompt, resolution) - reference).max())
 
 
+def _remove_exports(files: list[Path]) -> None:
+    import shutil
+
+    for file in files:
+        if file.is_dir():
+            shutil.rmtree(file, ignore_errors=True)
+        else:
+            file.unlink(missing_ok=True)
+
+
+def _write_exports(trainer: Any) -> list[Path]:
+    """The method's export files in outputs/; on a full or read-only disk the run fails, with no new file left."""
+    from studio.data.files import WriteFailed, writing_in
+    from studio.train.loop import fail
+
+    outputs = trainer.run_dir / "outputs"
+    before = set(outputs.iterdir()) if outputs.is_dir() else set()
+    try:
+        with writing_in(outputs):
+            return trainer.method.export(trainer.pipe, outputs)
+    except WriteFailed as failure:
+        _remove_exports([path for path in outputs.iterdir() if path not in before] if outputs.is_dir() else [])
+        fail(trainer, f"the exports were not written: {failure}")
+
+
 def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
     """Export the method's files into outputs/ and check that each reloads to the in-memory output."""
-    from studio.train.loop import inference_weights, load_base_pipeline, set_train_mode
+    from studio.train.loop import (
+        check_finite_weights,
+        divergence_advice,
+        fail,
+        inference_weights,
+        load_base_pipeline,
+        set_train_mode,
+    )
 
+    check_finite_weights(trainer)  # nothing inf or NaN is ever exported
     set_train_mode(trainer, False)
-    files = trainer.method.export(trainer.pipe, trainer.run_dir / "outputs")
     prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
     if not trainer.training.sample_prompts and hasattr(trainer.method, "training_caption"):
         # one that uses what was learnt
         prompt = trainer.method.training_caption(trainer.training.seed, 0, 0, trainer.items[0].caption)
     with inference_weights(trainer):
         reference = render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
+    if reference is not None and not np.isfinite(reference).all():
+        # finite weights can still overflow when they are huge: the trained model draws NaN
+        fail(trainer, f"the trained model renders NaN, so nothing was exported: {divergence_advice(trainer.training)}")
+    files = _write_exports(trainer)
     for file in files:
         if file.name == KOHYA_FILE:
             for message in kohya_consumer_warnings(file):
@@ -233,6 +270,13 @@ def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
                 fields["max_difference"] = max_difference(reference, fresh, prompt, trainer.training.resolution)
             else:
                 fields["max_difference"] = verify_lora_file(reference, fresh, file, prompt, trainer.training.resolution)
+            if not math.isfinite(fields["max_difference"]):  # NaN > 1e-3 is False: it must be caught here
+                _remove_exports(files)
+                fail(
+                    trainer,
+                    f"the export check of {file.name} gave a difference of {fields['max_difference']}, so nothing "
+                    f"was exported: {divergence_advice(trainer.training)}",
+                )
             if fields["max_difference"] > 1e-3:
                 trainer.emit("warning", message=f"{file.name} reloads with a difference of {fields['max_difference']}")
         trainer.emit("export", **fields)

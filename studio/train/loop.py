@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
+from studio.data.files import WriteFailed
 from studio.runtime import pocket_training_threads
 from studio.train import distributed, runs
 from studio.train.checkpoints import (
@@ -270,8 +271,27 @@ def restore(trainer: Trainer, state: dict, folder: Path) -> None:
     trainer.step = state["json"]["step"]
 
 
+def divergence_advice(training: TrainingConfig) -> str:
+    return (
+        f"the training diverged; lower the learning_rate (now {training.learning_rate:g}), "
+        f"e.g. to {training.learning_rate / 10:g}"
+    )
+
+
+def check_finite_weights(trainer: Trainer) -> None:
+    """Stop the run as failed when a trained value is inf or NaN (a learning rate far too high does it in one
+    step, before any loss shows it), so no checkpoint or export ever holds one."""
+    bad = sum(int((~torch.isfinite(p.detach())).sum()) for p in trainer.params)
+    if bad:
+        fail(
+            trainer,
+            f"{bad} trained values became inf or NaN by step {trainer.step}: {divergence_advice(trainer.training)}",
+        )
+
+
 def save(trainer: Trainer) -> Path | None:
     """A resumable checkpoint, written by the main process (the others hold the same weights) while they wait."""
+    check_finite_weights(trainer)  # every process holds the same weights, so every process stops here alike
     folder = None
     building = None
     if trainer.engine is not None:
@@ -281,9 +301,12 @@ def save(trainer: Trainer) -> Path | None:
             trainer.accelerator, trainer.engine, trainer.run_dir, trainer.step
         )
     if trainer.accelerator.is_main_process:
-        folder = save_checkpoint(
-            trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints, building=building
-        )
+        try:
+            folder = save_checkpoint(
+                trainer.run_dir, checkpoint_state(trainer), trainer.training.keep_checkpoints, building=building
+            )
+        except WriteFailed as failure:  # a full or read-only disk: the run stops, resumable from the last one
+            fail(trainer, f"the checkpoint of step {trainer.step} was not saved: {failure}")
         trainer.emit("checkpoint", step=trainer.step, path=str(folder.relative_to(trainer.run_dir)))
     trainer.accelerator.wait_for_everyone()
     return folder
@@ -339,11 +362,7 @@ def optimizer_step(trainer: Trainer) -> float:
         # every process sees the mean loss, so a NaN on one stops them all at the same step
         shared_loss = accelerator.reduce(loss.detach(), reduction="mean") if accelerator.num_processes > 1 else loss
         if not torch.isfinite(shared_loss):
-            fail(
-                trainer,
-                f"loss became {loss.item()} at step {trainer.step + 1}: the training diverged; lower the "
-                f"learning_rate (now {training.learning_rate:g}), e.g. to {training.learning_rate / 10:g}",
-            )
+            fail(trainer, f"loss became {loss.item()} at step {trainer.step + 1}: {divergence_advice(training)}")
         if trainer.engine is not None:
             # DeepSpeed divides by the accumulation itself, reduces, clips and steps at the last micro-batch
             last = micro == training.gradient_accumulation - 1
@@ -415,8 +434,9 @@ def set_train_mode(trainer: Trainer, training: bool) -> None:
             encoder.train(training and trainer.method.trains_text_encoder)
 
 
-def fail(trainer: Trainer, reason: str) -> None:
-    trainer.emit("failed", step=trainer.step, reason=reason)
+def fail(trainer: Trainer, reason: str) -> NoReturn:
+    with contextlib.suppress(OSError):  # on a full disk the event may not be written either; the reason still is
+        trainer.emit("failed", step=trainer.step, reason=reason)
     raise TrainingStopped(reason)
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from studio.data.files import write_json_atomic, write_text_atomic
+from studio.data.files import write_json_atomic, write_text_atomic, writing_in
 
 EVENT_TYPES = ("started", "step", "sample", "checkpoint", "warning", "finished", "failed", "cancelled", "export")
 # long preparation before the first step (DreamBooth's class images): task, done, total
@@ -67,12 +68,17 @@ def create_run_folder(config_yaml: str, dataset_manifest: dict, run_id: str, roo
     folder = (root or runs_root()) / run_id
     if folder.exists():
         raise ValueError(f"run {run_id!r} already exists")
-    for sub in ("samples", "checkpoints", "outputs"):
-        (folder / sub).mkdir(parents=True)
-    write_json_atomic(folder / DATASET, dataset_manifest)
-    write_json_atomic(folder / CONTROL, {name: 0 for name in COMMANDS})
-    # config last: a folder with config.yaml is a complete run (resolve_run looks for it)
-    write_text_atomic(folder / CONFIG, config_yaml)
+    try:
+        with writing_in(folder.parent):
+            for sub in ("samples", "checkpoints", "outputs"):
+                (folder / sub).mkdir(parents=True)
+            write_json_atomic(folder / DATASET, dataset_manifest)
+            write_json_atomic(folder / CONTROL, {name: 0 for name in COMMANDS})
+            # config last: a folder with config.yaml is a complete run (resolve_run looks for it)
+            write_text_atomic(folder / CONFIG, config_yaml)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # no half-made run folder
+        raise
     return folder
 
 

@@ -33,6 +33,8 @@ def _located_base_lora(text: str) -> str:
         source = lora_source(path)
     except (FileNotFoundError, ValueError) as error:
         raise ValueError(f"base_loras: {error}") from None
+    if source.is_file() and source.suffix != ".safetensors":  # what merging reads; not /etc/passwd, found later
+        raise ValueError(f"base_loras: {source} is not a LoRA: give a .safetensors file, a run or a checkpoint")
     return f"{source.resolve()}:{weight:g}"
 
 

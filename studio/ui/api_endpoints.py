@@ -6,20 +6,21 @@ them from these signatures and docstrings. The page's own buttons use their own 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gradio as gr
 
-from studio.generate.engine import GenerationEngine, save_images
+from studio.generate.engine import GenerationEngine
 from studio.serve import service
 from studio.serve.admission import Admission, Busy
 from studio.ui.errors import friendly
+from studio.ui.gallery import saved_for_page
 from studio.workspace import Workspaces
 
 DEFAULT_PRESET = "lora-pocket"
 
 
-def register(engine: GenerationEngine, workspaces: Workspaces, admission: Admission, outputs_dir: Path) -> None:
+def register(engine: GenerationEngine, workspaces: Workspaces, admission: Admission) -> None:
+    """The endpoints; generated images go to the outputs/ folder of the caller's workspace (a public studio: the
+    client's own, as a visitor's)."""
     access = service.ApiAccess.of(workspaces)
 
     def generate(
@@ -42,13 +43,13 @@ def register(engine: GenerationEngine, workspaces: Workspaces, admission: Admiss
             access, prompt, negative_prompt, int(seed), int(steps), float(guidance), int(width), int(height),
             sampler, int(count), model, loras,
         )  # fmt: skip
+        workspaces.get().check_room()  # the images are stored in the caller's workspace
         try:
             results = service.generate(engine, admission, settings)
         except Busy as busy:
             raise gr.Error(f"busy: {busy} (retry in about {busy.retry_after} s)") from None
-        paths = save_images(results, outputs_dir)
         # a dict with this meta is a file to Gradio: it copies it into its cache and the client downloads it
-        files = [{"path": str(path), "meta": {"_type": "gradio.FileData"}} for path in paths]
+        files = [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in saved_for_page(workspaces, results)]
         return files, [service.echoed(result, loras) for result in results]
 
     def train(dataset: str, preset: str = DEFAULT_PRESET, settings: dict | None = None) -> dict:

@@ -56,14 +56,13 @@ def build_app(
             with gr.Tab("Runs", id="runs") as tab:
                 runs_tab.build(loaded, tab, workspaces)
             with gr.Tab("Generate", id="generate"):
-                allowed = workspaces.limits.base_models if workspaces.public else None
-                generate_tab.build(engine, allowed_models=allowed)
+                generate_tab.build(engine, workspaces)
             if not workspaces.public:  # they list every run and adapter in the data folder: not yet one visitor's own
                 with gr.Tab("Playground", id="playground"):
                     playground = playground_tab.build(engine)
                 with gr.Tab("Compare", id="compare"):
                     compare_tab.build(engine, playground)
-        api_endpoints.register(engine, workspaces, admission, DATA_DIR / "outputs")
+        api_endpoints.register(engine, workspaces, admission)
     return app
 
 

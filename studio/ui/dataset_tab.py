@@ -4,6 +4,9 @@ prepare a cropped copy for training. Everything is saved in the dataset folder, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import gradio as gr
 
 from studio.data import captions
@@ -72,9 +75,10 @@ def file_rows(dataset: Dataset) -> list[list[str]]:
     return rows
 
 
-def thumbnails(dataset: Dataset) -> list[tuple[str, str]]:
+def thumbnails(dataset: Dataset, serve: Callable[[Path], str] = str) -> list[tuple[str, str]]:
+    """The dataset's images for a gallery; `serve` gives the path the page may show (Workspaces.served_copy)."""
     return [
-        (str(dataset.images_dir / item.file), ("⚠ " if item.warnings else "✓ ") + item.file) for item in dataset.items
+        (serve(dataset.images_dir / item.file), ("⚠ " if item.warnings else "✓ ") + item.file) for item in dataset.items
     ]
 
 
@@ -190,7 +194,7 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         if dataset is None:
             return [], [], [], gr.Dropdown(choices=choices)
         return (
-            thumbnails(dataset),
+            thumbnails(dataset, workspaces.served_copy),
             file_rows(dataset),
             caption_rows(dataset),
             gr.Dropdown(choices=choices, value=dataset.name),

@@ -9,10 +9,20 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from studio.data.files import write_failure
+
 log = logging.getLogger("studio.ui")
 
 EXPECTED = (ValueError, FileNotFoundError, KeyError)
 UNEXPECTED = "Something went wrong on the server; the details are in its log. Try again, or report it with the log."
+
+
+def expected_message(error: Exception) -> str:
+    """The sentence of an expected failure: bad input, or a write a full or read-only disk refused."""
+    failure = write_failure(error)
+    if failure is not None:
+        return str(failure)
+    return str(error.args[0] if isinstance(error, KeyError) and error.args else error)
 
 
 def friendly(handler: Callable) -> Callable:
@@ -21,9 +31,8 @@ def friendly(handler: Callable) -> Callable:
     def translate(error: Exception) -> gr.Error:
         if isinstance(error, gr.Error):
             return error
-        if isinstance(error, EXPECTED):
-            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-            return gr.Error(str(message))
+        if isinstance(error, EXPECTED) or write_failure(error):
+            return gr.Error(expected_message(error))
         log.exception("handler %s failed", handler.__name__)
         return gr.Error(UNEXPECTED)
 
@@ -62,10 +71,9 @@ def as_message(handler: Callable[..., str]) -> Callable[..., str]:
             return handler(*args, **kwargs)
         except gr.Error as error:
             return f"⚠ {error.message}"
-        except EXPECTED as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-            return f"⚠ {message}"
-        except Exception:
+        except Exception as error:
+            if isinstance(error, EXPECTED) or write_failure(error):
+                return f"⚠ {expected_message(error)}"
             log.exception("handler %s failed", handler.__name__)
             return f"⚠ {UNEXPECTED}"
 

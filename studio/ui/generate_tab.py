@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gradio as gr
 
-from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
+from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings
 from studio.generate.samplers import sampler_labels
 from studio.paths import DATA_DIR
-from studio.ui.gallery import results_gallery
+from studio.serve.service import ApiAccess, generation_settings
+from studio.ui.gallery import results_gallery, saved_for_page
+from studio.workspace import Workspaces
 
 EXAMPLES = [
     "a yellow triangle on a black background",
@@ -21,8 +23,17 @@ def _help(name: str) -> str:
     return GenerationSettings.__dataclass_fields__[name].metadata["help"]
 
 
-def build(engine: GenerationEngine, allowed_models: tuple[str, ...] | None = None) -> None:
-    """The Generate tab; `allowed_models` (public mode) fixes the base models a visitor may load."""
+def form_settings(access: ApiAccess, values: dict) -> GenerationSettings:
+    """The form's settings, checked as the APIs check them (a public studio: its models, its prompt size)."""
+    return generation_settings(access, **values)
+
+
+def build(engine: GenerationEngine, workspaces: Workspaces | None = None) -> None:
+    """The Generate tab. Images go to the outputs/ folder of the visitor's workspace (the data folder's in a
+    private studio); a public studio fixes the base models a visitor may load and caps the prompt."""
+    workspaces = workspaces or Workspaces(DATA_DIR)
+    access = ApiAccess.of(workspaces)
+    allowed_models = access.allowed_models
     defaults = GenerationSettings(prompt="-")
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
@@ -63,30 +74,33 @@ def build(engine: GenerationEngine, allowed_models: tuple[str, ...] | None = Non
 
     def run(values: dict, progress=gr.Progress()):
         try:
-            settings = GenerationSettings(
-                prompt=values[prompt],
-                negative_prompt=values[negative],
-                sampler=values[sampler],
-                steps=int(values[steps]),
-                guidance=float(values[guidance]),
-                count=int(values[count]),
-                seed=int(values[seed]),
-                model=values[model].strip() or "pocket",
+            settings = form_settings(
+                access,
+                {
+                    "prompt": values[prompt],
+                    "negative_prompt": values[negative],
+                    "sampler": values[sampler],
+                    "steps": int(values[steps]),
+                    "guidance": float(values[guidance]),
+                    "count": int(values[count]),
+                    "seed": int(values[seed]),
+                    "model": values[model],
+                },
             )
         except ValueError as error:
             raise gr.Error(str(error)) from error
-        if allowed_models is not None and settings.model not in allowed_models:
-            raise gr.Error(f"this public studio generates with {', '.join(allowed_models)} only")
+        workspaces.get().check_room()  # the images are stored in the visitor's workspace
         progress(0, desc="loading model")
         try:
             results = engine.generate(settings, on_step=lambda done, total: progress(done / total, desc="denoising"))
         except (ValueError, OSError) as error:
             raise gr.Error(str(error)) from error
-        paths = save_images(results, DATA_DIR / "outputs")
+        paths = saved_for_page(workspaces, results)
         params = [r.params for r in results]
         seconds = sum(p["seconds"] for p in params)
-        note = f"{len(paths)} image(s) in {seconds:.1f} s, seeds {params[0]['seed']}–{params[-1]['seed']}. Saved to `data/outputs`."
-        return [str(p) for p in paths], note, params[0], params
+        where = "your workspace" if workspaces.public else "`data/outputs`"
+        note = f"{len(paths)} image(s) in {seconds:.1f} s, seeds {params[0]['seed']}–{params[-1]['seed']}. Saved to {where}."
+        return paths, note, params[0], params
 
     def select(params: list, event: gr.SelectData):
         return params[event.index] if 0 <= event.index < len(params) else None

@@ -25,7 +25,7 @@ from studio.workspace import Workspace, Workspaces
 def add_to_queue(ws: Workspace, config: RunConfig, dataset_choice: str | None, sweep_text: str = "") -> str:
     if not dataset_choice:
         raise ValueError("choose a dataset to train on (make one in the Dataset tab)")
-    ws.check_training(config.training.steps, config.training.base_model, config.training.base_loras)
+    ws.check_training(config)
     added = add_entries(ws.queue.store, config, [ws.training_source(dataset_choice)], parse_sweep_lines(sweep_text))
     entries = "1 entry" if len(added) == 1 else f"{len(added)} entries"
     return f"Queued {entries} as **{added[0].sweep}**. Press **Run queue** to train them one after another."

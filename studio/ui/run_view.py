@@ -5,6 +5,9 @@ Used live by the Train tab and again by the Runs tab, both fed by `monitor.summa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import gradio as gr
 import pandas as pd
 
@@ -65,10 +68,11 @@ def stats_line(summary: RunSummary | None) -> str:
     return " · ".join(parts)
 
 
-def gallery_items(summary: RunSummary | None) -> list[tuple[str, str]]:
+def gallery_items(summary: RunSummary | None, serve: Callable[[Path], str] = str) -> list[tuple[str, str]]:
+    """The run's samples for a gallery; `serve` gives the path the page may show (Workspaces.served_copy)."""
     if summary is None:
         return []
-    return [(str(s["path"]), f"step {s['step']}: {s['prompt']}") for s in summary.samples]
+    return [(serve(s["path"]), f"step {s['step']}: {s['prompt']}") for s in summary.samples]
 
 
 def checkpoints_line(summary: RunSummary | None) -> str:
@@ -84,7 +88,8 @@ def checkpoints_line(summary: RunSummary | None) -> str:
 
 
 class RunView:
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, serve: Callable[[Path], str] = str) -> None:
+        self.serve = serve
         self.status = gr.Markdown(elem_id=f"{prefix}-status")
         self.stats = gr.Markdown(elem_id=f"{prefix}-stats")
         with gr.Row():
@@ -112,6 +117,6 @@ class RunView:
             stats_line(summary),
             loss_frame(summary),
             lr_frame(summary),
-            gallery_items(summary),
+            gallery_items(summary, self.serve),
             checkpoints_line(summary),
         ]

@@ -4,6 +4,9 @@ its outputs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import gradio as gr
 
 from studio.train import monitor, runs
@@ -36,9 +39,9 @@ def table_rows(items: list[monitor.RunSummary]) -> list[list]:
     return rows
 
 
-def final_samples(items: list[monitor.RunSummary]) -> list[tuple[str, str]]:
+def final_samples(items: list[monitor.RunSummary], serve: Callable[[Path], str] = str) -> list[tuple[str, str]]:
     return [
-        (str(s.last_sample["path"]), f"{s.run_id} · {STATUS_WORDS.get(s.status, s.status)}")
+        (serve(s.last_sample["path"]), f"{s.run_id} · {STATUS_WORDS.get(s.status, s.status)}")
         for s in items
         if s.last_sample
     ]
@@ -57,7 +60,7 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         allow_preview=False, preview=False, elem_id="runs-finals",
     )  # fmt: skip
     with gr.Group(visible=False) as detail:
-        view = RunView("runs")
+        view = RunView("runs", workspaces.served_copy)
         with gr.Row():
             resume = gr.Button("Resume", elem_id="runs-resume")
             delete = gr.Button("Delete…", variant="stop", elem_id="runs-delete")
@@ -84,7 +87,7 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
         items = summaries(workspaces.get())
         ids = [s.run_id for s in items]
         value = current if current in ids else None
-        return table_rows(items), final_samples(items), gr.Dropdown(choices=ids, value=value)
+        return table_rows(items), final_samples(items, workspaces.served_copy), gr.Dropdown(choices=ids, value=value)
 
     @friendly
     def on_open(run_id: str | None):
@@ -92,7 +95,7 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
             return [gr.Group(visible=False), *view.values(None), None, gr.Row(visible=False), *scorecard.values(None)]
         run_dir = workspaces.get().run_path(run_id)
         summary = monitor.summarise(run_dir)
-        files = [str(p) for p in download_files(run_dir)] if summary.status == "finished" else None
+        files = [workspaces.served_copy(p) for p in download_files(run_dir)] if summary.status == "finished" else None
         return [
             gr.Group(visible=True),
             *view.values(summary),

@@ -129,7 +129,7 @@ def build(
                 # the queue is a private studio's: a visitor of a public one trains one run at a time
                 add = gr.Button("Add to queue", elem_id="train-queue-add", visible=not workspaces.public)
             message = gr.Markdown(elem_id="train-message")
-            view = RunView("train")
+            view = RunView("train", workspaces.served_copy)
     seen = gr.State(None)  # what the page shows (run, events, status): unchanged -> nothing is re-sent
     followed = gr.State(None)  # the id of the run shown; when it changes, the form shows that run's settings
     timer = gr.Timer(1.0, active=False)  # started once the page knows its visitor

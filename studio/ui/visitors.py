@@ -7,8 +7,6 @@ to it, and every later event of that page finds its workspace through `PublicWor
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -55,9 +53,10 @@ def visit_handler(workspaces: Workspaces):
 
 def served_paths(data_dir: Path, public: bool) -> list[str]:
     """Folders Gradio may serve by URL. A private studio serves its data folder. A public one serves nothing by
-    path when it can: Gradio copies what a handler returns into its cache under an unguessable name, which it does
-    without `allowed_paths` for files under the working or temporary folder."""
-    data_dir = Path(data_dir).resolve()
-    if public and any(data_dir.is_relative_to(Path(p).resolve()) for p in (os.getcwd(), tempfile.gettempdir())):
+    path, wherever its data folder is: a folder in `allowed_paths` is served to anyone who names a file in it,
+    session or not (a visitor's id is in the path, and the shared outputs had guessable names). Gradio copies what
+    a handler returns into its cache under a name hashed with a secret; handlers hand it served copies
+    (`PublicWorkspaces.served_copy`), which lie in the temp folder, where Gradio takes files from."""
+    if public:
         return []
-    return [str(data_dir)]
+    return [str(Path(data_dir).resolve())]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import yaml
@@ -113,6 +114,50 @@ def test_unknown_key_in_a_file_is_refused(tmp_path) -> None:
 def test_bad_values_name_the_field(key, value, named) -> None:
     with pytest.raises(ValueError, match=named):
         resolve_config(overrides={key: value})
+
+
+@pytest.mark.parametrize(
+    ("preset", "key", "value", "words"),
+    [
+        ("lora-pocket", "lora.rank", "100000", "rank must be at most 1024, got 100000"),
+        ("lora-pocket", "resolution", "1000000", "resolution must be at most 4096"),
+        ("lora-pocket", "steps", "1000000000000", "steps must be at most 1000000"),
+        ("lora-pocket", "steps", "1.0e+12", "steps must be a whole number"),  # JSON's 1e12 reaches us as a float
+        ("lora-pocket", "steps", "true", "steps must be a whole number, got True"),
+        ("lora-pocket", "batch_size", "1000", "batch_size must be at most 64"),
+        ("lora-pocket", "gradient_accumulation", "100000", "gradient_accumulation must be at most 1024"),
+        ("lora-pocket", "sample_steps", "5000", "sample_steps must be at most 200"),
+        ("lora-pocket", "seed", str(2**70), "seed must be at most"),
+        ("lora-pocket", "sample_prompts", str(["a circle"] * 17), "at most 16 prompts"),
+        ("lora-pocket", "learning_rate", "inf", "learning_rate must be a finite number, got inf"),
+        ("lora-pocket", "learning_rate", ".nan", "learning_rate must be a finite number"),
+        ("lora-pocket", "max_grad_norm", ".inf", "max_grad_norm must be a finite number"),
+        ("lora-pocket", "lora.alpha", "nan", "alpha must be a finite number"),
+        ("dreambooth-pocket", "dreambooth.num_class_images", "1000000", "num_class_images must be at most 10000"),
+        ("dreambooth-pocket", "dreambooth.lora_rank", "5000", "lora_rank must be at most 1024"),
+        ("dreambooth-pocket", "dreambooth.prior_loss_weight", "inf", "prior_loss_weight must be a finite number"),
+        ("finetune-style-pocket", "finetune.ema_decay", "nan", "ema_decay must be a finite number"),
+        ("ti-object-pocket", "textual_inversion.num_vectors", "2.0", "num_vectors must be a whole number"),
+    ],
+)
+def test_settings_that_size_a_run_are_bounded_with_the_bound_named(preset, key, value, words) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
+        resolve_config(preset=preset, overrides={key: value})
+
+
+def test_cli_refuses_a_run_too_big_for_any_machine_before_a_run_folder(tmp_path, monkeypatch, capsys) -> None:
+    import studio.train.start
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("a run folder was made for a config out of bounds")
+
+    monkeypatch.setattr(studio.train.start, "create_run", no_run)
+    from studio.cli import main
+
+    for setting in ("lora.rank=100000", "resolution=1000000", "steps=1000000000000", "learning_rate=inf"):
+        code = main(["train", "--preset", "lora-pocket", "--dataset", str(tmp_path), "--set", setting])
+        error = capsys.readouterr().err
+        assert code == 2 and setting.partition("=")[0].removeprefix("lora.") in error and "Traceback" not in error
 
 
 def test_old_version_migrates_and_new_version_is_refused() -> None:

@@ -61,6 +61,42 @@ def test_nan_loss_stops_with_a_failed_event(tmp_path, sd1_dir, shapes_folder, mo
     assert "lower the learning_rate" in state.reason
 
 
+@pytest.mark.parametrize(
+    ("learning_rate", "words"),
+    [
+        (1e39, "trained values became inf or NaN by step 1"),  # one Adam step of 1e39 is inf in float32
+        (1e30, "the trained model renders NaN"),  # finite weights, but so big that the model overflows
+    ],
+)
+def test_a_step_that_makes_the_model_non_finite_fails_the_run_and_exports_nothing(
+    tmp_path, sd1_dir, shapes_folder, learning_rate, words
+) -> None:
+    """The loss of a step is computed before its update, so the last step's damage shows in no loss: the weights
+    and the exported model are checked too (learning_rate=inf 'finished' with every LoRA value NaN)."""
+    run_dir = create_run(tiny_config(sd1_dir, steps=1, learning_rate=learning_rate), shapes_folder, root=tmp_path)
+    with pytest.raises(TrainingStopped, match=words):
+        run_training(run_dir)
+    state = runs.replay(run_dir)
+    assert state.status == "failed" and "lower the learning_rate" in state.reason
+    assert not list(run_dir.glob("outputs/**/*.safetensors"))
+    if learning_rate > 1e38:
+        assert state.checkpoints == []  # nothing inf was saved
+
+
+def test_an_export_check_of_nan_fails_the_run_and_removes_the_exports(
+    tmp_path, sd1_dir, shapes_folder, monkeypatch
+) -> None:
+    from studio.train import export
+
+    monkeypatch.setattr(export, "verify_lora_file", lambda *args: float("nan"))
+    run_dir = create_run(tiny_config(sd1_dir, steps=1), shapes_folder, root=tmp_path)
+    with pytest.raises(TrainingStopped, match="export check of .* gave a difference of nan"):
+        run_training(run_dir)
+    state = runs.replay(run_dir)
+    assert state.status == "failed" and "lower the learning_rate" in state.reason
+    assert not list(run_dir.glob("outputs/**/*.safetensors"))
+
+
 def test_commands_sample_now_and_save_now(tmp_path, sd1_dir, shapes_folder) -> None:
     config = tiny_config(sd1_dir, steps=3, sample_prompts='["a red circle"]')
     run_dir = create_run(config, shapes_folder, root=tmp_path)

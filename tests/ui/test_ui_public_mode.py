@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +28,10 @@ def session():
 @pytest.fixture()
 def public(tmp_path, session):
     workspaces = PublicWorkspaces(
-        tmp_path / "data", PublicLimits(max_images=6), current_session=lambda: session["hash"]
+        tmp_path / "data",
+        PublicLimits(max_images=6),
+        current_session=lambda: session["hash"],
+        served_root=tmp_path / "served",
     )
     workspaces.BIND_WAIT = 0.5
     return workspaces
@@ -116,7 +121,8 @@ def test_caps_on_images_bytes_steps_models_and_captioners(tmp_path, shape_files)
         on_top = resolve_config(preset="lora-pocket", overrides={"base_loras": f"[{outside}]"})
         with pytest.raises(ValueError, match="merges only your own runs' LoRAs"):
             train_tab.start_training(ws, on_top, "shapes")
-    ws.check_training(10, "pocket", [f"{ws.data_dir}/runs/mine:0.5"])  # the visitor's own run: allowed
+    own = resolve_config(preset="lora-pocket", overrides={"base_loras": f"[{ws.data_dir}/runs/mine:0.5]"})
+    ws.check_training(own)  # the visitor's own run: allowed
     with pytest.raises(ValueError, match="captions with pocket or template only"):
         dataset_tab.auto_caption(ws, "shapes", "florence2", False)
     assert ws.runs_root.exists() is False  # nothing was started
@@ -219,3 +225,134 @@ def test_public_app_has_no_shared_playground_and_generates_only_with_allowed_mod
     assert interactive is False
     tabs, interactive = tabs_and_model_box(Workspaces(tmp_path / "private"))
     assert {"playground", "compare"} <= tabs and interactive is not False
+
+
+# ------------------------------------------------------------------ files: never served by path (issue 22)
+
+
+def test_a_public_studio_serves_no_folder_by_path_wherever_its_data_is() -> None:
+    from studio.ui import visitors
+
+    persistent = Path("/data")  # a Space's persistent disk: outside the working and temp folders
+    assert visitors.served_paths(persistent, public=True) == []
+    assert visitors.served_paths(Path.cwd() / "data", public=True) == []
+    assert visitors.served_paths(persistent, public=False) == [str(persistent.resolve())]
+
+
+def test_the_page_is_handed_copies_outside_the_data_folder_under_unguessable_names(public, shape_files, tmp_path):
+    from studio.data.dataset import Dataset
+    from studio.ui.run_view import gallery_items
+
+    alice = public.get(ALICE)
+    dataset_tab.import_files(alice, "shapes", shape_files, 64, "zq")
+    dataset = Dataset.load(alice.dataset_path("shapes"))
+    shown = [Path(path) for path, _ in dataset_tab.thumbnails(dataset, public.served_copy)]
+    assert len(shown) == 5
+    for path, item in zip(shown, dataset.items):
+        assert path.is_relative_to(public.served_root) and not path.is_relative_to(tmp_path / "data")
+        assert path.name == item.file and path.read_bytes() == (dataset.images_dir / item.file).read_bytes()
+        assert re.fullmatch(r"[0-9a-f]{32}", path.parent.name) and ALICE not in str(path)
+    assert [Path(p) for p, _ in dataset_tab.thumbnails(dataset, public.served_copy)] == shown  # one copy a version
+
+    run = _run_of(alice)
+    sample = run / "samples" / "step-000010-0.png"
+    sample.write_bytes((dataset.images_dir / dataset.items[0].file).read_bytes())
+    runs.append_event(run, "sample", step=10, path="samples/step-000010-0.png", prompt="a zq")
+    summary = runs_tab.summaries(alice)[0]
+    for path in [p for p, _ in gallery_items(summary, public.served_copy)] + [
+        p for p, _ in runs_tab.final_samples([summary], public.served_copy)
+    ]:
+        assert Path(path).is_relative_to(public.served_root)
+
+    assert public.clean_served(now=time.time() + 2 * 3600) >= 5 and not any(public.served_root.iterdir())
+
+
+def test_each_visitor_generates_into_their_own_workspace_and_nothing_is_overwritten(public, session, tmp_path):
+    from PIL import Image
+
+    from studio.generate.engine import GeneratedImage
+    from studio.ui.gallery import saved_for_page
+
+    results = [GeneratedImage(Image.new("RGB", (8, 8), "red"), {"seed": 0, "prompt": "a red square"})]
+    public.bind("alice-page", ALICE)
+    public.bind("bob-page", BOB)
+    session["hash"] = "alice-page"
+    handed = saved_for_page(public, results) + saved_for_page(public, results)  # the same second, the same seed
+    session["hash"] = "bob-page"
+    handed += saved_for_page(public, results)
+
+    alice_outputs = sorted((public.get(ALICE).data_dir / "outputs").iterdir())
+    assert len(alice_outputs) == 2  # two saves, two files: no overwrite
+    for path in alice_outputs:  # time, index and seed, then 48 random bits: not guessable from the time and seed
+        assert re.fullmatch(r"\d{8}-\d{6}-00-seed0-[0-9a-f]{12}\.png", path.name)
+    assert len(list((public.get(BOB).data_dir / "outputs").iterdir())) == 1
+    assert not (tmp_path / "data" / "outputs").exists()  # no folder shared by every visitor
+    assert all(Path(path).is_relative_to(public.served_root) for path in handed)
+
+    bob = public.get(BOB)
+    with open(bob.data_dir / "big.bin", "wb") as big:  # sparse: its size counts, no disk is used
+        big.truncate(public.limits.max_workspace_bytes + 1)
+    with pytest.raises(ValueError, match="your workspace is full"):
+        bob.check_room()  # what Generate and the generate endpoint ask before they store more
+
+
+@pytest.mark.slow
+def test_no_visitor_file_is_served_by_url_with_the_data_folder_outside_working_and_temp(
+    tmp_path, shape_files, monkeypatch
+):
+    """A real server (no browser): the data folder outside the working and temp folders, as a Space's persistent
+    /data. A visitor's image, their metadata.jsonl and the images a client generated answer 403 by path, while the
+    client still receives its images (through Gradio's cache)."""
+    import socket
+    import tempfile
+    import urllib.error
+    import urllib.request
+
+    from gradio_client import Client
+
+    from studio.ui import app as studio_app
+    from studio.ui import visitors
+
+    system_temp = tmp_path / "system-temp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    data = tmp_path / "persistent" / "data"
+    assert not data.is_relative_to(Path.cwd()) and not data.is_relative_to(tempfile.gettempdir())
+    public = visitors.public_workspaces(data)
+    alice = public.get(ALICE)
+    dataset_tab.import_files(alice, "shapes", shape_files, 64, "zq")
+    images = alice.dataset_path("shapes") / "images"
+    blocks = studio_app.build_app(workspaces=public).queue(default_concurrency_limit=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    blocks.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        allowed_paths=visitors.served_paths(data, public=True),
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def status_of(path: Path) -> int:
+        try:
+            with urllib.request.urlopen(f"{url}/gradio_api/file={path}", timeout=30) as answer:
+                return answer.status
+        except urllib.error.HTTPError as answer:
+            return answer.code
+
+    try:
+        for path in (next(images.glob("*.png")), images / "metadata.jsonl"):
+            assert path.is_file() and status_of(path) == 403, path
+        client = Client(f"{url}/", verbose=False)
+        files, params = client.predict(
+            prompt="a red circle on a black background", steps=1, width=64, height=64, count=2, api_name="/generate"
+        )
+        own = public.get(public.visitor_of(client.session_hash))
+        saved = sorted((own.data_dir / "outputs").glob("*.png"))
+        assert len(files) == 2 and len(saved) == 2 and own.data_dir != alice.data_dir
+        assert sorted(Path(f).read_bytes() for f in files) == sorted(p.read_bytes() for p in saved)
+        assert all(status_of(path) == 403 for path in saved)
+    finally:
+        blocks.close()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from studio.train.config import non_negative, positive
+from studio.train.config import MAX_LORA_RANK, MAX_SAMPLE_STEPS, at_most, check_numbers, non_negative, positive
 from studio.train.methods.lora.config import UNET_ATTENTION
+
+MAX_CLASS_IMAGES = 10_000  # each one is drawn once by the base model and cached as a file
 
 
 def has_word(text: str, word: str) -> bool:
@@ -77,7 +79,11 @@ class DreamBoothConfig:
     lora_alpha: float = field(default=16.0, metadata={"help": "With use_lora: the update is scaled by alpha / rank."})
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         positive(self, "num_class_images", "class_image_steps", "lora_rank", "lora_alpha")
+        at_most(self, "num_class_images", MAX_CLASS_IMAGES)
+        at_most(self, "class_image_steps", MAX_SAMPLE_STEPS)
+        at_most(self, "lora_rank", MAX_LORA_RANK)
         non_negative(self, "prior_loss_weight", "class_guidance_scale")
         for name in ("num_class_images", "class_image_steps", "lora_rank"):
             if not isinstance(getattr(self, name), int):

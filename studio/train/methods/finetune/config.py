@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from studio.train.config import positive
+from studio.train.config import check_numbers, positive
 
 
 @dataclass
@@ -34,6 +34,7 @@ class FinetuneConfig:
     )
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         positive(self, "ema_decay", "ema_power")
         if not self.ema_decay < 1:
             raise ValueError(f"ema_decay must be below 1, got {self.ema_decay}")

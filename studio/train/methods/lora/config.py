@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from studio.train.config import choice, non_negative, positive
+from studio.train.config import MAX_LORA_RANK, at_most, check_numbers, choice, non_negative, positive
 
 VARIANTS = ("lora", "dora", "loha", "lokr")
 UNET_ATTENTION = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -38,8 +38,10 @@ class LoraConfig:
     )
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         choice(self, "variant", VARIANTS)
         positive(self, "rank", "alpha")
+        at_most(self, "rank", MAX_LORA_RANK)
         non_negative(self, "dropout")
         if isinstance(self.rank, bool) or not isinstance(self.rank, int):
             raise ValueError(f"rank must be an integer, got {self.rank!r}")

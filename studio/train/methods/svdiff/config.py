@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from studio.train.config import non_negative
+from studio.train.config import check_numbers, non_negative
 
 # every Linear and Conv2d of a transformer block and a resnet block: the paper shifts all of the UNet's weights
 UNET_TARGETS = [
@@ -38,6 +38,7 @@ class SvdiffConfig:
     )
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         non_negative(self, "text_encoder_learning_rate")
         for name in ("target_modules", "text_encoder_target_modules"):
             value = getattr(self, name)

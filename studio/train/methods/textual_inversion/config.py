@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from studio.train.config import choice
+from studio.train.config import check_numbers, choice
 
 LEARNABLE_PROPERTIES = ("object", "style", "caption")
 MAX_VECTORS = 16
@@ -44,6 +44,7 @@ class TextualInversionConfig:
     )
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         choice(self, "learnable_property", LEARNABLE_PROPERTIES)
         if isinstance(self.num_vectors, bool) or not isinstance(self.num_vectors, int):
             raise ValueError(f"num_vectors must be an integer, got {self.num_vectors!r}")
