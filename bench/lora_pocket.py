@@ -42,8 +42,14 @@ def print_figures(title: str, figures, seeds: int) -> None:
 def train_and_judge(preset: str, args, scratch: Path) -> dict:
     import contextlib
 
-    from studio.pocket.concept import Concept, concept_probes, judge_probes, pipeline_drawer, sheet
-    from studio.pocket.concept import write_concept_images
+    from studio.pocket.concept import (
+        Concept,
+        concept_probes,
+        judge_probes,
+        pipeline_drawer,
+        sheet,
+        write_concept_images,
+    )
     from studio.runtime import apply_thread_budget, pocket_training_threads
     from studio.train.config import parse_overrides, resolve_config
     from studio.train.loop import prepare_trainer, set_train_mode, train

@@ -85,9 +85,7 @@ def concept_probes(concept: Concept = Concept()) -> list[Probe]:
             concept.color,
             concept.new_background,
         ),
-        Probe(
-            "new colour", concept.caption(color=concept.new_color), concept.shape, concept.new_color, trained
-        ),
+        Probe("new colour", concept.caption(color=concept.new_color), concept.shape, concept.new_color, trained),
     ]
     for shape, color, background in DRIFT_PROMPTS:
         probes.append(Probe(f"drift: {color} {shape}", caption_for(shape, color, background), shape, color, background))
@@ -185,7 +183,7 @@ def sheet(figures: Figures, path: Path, columns: int = 8) -> Path:
     draw = ImageDraw.Draw(sheet_image)
     for r, (name, row) in enumerate(rows.items()):
         top = r * (side + label + caption_height)
-        draw.text((2, top), f"{name}: {figures.as_dict()[name]}   \"{row[0][0].prompt}\"", fill="black")
+        draw.text((2, top), f'{name}: {figures.as_dict()[name]}   "{row[0][0].prompt}"', fill="black")
         for c, (probe, image, judgement) in enumerate(row[:columns]):
             sheet_image.paste(image.resize((side, side), Image.Resampling.NEAREST), (c * side, top + label))
             ok = judgement.matches(probe.shape, probe.color, probe.background)
@@ -194,4 +192,3 @@ def sheet(figures: Figures, path: Path, columns: int = 8) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet_image.save(path)
     return path
-

@@ -50,9 +50,7 @@ def measure(
     report = QualityReport()
     for start in range(0, len(jobs), batch):
         chunk = jobs[start : start + batch]
-        prompts = [
-            phrase(i, combo) if phrase else caption_for(*combo) for i, (combo, _) in enumerate(chunk, start)
-        ]
+        prompts = [phrase(i, combo) if phrase else caption_for(*combo) for i, (combo, _) in enumerate(chunk, start)]
         # one generator per image, seeded by its place in the job list: results do not depend on batch size
         generators = [torch.Generator().manual_seed(seed * 100_003 + i) for i, (_, seed) in enumerate(chunk, start)]
         images = pipe(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators).images

@@ -27,16 +27,6 @@ from studio.train import lora_keys
 DIFFUSERS_WEIGHTS = "pytorch_lora_weights.safetensors"
 KOHYA_FILE = "lora-kohya.safetensors"
 
-# Shown with a run's downloads and the playground's saved mix, and in the README (a test keeps them equal).
-WHICH_FILE_FOR_WHICH_TOOL = """
-| Tool | LoRA file to use | Notes |
-|---|---|---|
-| diffusers | `lora-diffusers/pytorch_lora_weights.safetensors` (or the kohya file) | `pipe.load_lora_weights(folder)` |
-| ComfyUI | `lora-kohya.safetensors` | it leaves most of the diffusers-format file unread |
-| A1111 / Forge | `lora-kohya.safetensors` | into `models/Lora`; embeddings (`.safetensors`) into `embeddings` |
-| kohya sd-scripts | `lora-kohya.safetensors` | `--network_weights`; it skips conv_in / conv_out layers (the export warns) |
-"""
-
 
 def _adapter_parts(pipe: Any) -> dict[str, torch.nn.Module]:
     """The parts of `pipe` that carry an adapter: the UNet, and the text encoder(s) when they were trained too."""

@@ -18,7 +18,7 @@ from studio.generate.adapters import BLOCKS
 from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
 from studio.generate.png_metadata import read_params
 from studio.generate.samplers import sampler_labels
-from studio.train.export import WHICH_FILE_FOR_WHICH_TOOL
+from studio.train.which_file import WHICH_FILE_FOR_WHICH_TOOL
 from studio.ui.gallery import results_gallery
 
 SLOTS = 4  # LoRAs stacked at once in the UI (the engine takes any number)

@@ -10,8 +10,8 @@ from pathlib import Path
 import gradio as gr
 
 from studio.train import monitor, runs
-from studio.train.export import WHICH_FILE_FOR_WHICH_TOOL
 from studio.train.run_files import delete_run, download_files
+from studio.train.which_file import WHICH_FILE_FOR_WHICH_TOOL
 from studio.ui.errors import as_message, friendly
 from studio.ui.run_view import STATUS_WORDS, RunView
 from studio.ui.scorecard_view import ScorecardView

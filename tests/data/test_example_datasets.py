@@ -18,7 +18,10 @@ from studio.workspace import PublicLimits, Workspace
 
 @pytest.mark.parametrize(
     ("key", "count", "shapes", "caption_words"),
-    [("stars", 6, {"star"}, ("purple zq", "background")), ("pink-style", 32, {"circle", "square", "triangle"}, ("zq style",))],
+    [
+        ("stars", 6, {"star"}, ("purple zq", "background")),
+        ("pink-style", 32, {"circle", "square", "triangle"}, ("zq style",)),
+    ],
 )
 def test_each_example_is_a_captioned_dataset_of_what_it_says(tmp_path, key, count, shapes, caption_words) -> None:
     dataset = create_example(key, tmp_path)

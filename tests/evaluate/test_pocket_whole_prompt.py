@@ -61,6 +61,7 @@ def test_the_concept_protocol_writes_one_colour_on_three_backgrounds_with_the_tr
 
 def test_judge_probes_counts_only_samples_that_match_everything() -> None:
     probes = [Probe("as trained", "a purple zq on a black background", "star", "purple", "black")]
+
     # a drawer that gets the background right only for even seeds
     def draw(prompts, seeds):
         return [_image("star", "purple", "black" if s % 2 == 0 else "brown") for s in seeds]

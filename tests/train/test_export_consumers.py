@@ -188,7 +188,8 @@ def test_comfyui_users_are_told_to_take_the_kohya_file(tiny_tokenizer, tmp_path)
     """ComfyUI leaves most of a diffusers-format file unread; the table in the UI and README sends them to kohya."""
     from safetensors.torch import load_file
 
-    from studio.train.export import WHICH_FILE_FOR_WHICH_TOOL, save_lora_diffusers
+    from studio.train.export import save_lora_diffusers
+    from studio.train.which_file import WHICH_FILE_FOR_WHICH_TOOL
 
     pipe = _adapted("sd1", tiny_tokenizer)
     _, unused = comfy_load(pipe, load_file(str(save_lora_diffusers(pipe, tmp_path / "lora"))))
@@ -202,7 +203,7 @@ def test_comfyui_users_are_told_to_take_the_kohya_file(tiny_tokenizer, tmp_path)
 
 
 def test_the_table_is_shown_with_run_downloads_and_the_saved_mix(tmp_path) -> None:
-    from studio.train.export import WHICH_FILE_FOR_WHICH_TOOL
+    from studio.train.which_file import WHICH_FILE_FOR_WHICH_TOOL
     from studio.ui.app import build_app
     from studio.workspace import Workspaces
 
