@@ -246,6 +246,33 @@ def _step_captions(cfg: PretrainConfig, tokenizer, cache: dict, index, dropped, 
     ).input_ids
 
 
+def grow_from(folder: str, unet, text_encoder, log) -> None:
+    """Start from a trained pocket model where names and shapes match: a grown model, as SD 2 grew from SD 1.
+
+    The UNet's new cross-attention at 16x16 starts fresh (it must be able to act, so it is not zeroed); the text
+    encoder's new last layer starts as the identity (its two residual branches zeroed), so at step 0 the grown
+    text encoder computes exactly what the old one did and training only has to teach it the new phrasings.
+    """
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    for model, old in (
+        (unet, UNet2DConditionModel.from_pretrained(Path(folder) / "unet")),
+        (text_encoder, CLIPTextModel.from_pretrained(Path(folder) / "text_encoder")),
+    ):
+        mine, theirs = model.state_dict(), old.state_dict()
+        kept = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+        model.load_state_dict(kept, strict=False)
+        log(f"grown from {folder}: {type(model).__name__} kept {len(kept)} of {len(mine)} tensors")
+    # transformers 5 keeps the layers at .encoder, 4 at .text_model.encoder
+    encoder = getattr(text_encoder, "text_model", text_encoder).encoder
+    new_layer = encoder.layers[-1]
+    with torch.no_grad():
+        for linear in (new_layer.self_attn.out_proj, new_layer.mlp.fc2):
+            linear.weight.zero_()
+            linear.bias.zero_()
+
+
 def train_unet(cfg: PretrainConfig, vae, tokenizer, cache: dict, work: Path, log):
     from diffusers.training_utils import EMAModel, compute_snr
 
@@ -253,6 +280,8 @@ def train_unet(cfg: PretrainConfig, vae, tokenizer, cache: dict, work: Path, log
     text_encoder = components.make_text_encoder(
         len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
     )
+    if cfg.init_from and not (work / "unet.state.pt").exists():
+        grow_from(cfg.init_from, unet, text_encoder, log)
     ema_unet = EMAModel(unet.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=3 / 4)
     ema_text = EMAModel(text_encoder.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=3 / 4)
     params = list(unet.parameters()) + list(text_encoder.parameters())

@@ -14,6 +14,8 @@ class PretrainConfig:
     vocab_size: int = 8192
     # a trained VAE (diffusers folder) to reuse instead of training one; empty: train it
     vae_from: str = ""
+    # a trained pocket model (diffusers folder) whose UNet and text encoder start this one where they match
+    init_from: str = ""
     vae_steps: int = 1400
     vae_batch: int = 16
     vae_lr: float = 1e-3
