@@ -29,8 +29,8 @@ tags: [stable-diffusion, tiny, cpu, shapes-world]
 # Pocket model
 
 A tiny text-to-image model in standard diffusers format
-(`StableDiffusionPipeline.from_pretrained("assets/pocket")`), trained from
-nothing by this project's recipe (`studio pocket pretrain`) on a procedural
+(`StableDiffusionPipeline.from_pretrained("assets/pocket")`), trained by
+this project's own recipe (`studio pocket pretrain`) on a procedural
 "shapes world": one flat shape on a flat background, 64x64 pixels.
 
 ## What it knows
@@ -59,7 +59,7 @@ the VAE frozen and it has to be able to draw what users teach.
 | scheduler | `DPMSolverMultistepScheduler` (SD 1.5 betas, epsilon prediction) | |
 
 ## How it was trained
-{vae_line} at batch {cfg.vae_batch} (L1 + MSE, KL weight {cfg.vae_kl_weight});
+{vae_line}
 {cfg.latent_images} cached latents; UNet and text encoder {cfg.unet_steps} steps at batch {cfg.unet_batch},
 each image captioned anew at every step in one of many phrasings (`studio/pocket/phrasing.py`),
 AdamW lr {cfg.unet_lr} with cosine decay, min-SNR gamma {cfg.snr_gamma}, caption dropout {cfg.caption_dropout},
@@ -80,7 +80,7 @@ Judged by the shapes-world evaluator (`studio.pocket.evaluator`) over all
 | VAE reconstructions, joint accuracy | {vae.get("joint", 0):.1%} |
 | VAE reconstructions, PSNR | {vae.get("psnr", 0)} dB |
 
-Phrasing (`bench/concept_pocket.py --phrasing --no-train`): base prompts written
+Phrasing (`bench/lora_pocket.py --phrasing --no-train`): base prompts written
 another way, one sample each for 8 base combinations, right = shape, colour and
 background all right:
 

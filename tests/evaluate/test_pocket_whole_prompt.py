@@ -33,6 +33,14 @@ def test_a_context_sample_on_the_wrong_background_or_without_the_shape_is_a_miss
     assert scores["subject_in_context"] == 2 / 3
 
 
+def test_a_subject_of_several_shapes_is_judged_on_the_colour_and_background_asked_for() -> None:
+    prompts = [
+        EvalPrompt("context", "an orange zq on a white background", 0, "", {"color": "orange", "background": "white"})
+    ]
+    images = [_image("circle", "orange", "white")]
+    assert pocket_scores(prompts, images, images, {"color": "red"})["prompt_fidelity"] == 1.0
+
+
 def test_a_subject_sample_must_show_the_background_its_prompt_names() -> None:
     subject = {"shape": "star", "color": "purple"}
     prompt = "a purple zq on a black background"

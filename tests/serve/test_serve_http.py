@@ -169,7 +169,7 @@ def test_caption_and_train_then_follow_the_run_over_both_apis(server, shape_file
             break
         time.sleep(1)
     assert state["status"] == "finished" and state["last_step"] == 2, state
-    assert state["samples"] == 1 and state["checkpoints"] == [2]
+    assert state["samples"] == 2 and state["checkpoints"] == [2]  # the preset samples two prompts at step 2
     rest_state = json.loads(call(server, f"/api/v1/runs/{run_id}")[2])
     assert rest_state == state and isinstance(rest_state["last_loss"], float)
     assert [run["run_id"] for run in json.loads(call(server, "/api/v1/runs")[2])["runs"]] == [run_id]

@@ -33,5 +33,6 @@ def test_two_processes_train_one_run_with_averaged_gradients(tmp_path, sd1_dir, 
     # one writer: each step, sample and checkpoint once, and the processes' weights agreed at the end
     assert [e["step"] for e in events if e["type"] == "step"] == list(range(1, steps + 1))
     assert [c["step"] for c in state.checkpoints] == [2, 4] and [s["step"] for s in state.samples] == [2, 4]
-    assert not state.warnings, state.warnings
+    # the one expected note: lora-pocket's conv_in/conv_out adapters, which kohya sd-scripts skips in the kohya file
+    assert not [w for w in state.warnings if "kohya sd-scripts skips" not in w], state.warnings
     assert len(state.exports) == 2 and all(e["max_difference"] < 1e-3 for e in state.exports)
