@@ -47,7 +47,7 @@ def _train(tmp_path, name: str, folder, prompt: str, **overrides) -> str:
 @pytest.mark.slow
 @pytest.mark.skipif(not (POCKET_MODEL_DIR / "model_index.json").is_file(), reason="the pocket model is not built yet")
 @pytest.mark.xfail(
-    strict=True,
+    run=False,  # two trainings (~2 minutes of CI) for a known failure; issue 18 runs it again
     reason="pocket model v2 (issue 17): the star and pink LoRAs no longer compose (0 of 8 pink stars with these "
     "targets, with the preset's at four weight pairs, and with an attention-only pink LoRA; BENCHMARKS.md). "
     "Stacking that composes is issue 18; remove this marker when it draws pink stars again.",
