@@ -31,8 +31,6 @@ from studio.train.checkpoints import (
     checkpoint_name,
     list_checkpoints,
     load_checkpoint,
-    restore_rng_state,
-    rng_state_json,
     save_checkpoint,
     seed_everything,
 )
@@ -41,6 +39,7 @@ from studio.train.config import RunConfig, TrainingConfig, load_config_file
 from studio.train.data import TrainingImage, batch_at, load_training_images
 from studio.train.latents import draw_flips, fill_caches, latent_distribution
 from studio.train.objective import diffusion_loss, sample_noise, training_target
+from studio.train.trainer_state import checkpoint_state, restore
 
 OOM_ADVICE = (
     "out of GPU memory: lower batch_size (use gradient_accumulation to keep the effective batch), "
@@ -230,45 +229,6 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     if checkpoints:
         restore(trainer, load_checkpoint(checkpoints[-1]), checkpoints[-1])
     return trainer
-
-
-def checkpoint_state(trainer: Trainer) -> dict:
-    # under DeepSpeed each process holds only its partition of the optimizer state: DeepSpeed writes it (save)
-    optimizer = {} if trainer.engine is not None else {"optimizer": trainer.optimizer.state_dict()}
-    return {
-        "step": trainer.step,
-        "trainable": trainer.method.trainable_state_dict(trainer.pipe),
-        "torch": {
-            **optimizer,
-            "lr_scheduler": trainer.lr_scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "generator": trainer.generator.get_state(),
-        },
-        "json": {
-            "step": trainer.step,
-            "position": trainer.step * trainer.training.gradient_accumulation,
-            **rng_state_json(),
-        },
-    }
-
-
-def restore(trainer: Trainer, state: dict, folder: Path) -> None:
-    written_by_deepspeed = "optimizer" not in state["torch"]
-    if written_by_deepspeed != (trainer.engine is not None):
-        raise ValueError(
-            f"{folder.name} was written {'with' if written_by_deepspeed else 'without'} DeepSpeed; resume it the "
-            f"same way ({'with' if written_by_deepspeed else 'without'} {distributed.DEEPSPEED_CONFIG})"
-        )
-    trainer.method.load_trainable_state_dict(trainer.pipe, state["trainable"])
-    if trainer.engine is not None:
-        distributed.load_deepspeed_checkpoint(trainer.engine, folder)
-    else:
-        trainer.optimizer.load_state_dict(state["torch"]["optimizer"])
-    trainer.lr_scheduler.load_state_dict(state["torch"]["lr_scheduler"])
-    torch.set_rng_state(state["torch"]["torch_rng"])
-    trainer.generator.set_state(state["torch"]["generator"])
-    restore_rng_state(state["json"])
-    trainer.step = state["json"]["step"]
 
 
 def divergence_advice(training: TrainingConfig) -> str:

@@ -105,7 +105,7 @@ def test_run_config_sets_batch_accumulation_and_clipping_and_must_match_the_laun
 
 
 def test_a_checkpoint_resumes_only_the_way_it_was_written() -> None:
-    from studio.train.loop import restore
+    from studio.train.trainer_state import restore
 
     folder = Path("checkpoints/step-000003")
     # DeepSpeed's checkpoints keep the optimizer in deepspeed/, not in training_state.pt
