@@ -6,6 +6,7 @@ import argparse
 
 from studio.generate.engine import GenerationSettings
 from studio.generate.samplers import SAMPLERS
+from studio.generate.scoping import STACKING_MODES
 from studio.paths import DATA_DIR
 
 
@@ -56,6 +57,7 @@ def add_settings_arguments(p: argparse.ArgumentParser, prompt_required: bool) ->
         metavar="PATH[:TOKEN]",
         help="A textual-inversion embedding (repeatable); the token defaults to the file's own or its name.",
     )
+    p.add_argument("--stacking", choices=list(STACKING_MODES), default=defaults.stacking, help=_help("stacking"))
     p.add_argument("--fuse", action="store_true", help=_help("fuse"))
     p.add_argument(
         "--fast",
@@ -114,6 +116,7 @@ def settings_from_args(args: argparse.Namespace, **overrides) -> GenerationSetti
         "embeddings": [_embedding(text) for text in args.embedding],
         "svdiffs": [SvdiffSpec.parse(text).to_dict() for text in args.svdiff],
         "fuse": args.fuse,
+        "stacking": getattr(args, "stacking", "scoped"),
         "fast": fast,
         "quantize": "int8" if getattr(args, "int8", False) else "none",
     }

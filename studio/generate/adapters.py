@@ -52,6 +52,13 @@ class LoraSpec:
     blocks: dict | None = field(
         default=None, metadata={"help": "Per-block multipliers of the weight on the UNet, e.g. {'down': 0, 'up': 1}."}
     )
+    trigger: str = field(
+        default="",
+        metadata={
+            "help": "Word(s) that switch it on when stacking is 'scoped' (comma-separated); empty: the word it was "
+            "trained with, read from its run or file."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not str(self.path).strip():
@@ -62,6 +69,8 @@ class LoraSpec:
             unknown = set(self.blocks) - set(BLOCKS)
             if unknown:
                 raise ValueError(f"unknown LoRA block(s) {sorted(unknown)}; use {', '.join(BLOCKS)}")
+        if "\n" in self.trigger or len(self.trigger) > 200:
+            raise ValueError("a LoRA's trigger is a word or a few comma-separated words")
 
     @classmethod
     def parse(cls, text: str) -> LoraSpec:
@@ -70,7 +79,7 @@ class LoraSpec:
 
     @classmethod
     def from_dict(cls, values: dict) -> LoraSpec:
-        unknown = set(values) - {"path", "weight", "enabled", "blocks"}
+        unknown = set(values) - {"path", "weight", "enabled", "blocks", "trigger"}
         if unknown:
             raise ValueError(f"unknown LoRA setting(s): {', '.join(sorted(unknown))}")
         return cls(**values)
@@ -311,11 +320,15 @@ class AdapterStack:
         self.lora_loads += 1
         return name
 
+    def adapter_name(self, pipe: Any, spec: LoraSpec) -> str:
+        """The name `spec`'s file is loaded under (loading it if it is new)."""
+        return self._load_lora(pipe, spec)
+
     def _components(self, pipe: Any) -> dict[str, list[str]]:
         return pipe.get_list_adapters() if self.loras else {}
 
     @staticmethod
-    def _scale_blocks(pipe: Any, active: list[tuple[str, LoraSpec]]) -> None:
+    def scale_blocks(pipe: Any, active: list[tuple[str, LoraSpec]]) -> None:
         """Per-block weights: every adapted UNet layer under down_blocks / mid_block / up_blocks gets the weight times
         its block's multiplier; the layers outside them (conv_in, the time embedding, conv_out) and the text
         encoders keep the plain weight that `set_adapters` gave. Done here, by module name, because diffusers' own
@@ -343,6 +356,8 @@ class AdapterStack:
 
     def apply_loras(self, pipe: Any, specs: list[LoraSpec], fuse: bool = False) -> list[str]:
         """Make `specs` the pipeline's LoRAs (loading only new files); returns the active adapter names."""
+        if any(_file_key(lora_source(spec.path)) not in self.loras for spec in specs):
+            self.unfuse(pipe)  # peft would unmerge on its own while loading, behind the stack's back
         names = [self._load_lora(pipe, spec) for spec in specs]
         wanted = set(names)
         stale = [name for name in self.loras.values() if name not in wanted]
@@ -364,7 +379,7 @@ class AdapterStack:
             return []
         pipe.enable_lora()
         pipe.set_adapters([name for name, _ in active], adapter_weights=weights)
-        self._scale_blocks(pipe, active)
+        self.scale_blocks(pipe, active)
         if fuse:
             pipe.fuse_lora(components=self._fusable(pipe), adapter_names=[name for name, _ in active])
             self.fused = signature

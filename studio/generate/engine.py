@@ -20,9 +20,11 @@ from pathlib import Path
 from PIL import Image
 
 from studio.generate.adapters import AdapterStack, EmbeddingSpec, LoraSpec, SvdiffSpec
+from studio.generate.composite import composite_unet
 from studio.generate.png_metadata import save_png
 from studio.generate.quantize import QUANTIZE_MODES
 from studio.generate.samplers import SAMPLERS, make_scheduler
+from studio.generate.scoping import STACKING_MODES, scope_to_prompt
 
 MAX_COUNT = 16
 CHUNK = 4  # images per pipeline call: bounds peak memory on big models
@@ -60,6 +62,13 @@ class GenerationSettings:
         default_factory=list,
         metadata={"help": "SVDiff files (spectral shifts) on the model: dicts with path, weight and enabled."},
     )
+    stacking: str = field(
+        default="scoped",
+        metadata={
+            "help": "scoped: a LoRA taught with a trigger word acts only on prompts that say it (several subjects "
+            "stack without breaking each other); sum: every LoRA on every prompt."
+        },
+    )
     fuse: bool = field(
         default=False,
         metadata={"help": "Merge the LoRAs into the model while they stay the same: as fast as the base model."},
@@ -90,6 +99,8 @@ class GenerationSettings:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of: {', '.join(SAMPLERS)}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not -1 <= self.seed <= MAX_SEED:
             raise ValueError(f"seed must be -1 (random) or a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
+        if self.stacking not in STACKING_MODES:
+            raise ValueError(f"stacking must be one of {', '.join(STACKING_MODES)}, got {self.stacking!r}")
         if self.quantize not in QUANTIZE_MODES:
             raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)}, got {self.quantize!r}")
         if self.fuse and self.quantize != "none":
@@ -237,8 +248,28 @@ class GenerationEngine:
         stack = self.adapters(loaded.pipe)
         stack.apply_embeddings(loaded.pipe, settings.embedding_specs)
         stack.apply_svdiffs(loaded.pipe, settings.svdiff_specs)  # before the LoRAs: it edits the base weights
-        stack.apply_loras(loaded.pipe, settings.lora_specs, fuse=settings.fuse)
+        specs = self._stack_for_prompt(settings)
+        composite = settings.stacking == "composite" and sum(spec.enabled for spec in specs) >= 2
+        # composite switches adapters at every step, which fused weights cannot do
+        stack.apply_loras(loaded.pipe, specs, fuse=settings.fuse and not composite)
         return loaded
+
+    @staticmethod
+    def _stack_for_prompt(settings: GenerationSettings) -> list[LoraSpec]:
+        specs = settings.lora_specs
+        return specs if settings.stacking == "sum" else scope_to_prompt(specs, settings.prompt)
+
+    def _composite_members(self, pipe, settings: GenerationSettings) -> tuple[list[tuple[str, float]], Callable]:
+        """(adapter name, weight) of each LoRA LoRA Composite keeps apart (none unless two or more are on), and
+        how to re-apply one's per-block weights."""
+        active = [spec for spec in self._stack_for_prompt(settings) if spec.enabled]
+        if settings.stacking != "composite" or len(active) < 2:
+            return [], lambda name: None
+        stack = self.adapters(pipe)
+        named = {stack.adapter_name(pipe, spec): spec for spec in active}
+        return [(name, spec.weight) for name, spec in named.items()], lambda name: AdapterStack.scale_blocks(
+            pipe, [(name, named[name])]
+        )
 
     def native_size(self, pipe) -> tuple[int, int]:
         side = pipe.unet.config.sample_size * pipe.vae_scale_factor
@@ -283,32 +314,34 @@ class GenerationEngine:
             return kwargs
 
         results = []
-        for start in range(0, settings.count, CHUNK):
-            seeds = [seed + i for i in range(start, min(settings.count, start + CHUNK))]
-            generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
-            started = time.perf_counter()
-            images = pipe(
-                [settings.prompt] * len(seeds),
-                negative_prompt=[settings.negative_prompt] * len(seeds) if settings.negative_prompt else None,
-                num_inference_steps=settings.steps,
-                guidance_scale=settings.guidance,
-                width=width,
-                height=height,
-                generator=generators,
-                callback_on_step_end=step_end,
-            ).images
-            seconds = (time.perf_counter() - started) / len(seeds)
-            for image_seed, image in zip(seeds, images):
-                params = asdict(settings) | {
-                    "seed": image_seed,
-                    "count": 1,
-                    "width": width,
-                    "height": height,
-                    "sampler": sampler,
-                    "family": getattr(loaded.family, "value", loaded.family),
-                    "seconds": round(seconds, 3),
-                }
-                results.append(GeneratedImage(image, params))
+        members, rescale = self._composite_members(pipe, settings)
+        with composite_unet(pipe, members, rescale):
+            for start in range(0, settings.count, CHUNK):
+                seeds = [seed + i for i in range(start, min(settings.count, start + CHUNK))]
+                generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+                started = time.perf_counter()
+                images = pipe(
+                    [settings.prompt] * len(seeds),
+                    negative_prompt=[settings.negative_prompt] * len(seeds) if settings.negative_prompt else None,
+                    num_inference_steps=settings.steps,
+                    guidance_scale=settings.guidance,
+                    width=width,
+                    height=height,
+                    generator=generators,
+                    callback_on_step_end=step_end,
+                ).images
+                seconds = (time.perf_counter() - started) / len(seeds)
+                for image_seed, image in zip(seeds, images):
+                    params = asdict(settings) | {
+                        "seed": image_seed,
+                        "count": 1,
+                        "width": width,
+                        "height": height,
+                        "sampler": sampler,
+                        "family": getattr(loaded.family, "value", loaded.family),
+                        "seconds": round(seconds, 3),
+                    }
+                    results.append(GeneratedImage(image, params))
         return results
 
 

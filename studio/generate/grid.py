@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 from studio.generate.engine import GenerationEngine, GenerationSettings
 from studio.generate.png_metadata import save_png
 from studio.generate.samplers import SAMPLERS
+from studio.generate.scoping import STACKING_MODES
 
 AXIS_KINDS = {
     "checkpoint": "Checkpoints of a run, or LoRA files (replaces the first LoRA, keeping its weight; none = without it)",
@@ -28,6 +29,8 @@ AXIS_KINDS = {
     "guidance": "Guidance",
     "steps": "Steps",
     "seed": "Seed",
+    "stack": "The LoRA stack as set, each LoRA alone, and none (all, 1, 2, ..., none): stacked vs each alone",
+    "stacking": "How LoRAs on at once combine: " + ", ".join(STACKING_MODES),
 }
 MAX_CELLS = 64
 MIN_CELL = 128  # small models make small images: enlarge them (nearest neighbour) so a grid is readable
@@ -53,6 +56,14 @@ class Axis:
             unknown = [v for v in self.values if v not in SAMPLERS]
             if unknown:
                 raise ValueError(f"unknown sampler(s) {unknown}; choose from: {', '.join(SAMPLERS)}")
+        if self.kind == "stacking":
+            unknown = [v for v in self.values if v not in STACKING_MODES]
+            if unknown:
+                raise ValueError(f"unknown stacking mode(s) {unknown}; choose from: {', '.join(STACKING_MODES)}")
+        if self.kind == "stack":
+            bad = [v for v in self.values if v not in ("all", NO_LORA) and not (isinstance(v, int) and v >= 0)]
+            if bad:
+                raise ValueError(f"a stack axis takes all, none and LoRA numbers (1, 2, ...), got {bad}")
 
     @classmethod
     def parse(cls, text: str) -> Axis:
@@ -69,6 +80,8 @@ class Axis:
             return cls(kind, tuple(_number(kind, v, float) for v in parts))
         if kind in ("steps", "seed"):
             return cls(kind, tuple(_number(kind, v, int) for v in parts))
+        if kind == "stack":  # LoRAs are numbered from 1 as the Playground's slots are
+            return cls(kind, tuple(v if v in ("all", NO_LORA) else _number(kind, v, int) - 1 for v in parts))
         return cls(kind, tuple(parts))
 
     def label(self, index: int) -> str:
@@ -79,6 +92,8 @@ class Axis:
             return SAMPLERS[value][2]
         if self.kind == "checkpoint":
             return "base model" if value == NO_LORA else _checkpoint_label(Path(value))
+        if self.kind == "stack":
+            return {"all": "stacked", NO_LORA: "no LoRA"}.get(value, f"LoRA {value + 1} alone")
         return f"{self.kind.replace('_', ' ')} {value}" if self.kind != "prompt" else str(value)
 
     def apply(self, values: dict, index: int) -> dict:
@@ -90,6 +105,13 @@ class Axis:
         elif self.kind == "checkpoint":
             first = dict(out["loras"][0]) if out.get("loras") else {"weight": 1.0}
             out["loras"] = [first | {"path": str(value), "enabled": True}] + list(out.get("loras", [])[1:])
+        elif self.kind == "stack":
+            loras = list(out.get("loras", []))
+            if isinstance(value, int) and value >= len(loras):
+                raise ValueError(f"the stack axis asks for LoRA {value + 1}, but the stack has {len(loras)}")
+            if value != "all":
+                out["loras"] = [dict(lora) | {"enabled": value == i and lora.get("enabled", True)}
+                                for i, lora in enumerate(loras)]  # fmt: skip
         elif self.kind == "lora_weight":
             if not out.get("loras"):
                 raise ValueError("a lora_weight axis needs a LoRA (add one, or a checkpoint axis)")
@@ -126,6 +148,16 @@ def checkpoint_axis(run: str | Path, with_base: bool = False) -> Axis:
     if with_base:
         labels, values = ("base model", *labels), (NO_LORA, *values)
     return Axis("checkpoint", values, labels)
+
+
+def stack_axis(loras: list[dict], names: list[str] | None = None) -> Axis:
+    """ "Stacked vs each alone": the stack as set, then each enabled LoRA alone, then the base model."""
+    enabled = [i for i, lora in enumerate(loras) if lora.get("enabled", True)]
+    if not enabled:
+        raise ValueError("stacked vs each alone needs at least one LoRA switched on")
+    names = names or [Path(str(lora["path"])).name for lora in loras]
+    labels = ("stacked", *(f"{names[i]} alone" for i in enabled), "no LoRA")
+    return Axis("stack", ("all", *enabled, NO_LORA), labels)
 
 
 def best_checkpoint_axes(run: str | Path) -> tuple[Axis, Axis, dict]:

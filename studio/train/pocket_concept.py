@@ -69,29 +69,6 @@ def write_style_folder(folder: Path, trigger: str, count: int = 96, side: int = 
     return folder
 
 
-def shape_rate(
-    pipe, prompt: str, shape: str, seeds: range, resolution: int, steps: int = 20, keep: list | None = None
-) -> float:
-    """The fraction of seeds for which the evaluator sees `shape` in the image generated for `prompt`.
-
-    `keep`, when given, collects (image, judgement) of every seed, for a person to look at the misses."""
-    import torch
-
-    from studio.pocket.evaluator import judge
-
-    pipe.set_progress_bar_config(disable=True)
-    hits = 0
-    with torch.no_grad():
-        for seed in seeds:
-            generator = torch.Generator("cpu").manual_seed(seed)
-            image = pipe(prompt, num_inference_steps=steps, height=resolution, width=resolution, generator=generator)
-            judgement = judge(image.images[0])
-            hits += judgement.shape == shape
-            if keep is not None:
-                keep.append((image.images[0], judgement))
-    return hits / len(seeds)
-
-
 def write_color_folder(folder: Path, color: str, trigger: str, count: int = 8, side: int = 64, seed: int = 0) -> Path:
     """`count` images of the base shapes in a colour the pocket model never saw (say pink), captioned
     "a <trigger> <shape> on a <background> background": the trigger is a colour word. With an empty trigger the
