@@ -88,3 +88,23 @@ def enforce_trigger_on_items(items: Iterable[_Captioned], trigger: str) -> None:
         raise MissingTriggerError(trigger, missing)
     if problems:
         raise MissingTriggerError(trigger, list(problems), problem="are class images but contain")
+
+
+# the words of the pocket world's captions: never a trigger
+_POCKET_WORDS = {"a", "an", "on", "background", "the", "of", "in", "style"}
+
+
+def _pocket_vocabulary() -> set[str]:
+    from studio.pocket.world import ALL_SHAPES, BASE_BACKGROUNDS, PALETTE
+
+    return _POCKET_WORDS | set(ALL_SHAPES) | set(BASE_BACKGROUNDS) | set(PALETTE)
+
+
+def infer_trigger(captions: list[str]) -> str | None:
+    """A word in every caption that the shapes world never uses ('zq' in 'a zq on a black background'); None
+    unless exactly one word fits, so a guess is never one of two."""
+    words = [set(re.findall(r"[\w<>-]+", c.lower())) for c in captions if c.strip()]
+    if not words:
+        return None
+    candidates = sorted(set.intersection(*words) - _pocket_vocabulary())
+    return candidates[0] if len(candidates) == 1 else None

@@ -11,14 +11,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.data.trigger import infer_trigger
 from studio.train import runs
 from studio.train.config import RunConfig, load_config_file
 
 _LEADING = re.compile(r"^(a photo of |a picture of |an image of |a |an |the )+", re.IGNORECASE)
 # where the subject's noun phrase ends and its setting begins: "sks dog | on the beach"
 _SETTING = re.compile(r"\s+(on|in|with|at|under|beside|near)\s.*$|,.*$", re.IGNORECASE)
-# the words of the pocket world's captions: never a trigger
-_POCKET_WORDS = {"a", "an", "on", "background", "the", "of"}
 
 
 @dataclass(frozen=True)
@@ -34,21 +33,6 @@ def noun_phrase(prompt: str) -> str:
     """The subject's noun phrase: 'a photo of sks dog' -> 'sks dog', 'a sks diamond on a black background' ->
     'sks diamond'."""
     return _SETTING.sub("", _LEADING.sub("", prompt.strip())).strip()
-
-
-def _pocket_vocabulary() -> set[str]:
-    from studio.pocket.world import ALL_SHAPES, BASE_BACKGROUNDS, PALETTE
-
-    return _POCKET_WORDS | set(ALL_SHAPES) | set(BASE_BACKGROUNDS) | set(PALETTE)
-
-
-def infer_trigger(captions: list[str]) -> str | None:
-    """A word in every caption that the shapes world never uses ('zq' in 'a zq on a black background')."""
-    words = [set(re.findall(r"[\w<>-]+", c.lower())) for c in captions if c.strip()]
-    if not words:
-        return None
-    candidates = sorted(set.intersection(*words) - _pocket_vocabulary())
-    return candidates[0] if len(candidates) == 1 else None
 
 
 def run_subject(run_dir: Path, trigger: str | None = None) -> Subject:

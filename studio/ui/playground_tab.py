@@ -312,7 +312,7 @@ def build(engine: GenerationEngine) -> Playground:
 
     def save_this_mix(values: dict):
         """The switched-on LoRAs at their weights -> one new file in data/loras/, listed and offered for download."""
-        from studio.generate.mix import save_mix
+        from studio.generate.mix import describe_mix, save_mix
         from studio.train.export import kohya_consumer_warnings
 
         try:
@@ -323,8 +323,7 @@ def build(engine: GenerationEngine) -> Playground:
             path = save_mix(engine, settings.model, specs, library.new_file("loras", values[mix_name] or "mix"))
         except (ValueError, OSError) as error:
             raise gr.Error(str(error)) from error
-        weights = ", ".join(f"{Path(spec.path).stem} {spec.weight:g}" for spec in specs)
-        note = f"Saved the mix ({weights}) as `loras/{path.name}`: choose it as one LoRA at weight 1."
+        note = f"Saved the mix ({describe_mix(specs)}) as `loras/{path.name}`: choose it as one LoRA at weight 1."
         note += "".join(f"\n\n{warning}" for warning in kohya_consumer_warnings(path))
         choices = _lora_choices()
         return *[gr.Dropdown(choices=choices) for _ in slots], note, gr.File(value=str(path), visible=True)
