@@ -153,6 +153,7 @@ def build(engine: GenerationEngine) -> Playground:
                         elem_id="pg-mix-name",
                     )
                     save_mix_button = gr.Button("Save mix", scale=1, min_width=100, elem_id="pg-save-mix")
+                mix_message = gr.Markdown(elem_id="pg-mix-message")  # under its button, not in the other column
                 mix_file = gr.File(label="Saved mix", interactive=False, visible=False, elem_id="pg-mix-file")
                 with gr.Accordion("Which file for which tool", open=False):
                     gr.Markdown(
@@ -451,7 +452,7 @@ def build(engine: GenerationEngine) -> Playground:
     save_mix_button.click(
         save_this_mix,
         inputs=inputs | {mix_name},
-        outputs=[*slot_dropdowns, status, mix_file],
+        outputs=[*slot_dropdowns, mix_message, mix_file],
         concurrency_id="engine",
         api_name="playground_save_mix",
     )

@@ -17,7 +17,7 @@ from studio.ui.run_view import STATUS_WORDS, RunView
 from studio.ui.scorecard_view import ScorecardView
 from studio.workspace import Workspace, Workspaces
 
-COLUMNS = ["run", "status", "method", "dataset", "step", "last loss", "settings", "id"]
+COLUMNS = ["run", "status", "method", "dataset", "step", "last loss", "id", "settings"]
 
 
 def summaries(ws: Workspace) -> list[monitor.RunSummary]:
@@ -36,7 +36,7 @@ def table_rows(items: list[monitor.RunSummary]) -> list[list]:
             settings += f", model {s.settings['base_model']}"
         loss = f"{s.points[-1].loss:.4f}" if s.points else ""
         step = f"{s.step}/{s.total_steps or '?'}"
-        rows.append([s.label, s.status, s.method, s.dataset, step, loss, settings, s.run_id])
+        rows.append([s.label, s.status, s.method, s.dataset, step, loss, s.run_id, settings])
     return rows
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.evaluate.report import chart_points, read_scorecard, scorecard_panel
+from studio.evaluate.report import chart_points, next_step, read_scorecard, scorecard_panel
 
 SCORE_WORDS = {
     "subject_fidelity": "subject",
@@ -38,6 +38,7 @@ def verdict_text(card: dict | None) -> str:
     return (
         f"**Best checkpoint: {best_words}.** {panel['best_reason']}  \n"
         f"{flag}: {panel['overfitting_reason']}  \n"
+        f"**Next:** {next_step(card)}  \n"
         f"<small>{judge}; {card['settings']['prompts']} prompts, {card['settings']['steps']} steps, scored in "
         f"{card.get('seconds', 0):.0f} s. Subject = looks like the training images; prompt = follows the rest of the "
         "prompt; prior = prompts without the trigger unchanged; memorised = near-copies of a training image; "

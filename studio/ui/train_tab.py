@@ -16,7 +16,7 @@ import gradio as gr
 from studio.data.examples import example_of
 from studio.train import advice, hardware, monitor, run_names, runs
 from studio.train.config import RunConfig, list_presets, load_config_file, resolve_config
-from studio.train.start import swap_trigger
+from studio.train.start import TRIGGER_PLACEHOLDER, swap_trigger
 from studio.ui import queue_panel
 from studio.ui.config_form import METHODS, ConfigForm, config_from_values
 from studio.ui.errors import as_message, friendly
@@ -24,6 +24,7 @@ from studio.ui.run_view import RunView
 from studio.workspace import Workspace, Workspaces
 
 DEFAULT_PRESET = "lora-pocket"
+FINISHED, ENDED = "✓ Training finished", "⚠ Training ended"  # how the message box announces a run's end
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +41,7 @@ def presets_by_method() -> dict[str, list[str]]:
 def advise(ws: Workspace, config: RunConfig, dataset_choice: str | None) -> str:
     """Markdown: what keeps the run off this machine (no GPU), the time and memory estimate, then one line per
     risky setting."""
-    lines = [f"⛔ {problem}" for problem in hardware.device_warnings(config)]
+    lines = [f"⚠ **{problem}**" for problem in hardware.device_warnings(config)]
     lines.append(f"**Estimate:** {advice.estimate(config, ws.runs_root).describe()}")
     if dataset_choice:
         folder = ws.training_source(dataset_choice)
@@ -72,11 +73,11 @@ def finished_notice(before: tuple | None, summary: monitor.RunSummary | None) ->
         return None
     if summary.status == "finished":
         return (
-            f"✓ Training finished: **{summary.label}**, {summary.step} steps. Try it in the Playground (its LoRA "
+            f"{FINISHED}: **{summary.label}**, {summary.step} steps. Try it in the Playground (its LoRA "
             "slots list it) or score its checkpoints in Runs."
         )
     if summary.status in ("failed", "cancelled", "interrupted"):
-        return f"Training {summary.status}: **{summary.label}** at step {summary.step}. {summary.reason or ''}".strip()
+        return f"{ENDED} ({summary.status}): **{summary.label}** at step {summary.step}. {summary.reason or ''}".strip()
     return None
 
 
@@ -111,10 +112,13 @@ def run_settings(ws: Workspace, run_dir: Path) -> tuple[RunConfig, str | None]:
     return config, choice if choice in known else None
 
 
-def toast(text: str | None) -> None:
-    if text:
-        kind = gr.Success if text.startswith("✓") else gr.Warning
-        kind(text.replace("**", "").lstrip("✓ "), duration=8)
+def toast(message: str | None) -> None:
+    """The message box's text as a toast too, when it announces a run's end (finished_notice)."""
+    text = str(message or "")
+    if text.startswith(FINISHED):
+        gr.Success(text.removeprefix("✓ ").replace("**", ""), duration=8)
+    elif text.startswith(ENDED):
+        gr.Warning(text.removeprefix("⚠ ").replace("**", ""), duration=8)
 
 
 def live_summary(ws: Workspace) -> monitor.RunSummary | None:
@@ -143,8 +147,8 @@ def build(
             with gr.Row():
                 method = gr.Dropdown(
                     [(label, name) for name, label in METHODS.items()], value=defaults.method, label="Method",
-                    info="LoRA: a small add-on file; DreamBooth: a subject, with its class kept; Textual Inversion: "
-                    "one new word; Full fine-tune: the whole model, for a style; SVDiff: a tiny file of spectral shifts.",
+                    info="LoRA: small add-on · DreamBooth: a subject · Textual Inversion: one new word · "
+                    "Full fine-tune: a style · SVDiff: tiny spectral shifts",
                     elem_id="train-method",
                 )  # fmt: skip
                 preset = gr.Dropdown(
@@ -221,7 +225,7 @@ def build(
         """Sample prompts follow the dataset: the trigger of the one shown before (or of the run the form shows)
         becomes this one's, so validation samples test the concept being trained."""
         ws = workspaces.get()
-        earlier = set(values[last_trigger] or [])
+        earlier = set(values[last_trigger] or []) | {TRIGGER_PLACEHOLDER}  # a preset's <trigger> shows the word
         if values[followed]:
             try:
                 earlier.add(run_names.identity(ws.run_path(values[followed])).trigger or "")
@@ -300,7 +304,7 @@ def build(
         return f"Resuming run **{run_dir.name}** from its latest checkpoint."
 
     def on_tick(shown):
-        unchanged = [gr.skip()] * (len(view.outputs) + 4)
+        unchanged = [gr.skip()] * (len(view.outputs) + 3)
         try:
             summary = live_summary(workspaces.get())
         except Exception:  # a tick that raised would badge the whole view "Error": log it, keep the page as it is
@@ -311,14 +315,18 @@ def build(
             return unchanged
         # the run just ended: its notice replaces whatever the message said ("... is still training")
         notice = finished_notice(shown, summary)
-        said = [notice, notice] if notice else [gr.skip(), gr.skip()]
-        return [*view.values(summary), signature, summary.run_id if summary else None, *said]
+        return [*view.values(summary), signature, summary.run_id if summary else None, notice or gr.skip()]
 
     method.input(on_method, method, preset, api_visibility="private")
+    # a preset chosen by hand: the note about the example's recommendation no longer describes the form
+    gr.on([method.input, preset.input], lambda: "", None, preset_note, api_visibility="private")
     advised = [advice_box, cpu_fix]
+    # the trigger word the sample prompts were last written for (a list: a State's value is JSON)
+    last_trigger = gr.State([])
+    prompt_inputs, prompt_outputs = {dataset, prompts_field, last_trigger, followed}, [prompts_field, last_trigger]
     preset.change(on_preset, preset, form.outputs, api_visibility="private").then(
-        on_change, form_inputs, advised, api_visibility="private"
-    )
+        on_dataset_prompts, prompt_inputs, prompt_outputs, api_visibility="private"
+    ).then(on_change, form_inputs, advised, api_visibility="private")
     gr.on(
         [c.input for c in form.fields.values()] + [dataset.change],
         on_change, form_inputs, advised, trigger_mode="always_last", show_progress="hidden",
@@ -328,12 +336,7 @@ def build(
         on_cpu_fix, form_inputs, [form.fields["training.mixed_precision"], form.fields["training.device"], message],
         api_visibility="private",
     ).then(on_change, form_inputs, advised, api_visibility="private")  # fmt: skip
-    # the trigger word the sample prompts were last written for (a list: a State's value is JSON)
-    last_trigger = gr.State([])
-    dataset.change(
-        on_dataset_prompts, {dataset, prompts_field, last_trigger, followed}, [prompts_field, last_trigger],
-        api_visibility="private",
-    )  # fmt: skip
+    dataset.change(on_dataset_prompts, prompt_inputs, prompt_outputs, api_visibility="private")
     recommended = [method, preset, preset_note]
     dataset.input(on_recommend, dataset, recommended, api_visibility="private")
     # which Dataset-tab dataset was last offered here: picking another one here afterwards is not undone
@@ -345,10 +348,10 @@ def build(
     start.click(on_start, form_inputs, message, api_visibility="private")
     cancel.click(on_cancel, None, message, api_visibility="private")
     resume.click(on_resume, None, message, api_visibility="private")
-    notice = gr.State(None)  # a run's end, said once more as a toast (the tick is unqueued: it cannot toast)
-    live = [*view.outputs, seen, followed, message, notice]
+    live = [*view.outputs, seen, followed, message]
     timer.tick(on_tick, seen, live, show_progress="hidden", queue=False, api_visibility="private")
-    notice.change(toast, notice, None, show_progress="hidden", api_visibility="private")
+    # a run's end said once more as a toast, from a queued event (the tick is unqueued: it cannot toast)
+    message.change(toast, message, None, show_progress="hidden", api_visibility="private")
     followed.change(on_followed, {followed, method}, followed_outputs, api_visibility="private").then(
         on_change, form_inputs, advised, api_visibility="private"
     )
