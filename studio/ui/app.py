@@ -27,6 +27,15 @@ CSS = """
 #train-samples .grid-container, #runs-samples .grid-container, #runs-finals .grid-container, #ds-gallery .grid-container {
   grid-template-columns: repeat(auto-fill, minmax(100px, 128px)) !important;
 }
+/* narrow windows (800 px): a slider's label and number box wrap instead of a scrollbar of the slider's own */
+.block:has(input[type=range]) { overflow: visible !important; }
+.block:has(input[type=range]) .head { flex-wrap: wrap; gap: 2px 8px; }
+.slider_input_container { max-width: 100%; }
+.slider_input_container input[type=range] { min-width: 0; flex: 1 1 auto; }
+/* a dropdown's text stops before its arrow */
+.secondary-wrap input[role=combobox] { padding-right: 22px !important; text-overflow: ellipsis; }
+/* table headers break between words, never inside one ("subje ct") */
+table th, table th * { word-break: normal !important; overflow-wrap: normal !important; hyphens: none; }
 """
 
 

@@ -127,7 +127,9 @@ def test_runs_read_by_name_and_trigger_and_a_rename_reaches_the_saved_mix(page, 
     page.get_by_role("option", name=LABEL).click()
     expect(_field(page, "runs-name")).to_have_value("stars · LoRA", timeout=10_000)
     expect(page.locator("#runs-status")).to_contain_text(LABEL)
-    expect(page.locator("#runs-score-verdict")).to_contain_text("Next:", timeout=10_000)
+    expect(page.locator("#runs-score-verdict")).to_contain_text("Next: Use the step-10 checkpoint", timeout=10_000)
+    page.locator("#runs-score-chart path[aria-roledescription='line mark']").first.wait_for(timeout=10_000)
+    page.locator("#runs-loss path[aria-roledescription='line mark']").first.wait_for(timeout=10_000)
     _shot(page, "0-runs-scorecard")
 
     # Playground: the LoRA slot offers the run by its label; the saved mix names it so
