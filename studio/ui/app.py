@@ -39,6 +39,11 @@ table th, table th * { word-break: normal !important; overflow-wrap: normal !imp
 """
 
 
+# what a screen reader hears when an event ends: Gradio 6 announces the keys themselves ("common.complete"), which
+# its own translations lack; ours fill them in
+ANNOUNCEMENTS = gr.I18n(en={"common.complete": "Done", "common.error": "Error"})
+
+
 def build_app(
     engine: GenerationEngine | None = None, workspaces: Workspaces | None = None, admission: Admission | None = None
 ) -> gr.Blocks:
@@ -100,6 +105,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False, limi
         css=CSS,
         theme=theme(),
         footer_links=["api"],
+        i18n=ANNOUNCEMENTS,
         allowed_paths=visitors.served_paths(DATA_DIR, public),  # the data folder at most, nothing else
         max_file_size=workspaces.limits.max_workspace_bytes if public else None,
         app_kwargs=rest.app_kwargs(engine, workspaces, admission),  # /api/v1 on the same server
