@@ -34,6 +34,9 @@ CSS = """
 .slider_input_container input[type=range] { min-width: 0; flex: 1 1 auto; }
 /* a dropdown's text stops before its arrow */
 .secondary-wrap input[role=combobox] { padding-right: 22px !important; text-overflow: ellipsis; }
+/* a run's downloads: Gradio puts an × beside each of several files even where nothing can be removed, and it reads
+   as "delete this file" */
+#runs-files .label-clear-button { display: none; }
 /* table headers break between words, never inside one ("subje ct") */
 table th, table th * { word-break: normal !important; overflow-wrap: normal !important; hyphens: none; }
 """

@@ -66,13 +66,15 @@ def _finished_run(data_dir: Path) -> Path:
                                      data_dir / "runs")  # fmt: skip
     run_names.name_new_run(run_dir, "lora", source, "zq")
     out = run_dir / "outputs" / "lora-diffusers"
-    diffusers_file, _ = write_lora(POCKET_MODEL_DIR, data_dir / "scratch-lora", seed=1)
+    diffusers_file, kohya_file = write_lora(POCKET_MODEL_DIR, data_dir / "scratch-lora", seed=1)
     out.mkdir(parents=True)
     diffusers_file.rename(out / diffusers_file.name)
+    kohya_file.rename(run_dir / "outputs" / "lora-kohya.safetensors")
     runs.append_event(run_dir, "started", step=0, total_steps=20, pid=0)
     for step in range(1, 21):
         runs.append_event(run_dir, "step", step=step, loss=0.5 / step, lr=2e-3, seconds=0.1)
     runs.append_event(run_dir, "export", step=20, path="outputs/lora-diffusers")
+    runs.append_event(run_dir, "export", step=20, path="outputs/lora-kohya.safetensors")
     runs.append_event(run_dir, "finished", step=20)
     _scorecard(run_dir)
     return run_dir
@@ -131,6 +133,10 @@ def test_runs_read_by_name_and_trigger_and_a_rename_reaches_the_saved_mix(page, 
     page.locator("#runs-score-chart path[aria-roledescription='line mark']").first.wait_for(timeout=10_000)
     page.locator("#runs-loss path[aria-roledescription='line mark']").first.wait_for(timeout=10_000)
     _shot(page, "0-runs-scorecard")
+    # two downloads, and no × beside them that reads as "delete this file"
+    page.locator("#runs-files").get_by_text("lora-kohya").wait_for()
+    expect(page.locator("#runs-files .label-clear-button")).to_have_count(2)
+    expect(page.locator("#runs-files .label-clear-button").first).to_be_hidden()
 
     # Playground: the LoRA slot offers the run by its label; the saved mix names it so
     page.get_by_role("tab", name="Playground").click()
