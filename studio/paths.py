@@ -25,3 +25,14 @@ def is_pocket_model(base_model: str | None) -> bool:
     """Whether a base-model setting names the pocket model: "pocket" (or nothing) or a path to its folder."""
     spec = (base_model or "").strip()
     return spec in ("", "pocket") or Path(spec).expanduser().resolve() == POCKET_MODEL_DIR.resolve()
+
+
+POCKET_RESOLUTION = 64
+
+
+def model_resolution(base_model: str | None) -> int:
+    """The size a model was trained at, hence the one to train and import at: pocket 64, SDXL 1024, else 512
+    (SD 1.x and 2.x). Told from the name alone, so a dataset command needs no model on disk."""
+    if is_pocket_model(base_model):
+        return POCKET_RESOLUTION
+    return 1024 if "xl" in (base_model or "").lower() else 512

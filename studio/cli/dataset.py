@@ -24,7 +24,7 @@ def register(commands) -> None:
     imp.add_argument("sources", nargs="+", help="Image files, caption files, folders or .zip archives.")
     imp.add_argument("--name", required=True, help="Dataset name (letters, digits, '.', '_', '-').")
     imp.add_argument("--add", action="store_true", help="Add to an existing dataset instead of creating one.")
-    imp.add_argument("--resolution", type=int, default=512, help="Training resolution; smaller images get a warning.")
+    _resolution_options(imp, "Training resolution; smaller images get a warning")
     imp.add_argument("--background", default="white", help="Colour for transparent pixels (name or #rrggbb).")
     imp.add_argument("--trigger", help="Trigger word: set for the dataset and prepended to instance captions.")
     _caption_length_options(imp)
@@ -50,7 +50,7 @@ def register(commands) -> None:
     help_of = {name: f.metadata["help"] for name, f in PrepareSettings.__dataclass_fields__.items()}
     pre = sub.add_parser("prepare", help="Resize and crop to the training resolution, with a manifest of hashes.")
     pre.add_argument("name")
-    pre.add_argument("--resolution", type=int, default=defaults.resolution, help=help_of["resolution"])
+    _resolution_options(pre, help_of["resolution"].rstrip("."))
     pre.add_argument("--mode", choices=MODES, default=defaults.mode, help=help_of["mode"])
     pre.add_argument("--step", type=int, default=defaults.bucket_step, help=help_of["bucket_step"])
     pre.add_argument("--max-aspect", type=float, default=defaults.max_aspect, help=help_of["max_aspect"])
@@ -92,6 +92,21 @@ def register(commands) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--json", action="store_true", help="Print the result as JSON.")
     train.set_defaults(handler=run_train_captioner)
+
+
+def _resolution_options(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument(
+        "--model", default="pocket", help="The base model the dataset is for; sets the default resolution (pocket)."
+    )
+    parser.add_argument(
+        "--resolution", type=int, default=None, help=f"{text} (default: the model's, 64 px for pocket, 512 for SD 1.5)."
+    )
+
+
+def _resolution(args: argparse.Namespace) -> int:
+    from studio.paths import model_resolution
+
+    return args.resolution or model_resolution(args.model)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -188,7 +203,9 @@ def run_import(args: argparse.Namespace) -> int:
         raise ValueError(f"--background: {error}") from error
     counter = _counter(args)
     options = ImportOptions(
-        rules=ImageRules(resolution=args.resolution, background=background), trigger=args.trigger, token_counter=counter
+        rules=ImageRules(resolution=_resolution(args), background=background),
+        trigger=args.trigger,
+        token_counter=counter,
     )
     dataset, report = import_dataset(args.name, args.sources, root=_root(args), options=options, add=args.add)
     lines = [f"dataset {dataset.name} ({dataset.root}): {report.summary()}"]
@@ -236,7 +253,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     from studio.data.prepare import PrepareSettings, prepare_dataset
 
     settings = PrepareSettings(
-        resolution=args.resolution,
+        resolution=_resolution(args),
         mode=args.mode,
         bucket_step=args.step,
         max_aspect=args.max_aspect,

@@ -1,4 +1,4 @@
-"""`studio train` and `studio runs list|show|resume|cancel|export`: the training engine from a shell.
+"""`studio train` and `studio runs list|show|rename|resume|cancel|export`: the training engine from a shell.
 
 `studio train` runs in the foreground and is the same entry point the UI starts as a subprocess.
 """
@@ -11,7 +11,10 @@ import sys
 
 
 def register(commands) -> None:
-    p = commands.add_parser("train", help="Train a model on a dataset (LoRA for now) from a preset or a config.")
+    p = commands.add_parser(
+        "train",
+        help="Train on a dataset (LoRA, DreamBooth, Textual Inversion, full fine-tune, SVDiff) from a preset or a config.",
+    )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", help="A preset name from presets/ (e.g. lora-pocket) or a preset .yaml file.")
     source.add_argument("--config", help="A full config YAML (e.g. a run's config.yaml).")
@@ -20,12 +23,17 @@ def register(commands) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="Override a setting."
     )
     p.add_argument("--run-id", help="Name of the run folder (default: time, method and a random suffix).")
+    p.add_argument("--name", help="What lists call the run (default: dataset and method, e.g. 'stars · LoRA').")
     p.add_argument("--no-progress", action="store_true", help="No progress bar (one line per event instead).")
     p.set_defaults(handler=run_train)
 
-    runs = commands.add_parser("runs", help="List, inspect, resume, cancel and export training runs.")
+    runs = commands.add_parser("runs", help="List, inspect, rename, resume, cancel and export training runs.")
     sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
-    sub.add_parser("list", help="Every run with its status and step.").set_defaults(handler=run_list)
+    sub.add_parser("list", help="Every run with its name, trigger, status and step.").set_defaults(handler=run_list)
+    rename = sub.add_parser("rename", help="Give a run a name (its id and files stay as they are).")
+    rename.add_argument("run", help="Run id or run folder.")
+    rename.add_argument("name", help="The new name, e.g. 'purple stars, 300 steps'.")
+    rename.set_defaults(handler=run_rename)
     for name, handler, text in (
         ("show", run_show, "A run's state rebuilt from its folder."),
         ("resume", run_resume, "Continue a cancelled or interrupted run from its latest checkpoint."),
@@ -80,13 +88,16 @@ class _Progress:
 def run_train(args: argparse.Namespace) -> int:
     from studio.train.config import parse_overrides, resolve_config
     from studio.train.distributed import shared_run_dir
+    from studio.train.run_names import rename_run, run_label
     from studio.train.start import create_run
 
     # the whole config is validated here, before any model is loaded
     config = resolve_config(args.preset, args.config, parse_overrides(args.overrides))
     # under `accelerate launch` / torchrun every process runs this; only the main one creates the folder
     run_dir = shared_run_dir(lambda: create_run(config, args.dataset, run_id=args.run_id), config.training.device)
-    print(f"run {run_dir.name}  ({run_dir})", flush=True)
+    if args.name:
+        rename_run(run_dir, args.name)
+    print(f"run {run_dir.name}: {run_label(run_dir)}  ({run_dir})", flush=True)
     return _train(run_dir, args.no_progress)
 
 
@@ -104,6 +115,7 @@ def _train(run_dir, no_progress: bool) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from studio.train.run_names import run_label
     from studio.train.runs import list_runs
 
     states = list_runs()
@@ -112,15 +124,27 @@ def run_list(args: argparse.Namespace) -> int:
     for state in states:
         total = state.total_steps or "?"
         loss = f"  loss {state.losses[-1][1]:.4f}" if state.losses else ""
-        print(f"{state.run_id}  {state.status:<11} step {state.last_step}/{total}{loss}")
+        print(f"{state.run_id}  {state.status:<11} step {state.last_step}/{total}{loss}  {run_label(state.folder)}")
+    return 0
+
+
+def run_rename(args: argparse.Namespace) -> int:
+    from studio.train.run_names import rename_run
+    from studio.train.runs import resolve_run
+
+    renamed = rename_run(resolve_run(args.run), args.name)
+    print(f"run {renamed.run_id} is now called {renamed.label!r}")
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from studio.train.run_names import identity
     from studio.train.runs import replay, resolve_run
 
     state = replay(resolve_run(args.run))
-    data = state.as_dict() | {"folder": str(state.folder), "exports": [e["path"] for e in state.exports]}
+    who = identity(state.folder)
+    data = {"run_id": state.run_id, "name": who.name, "trigger": who.trigger} | state.as_dict()
+    data |= {"folder": str(state.folder), "exports": [e["path"] for e in state.exports]}
     if args.json:
         print(json.dumps(data, indent=2))
     else:

@@ -25,6 +25,8 @@ class Example:
     about: str  # one sentence shown once it is made: what it teaches and how to train it
     trigger: str
     draw: Callable[[Path], object]  # writes the images and their .txt captions into a folder
+    method: str  # what `about` recommends, applied in the Train tab when the example is picked there
+    preset: str
 
 
 def _stars(folder: Path) -> None:
@@ -48,6 +50,8 @@ EXAMPLES = {
         "background'.",
         "zq",
         _stars,
+        "lora",
+        "lora-pocket",
     ),
     "pink-style": Example(
         "32 pink shapes (a new style)",
@@ -56,12 +60,20 @@ EXAMPLES = {
         "'a square in zq style'.",
         "zq",
         _pink_style,
+        "finetune",
+        "finetune-style-pocket",
     ),
 }
 
 
 def example_dataset_name(key: str) -> str:
     return f"example-{key}"
+
+
+def example_of(dataset_choice: str | None) -> Example | None:
+    """The example a dataset (or a prepared copy of it, '<name>/prepared/<variant>') was made from, if any."""
+    name = (dataset_choice or "").partition("/prepared/")[0]
+    return next((e for key, e in EXAMPLES.items() if example_dataset_name(key) == name), None)
 
 
 def create_example(key: str, root: Path, check_upload: Callable[[str, list[Path]], None] | None = None) -> Dataset:

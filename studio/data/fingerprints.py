@@ -61,3 +61,11 @@ def nearest(hash_value: int, known: dict[str, int]) -> tuple[str, int] | None:
     distances = np.unpackbits((values ^ np.uint64(hash_value)).view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
     best = int(np.argmin(distances))
     return names[best], int(distances[best])
+
+
+def same_colours(a: Image.Image, b: Image.Image, tolerance: float = 24.0) -> bool:
+    """Whether two images have about the same colours, place by place (8 x 8 thumbnails, mean difference per
+    channel under `tolerance` of 255). pHash sees grey only: a shape on white and the same shape on grey hash
+    alike but are different pictures to train on."""
+    small = [np.asarray(i.convert("RGB").resize((8, 8), Image.Resampling.BOX), dtype=np.float32) for i in (a, b)]
+    return float(np.abs(small[0] - small[1]).mean()) < tolerance

@@ -156,6 +156,18 @@ class _Importer:
         self.phashes = {item.file: int(item.phash, 16) for item in dataset.items}
         self.stems = {item.stem.lower() for item in dataset.items}
 
+    def _same_colours(self, image, stored_file: str) -> bool:
+        """Near in pHash (grey layout) and in colour too: only then is it "almost the same" as a kept image."""
+        from PIL import Image
+
+        from studio.data.fingerprints import same_colours
+
+        try:
+            with Image.open(self.dataset.images_dir / stored_file) as stored:
+                return same_colours(image, stored)
+        except OSError:
+            return True  # the kept file cannot be read back: the hashes alone decide, as before
+
     def reject(self, entry: Entry, code: str, message: str) -> None:
         self.report.rejected.append(RejectedFile(entry.label, Issue(code, message)))
 
@@ -187,7 +199,7 @@ class _Importer:
         if mismatch:
             warnings.append(mismatch)
         close = nearest(checked.phash, self.phashes)
-        if close and close[1] <= self.options.near_duplicate_distance:
+        if close and close[1] <= self.options.near_duplicate_distance and self._same_colours(checked.image, close[0]):
             warnings.append(
                 Issue("near-duplicate", f"looks almost the same as {close[0]} ({close[1]} of 64 hash bits differ)")
             )

@@ -91,7 +91,7 @@ def enforce_trigger_on_items(items: Iterable[_Captioned], trigger: str) -> None:
 
 
 # the words of the pocket world's captions: never a trigger
-_POCKET_WORDS = {"a", "an", "on", "background", "the", "of"}
+_POCKET_WORDS = {"a", "an", "on", "background", "the", "of", "in", "style"}
 
 
 def _pocket_vocabulary() -> set[str]:
@@ -101,7 +101,8 @@ def _pocket_vocabulary() -> set[str]:
 
 
 def infer_trigger(captions: list[str]) -> str | None:
-    """A word in every caption that the shapes world never uses ('zq' in 'a zq on a black background')."""
+    """A word in every caption that the shapes world never uses ('zq' in 'a zq on a black background'); None
+    unless exactly one word fits, so a guess is never one of two."""
     words = [set(re.findall(r"[\w<>-]+", c.lower())) for c in captions if c.strip()]
     if not words:
         return None

@@ -62,6 +62,7 @@ def format_table(card: dict) -> str:
             *lines,
             f"best: {card['best']['reason']}",
             f"{flag}: {card['overfitting']['reason']}",
+            f"next: {next_step(card)}",
         ]
     )
 
@@ -83,6 +84,27 @@ def scorecard_panel(card: dict) -> dict:
         "overfitted": card["overfitting"]["flagged"],
         "overfitting_reason": card["overfitting"]["reason"],
     }
+
+
+def next_step(card: dict) -> str:
+    """What to do now, in plain words, from the best checkpoint and the overfitting verdict."""
+    steps = [score["step"] for score in card["checkpoints"]]
+    best, last = card["best"].get("step"), max(steps, default=0)
+    overfitted = card["overfitting"]["flagged"]
+    if best in (None, 0):
+        return (
+            "Training has not helped yet: the base model scores best. Train longer or with a higher learning rate, "
+            "and check that every caption holds the trigger word."
+        )
+    if best < last:
+        why = "later steps copy the training images" if overfitted else "later steps score lower"
+        return (
+            f"Use the step-{best} checkpoint ({why}): compare it in the Compare tab, or train again with about "
+            f"{best} steps."
+        )
+    if overfitted:
+        return "The last step is best but copies the training images: train again with fewer steps or more images."
+    return "Use the final LoRA (outputs/); it is the best so far, and more steps may still help."
 
 
 def chart_points(card: dict) -> list[dict]:

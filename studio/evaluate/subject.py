@@ -18,6 +18,8 @@ from studio.train.config import RunConfig, load_config_file
 _LEADING = re.compile(r"^(a photo of |a picture of |an image of |a |an |the )+", re.IGNORECASE)
 # where the subject's noun phrase ends and its setting begins: "sks dog | on the beach"
 _SETTING = re.compile(r"\s+(on|in|with|at|under|beside|near)\s.*$|,.*$", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Subject:
     trigger: str

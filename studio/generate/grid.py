@@ -122,9 +122,12 @@ class Axis:
 
 
 def _checkpoint_label(path: Path) -> str:
-    """ "step 200" for a run's checkpoint folder, the file or folder name otherwise (a full path would fill the cell)."""
+    """ "step 200" for a run's checkpoint folder; a run's exported LoRA by the run's name and trigger; another
+    file by its name (a full path would fill the cell)."""
+    from studio.generate.library import adapter_label
+
     step = path.name.removeprefix("step-")
-    return f"step {int(step)}" if path.name.startswith("step-") and step.isdigit() else path.stem
+    return f"step {int(step)}" if path.name.startswith("step-") and step.isdigit() else adapter_label(path)
 
 
 def _number(kind: str, text: str, kind_type: type):

@@ -51,6 +51,32 @@ def _runs() -> list[Path]:
     return sorted((p for p in root.iterdir() if (p / CONFIG).is_file()), key=lambda p: p.name, reverse=True)
 
 
+def _label(run: Path) -> str:
+    from studio.train.run_names import run_label
+
+    return run_label(run)
+
+
+def adapter_label(path: str | Path) -> str:
+    """How an adapter file reads to a person: a run's export or checkpoint by the run's label ('stars · LoRA ·
+    trigger zq', '... step 200', '... (kohya)'), any other file by its name ('bold')."""
+    from studio.train.runs import CONFIG, runs_root
+
+    path = Path(path)
+    try:
+        inside = path.resolve().relative_to(runs_root().resolve())
+    except (OSError, ValueError):
+        return path.stem
+    run = runs_root() / inside.parts[0]
+    if len(inside.parts) < 2 or not (run / CONFIG).is_file():
+        return path.stem
+    label = _label(run)
+    step = next((part.removeprefix("step-") for part in inside.parts if part.startswith("step-")), "")
+    if inside.parts[1] == "checkpoints" and step.isdigit():
+        return f"{label} step {int(step)}"
+    return f"{label} (kohya)" if path.name == "lora-kohya.safetensors" else label
+
+
 def list_loras() -> list[Choice]:
     """Newest run first: each run's exported LoRA (diffusers and kohya), then uploaded files."""
     choices = []
@@ -60,7 +86,7 @@ def list_loras() -> list[Choice]:
             (run / "outputs" / "lora-kohya.safetensors", " (kohya)"),
         ):
             if file.is_file():
-                choices.append(Choice(f"run {run.name}{form}", str(file)))
+                choices.append(Choice(f"{_label(run)}{form}", str(file)))
     folder = uploads_dir("loras")
     if folder.is_dir():
         choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
@@ -73,7 +99,7 @@ def list_embeddings() -> list[Choice]:
     for run in _runs():
         outputs = run / "outputs"
         if (outputs / "learned_embeds.safetensors").is_file():
-            choices.append(Choice(f"run {run.name}", str(outputs / "learned_embeds.safetensors")))
+            choices.append(Choice(_label(run), str(outputs / "learned_embeds.safetensors")))
     folder = uploads_dir("embeddings")
     if folder.is_dir():
         choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
@@ -84,7 +110,7 @@ def list_svdiffs() -> list[Choice]:
     """SVDiff exports of our runs (spectral shifts) and files put in data/svdiff/."""
     from studio.train.methods.svdiff.config import EXPORT_FILE
 
-    choices = [Choice(f"run {run.name}", str(run / "outputs" / EXPORT_FILE)) for run in _runs()]
+    choices = [Choice(_label(run), str(run / "outputs" / EXPORT_FILE)) for run in _runs()]
     choices = [c for c in choices if Path(c.path).is_file()]
     folder = uploads_dir("svdiff")
     if folder.is_dir():
@@ -101,7 +127,7 @@ def list_checkpoint_runs() -> list[Choice]:
     for run in _runs():
         count = len(list_checkpoints(run))
         if count:
-            choices.append(Choice(f"{run.name} ({replay(run).status}, {count} checkpoints)", str(run)))
+            choices.append(Choice(f"{_label(run)} ({replay(run).status}, {count} checkpoints)", str(run)))
     return choices
 
 

@@ -48,6 +48,13 @@ def mix_state_dict(pipe: Any, adapter_names: list[str]) -> dict[str, torch.Tenso
     return kohya_state_dict(peft_style, None, sdxl=getattr(pipe, "text_encoder_2", None) is not None)
 
 
+def describe_mix(loras: list[LoraSpec]) -> str:
+    """The switched-on LoRAs by the names a person knows them by: 'stars · LoRA · trigger zq 0.8, bold -0.5'."""
+    from studio.generate.library import adapter_label
+
+    return ", ".join(f"{adapter_label(spec.path)} {spec.weight:g}" for spec in loras if spec.enabled)
+
+
 def save_mix(engine: Any, model: str, loras: list[LoraSpec], path: str | Path) -> Path:
     """Merge the enabled `loras` at their weights (on base `model`) into one .safetensors LoRA at `path`."""
     from studio.train.export import kohya_file_metadata, save_safetensors
@@ -61,5 +68,5 @@ def save_mix(engine: Any, model: str, loras: list[LoraSpec], path: str | Path) -
         state = mix_state_dict(pipe, names)
         metadata = kohya_file_metadata(pipe, state)
     sources = [spec.to_dict() for spec in loras if spec.enabled]
-    metadata["studio_mix"] = json.dumps({"model": model, "loras": sources})
+    metadata["studio_mix"] = json.dumps({"model": model, "loras": sources, "description": describe_mix(loras)})
     return save_safetensors(state, path, metadata)

@@ -200,3 +200,27 @@ def dataset_facts(folder: Path) -> tuple[int, str | None]:
     from studio.train.data import IMAGE_SUFFIXES
 
     return sum(1 for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES), None
+
+
+def smallest_image_side(folder: Path) -> int | None:
+    """The shortest side among a dataset's images as imported (a prepared copy: its dataset's originals too, since
+    preparing does not add pixels); None for a plain folder (not read here)."""
+    import json
+
+    folder = Path(folder)
+    sides = []
+    for manifest in (folder / "prepared.json", folder / "manifest.json", folder.parent.parent / "manifest.json"):
+        if manifest.is_file():
+            items = json.loads(manifest.read_text(encoding="utf-8")).get("items", [])
+            sides += [min(int(i["width"]), int(i["height"])) for i in items if "width" in i and "height" in i]
+    return min(sides) if sides else None
+
+
+def upscale_warning(config: RunConfig, smallest_side: int | None) -> str | None:
+    resolution = config.training.resolution
+    if smallest_side is None or smallest_side >= resolution:
+        return None
+    return (
+        f"The smallest image is {smallest_side} px and this preset trains at {resolution} px: images are upscaled "
+        f"{resolution / smallest_side:.0f}x and come out blurry. Set Resolution to {smallest_side} or use larger images."
+    )

@@ -44,6 +44,15 @@ class RunSummary:
     exports: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     event_count: int = 0
+    name: str = ""  # what a person calls the run (run_names); the id stays for files
+    trigger: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The run as every list shows it: its name and trigger word (run_names.RunIdentity.label)."""
+        from studio.train.run_names import RunIdentity
+
+        return RunIdentity(self.run_id, self.name or self.run_id, self.trigger).label
 
     @property
     def last_sample(self) -> dict | None:
@@ -107,8 +116,11 @@ def _dataset_name(run_dir: Path) -> str:
 
 
 def summarise(run_dir: Path) -> RunSummary:
+    from studio.train.run_names import identity
+
     run_dir = Path(run_dir)
     state = runs.replay(run_dir)
+    who = identity(run_dir)
     events = runs.read_events(run_dir)
     method, settings = _config_facts(run_dir)
     summary = RunSummary(
@@ -124,6 +136,8 @@ def summarise(run_dir: Path) -> RunSummary:
         checkpoints=[c["step"] for c in state.checkpoints],
         warnings=state.warnings,
         event_count=len(events),
+        name=who.name,
+        trigger=who.trigger,
     )
     # a resumed run repeats steps from its checkpoint: the last value of each step wins, as in replay()
     last_start = max((i for i, e in enumerate(events) if e.get("type") == "started"), default=0)

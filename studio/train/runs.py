@@ -5,6 +5,7 @@ Layout (fixed roles, see docs/architecture):
     dataset.json    what was trained on: every file with its hash and caption
     events.jsonl    append-only typed events, one JSON object per line (see EVENT_TYPES)
     control.json    commands in: counters the training loop polls between steps (cancel, sample_now, save_now)
+    name.json       what a person calls the run and its trigger word (run_names); renaming changes nothing else
     samples/        validation images, checkpoints/ resumable training state, outputs/ exported weights
 
 Two one-way channels: the training process only appends to events.jsonl; a watcher (CLI, UI) only writes

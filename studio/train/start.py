@@ -15,6 +15,10 @@ def create_run(config: RunConfig, dataset: str | Path, run_id: str | None = None
 
     The config was validated when it was built, so a bad config never gets this far.
     """
+    from studio.train import run_names
+    from studio.train.hardware import check_device
+
+    check_device(config)  # fp16 on a machine without a GPU fails here, not 9 s into the run
     items = load_training_images(dataset, config.training.resolution)
     fill_trigger(config, dataset)
     # absolute and checked now, so a resume from anywhere merges the same files, and a typo fails before a load
@@ -22,7 +26,11 @@ def create_run(config: RunConfig, dataset: str | Path, run_id: str | None = None
     source = Path(dataset)
     source_text = str(source.resolve()) if source.exists() else str(dataset)
     manifest = dataset_manifest(source_text, items)
-    return runs.create_run_folder(config.to_yaml(), manifest, run_id or runs.new_run_id(config.method), root)
+    folder = runs.create_run_folder(config.to_yaml(), manifest, run_id or runs.new_run_id(config.method), root)
+    trigger = run_names.run_trigger(config, source_text, [item.caption for item in items])
+    use_lora = bool(getattr(config.method_config, "use_lora", False))
+    run_names.name_new_run(folder, config.method, source_text, trigger, use_lora)
+    return folder
 
 
 def _located_base_lora(text: str) -> str:
@@ -80,12 +88,14 @@ def fill_trigger(config: RunConfig, dataset: str | Path) -> None:
     }
     if not words and not any(TRIGGER_PLACEHOLDER in p for p in prompts):
         return
-    trigger = dataset_trigger(dataset)
+    # a plain folder of images + .txt names no trigger; a made-up word every caption holds is one
+    trigger = dataset_trigger(dataset) or inferred_trigger(dataset_captions(dataset))
     if not trigger:
         where = ", ".join(["sample_prompts"] * any(TRIGGER_PLACEHOLDER in p for p in prompts) + list(words))
         raise ValueError(
             f"{where} use {TRIGGER_PLACEHOLDER} but dataset {str(dataset)!r} has no trigger word; "
-            f"set one on the dataset or --set {next(iter(words), 'sample_prompts')}=..."
+            f"set one on the dataset (one word in every caption is taken as it), or --set "
+            f"{next(iter(words), 'sample_prompts')}=..."
         )
     put_trigger(config, trigger)
 
@@ -105,6 +115,18 @@ def put_trigger(config: RunConfig, trigger: str) -> None:
         config.method_config = dataclasses.replace(method, **filled)
 
 
+def swap_trigger(prompts: list[str], old: set[str], new: str | None) -> list[str]:
+    """Sample prompts written for another dataset's trigger ('a hgz on ...'), rewritten for this one's ('a zq on
+    ...'); with no trigger here they get <trigger> back, which the start then asks for. Whole words only."""
+    import re
+
+    replacement = new or TRIGGER_PLACEHOLDER
+    for word in sorted({w for w in old if w and w != new}, key=len, reverse=True):
+        pattern = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE)
+        prompts = [pattern.sub(lambda _: replacement, prompt) for prompt in prompts]
+    return prompts
+
+
 def dataset_trigger(dataset: str | Path) -> str | None:
     import json
 
@@ -118,3 +140,29 @@ def dataset_trigger(dataset: str | Path) -> str | None:
         if manifest.is_file():
             return json.loads(manifest.read_text(encoding="utf-8")).get("trigger")
     return None
+
+
+def inferred_trigger(captions: list[str]) -> str | None:
+    from studio.data.trigger import infer_trigger
+
+    return infer_trigger(captions)
+
+
+def dataset_captions(dataset: str | Path) -> list[str]:
+    """The captions of a dataset (its manifest) or of a plain folder (its .txt files), without preparing it."""
+    import json
+
+    from studio.data.dataset import datasets_root
+    from studio.train.data import IMAGE_SUFFIXES
+
+    path = Path(dataset)
+    if not path.exists():
+        path = datasets_root() / str(dataset)
+    for manifest in (path / "prepared.json", path / "manifest.json"):
+        if manifest.is_file():
+            return [str(item.get("caption", "")) for item in json.loads(manifest.read_text(encoding="utf-8"))["items"]]
+    if not path.is_dir():
+        return []
+    images = [p for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    sidecars = [p.with_suffix(".txt") for p in images]
+    return [s.read_text(encoding="utf-8").strip() if s.is_file() else "" for s in sidecars]

@@ -27,7 +27,24 @@ CSS = """
 #train-samples .grid-container, #runs-samples .grid-container, #runs-finals .grid-container, #ds-gallery .grid-container {
   grid-template-columns: repeat(auto-fill, minmax(100px, 128px)) !important;
 }
+/* narrow windows (800 px): a slider's label and number box wrap instead of a scrollbar of the slider's own */
+.block:has(input[type=range]) { overflow: visible !important; }
+.block:has(input[type=range]) .head { flex-wrap: wrap; gap: 2px 8px; }
+.slider_input_container { max-width: 100%; }
+.slider_input_container input[type=range] { min-width: 0; flex: 1 1 auto; }
+/* a dropdown's text stops before its arrow */
+.secondary-wrap input[role=combobox] { padding-right: 22px !important; text-overflow: ellipsis; }
+/* a run's downloads: Gradio puts an × beside each of several files even where nothing can be removed, and it reads
+   as "delete this file" */
+#runs-files .label-clear-button { display: none; }
+/* table headers break between words, never inside one ("subje ct") */
+table th, table th * { word-break: normal !important; overflow-wrap: normal !important; hyphens: none; }
 """
+
+
+# what a screen reader hears when an event ends: Gradio 6 announces the keys themselves ("common.complete"), which
+# its own translations lack; ours fill them in
+ANNOUNCEMENTS = gr.I18n(en={"common.complete": "Done", "common.error": "Error"})
 
 
 def build_app(
@@ -91,6 +108,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False, limi
         css=CSS,
         theme=theme(),
         footer_links=["api"],
+        i18n=ANNOUNCEMENTS,
         allowed_paths=visitors.served_paths(DATA_DIR, public),  # the data folder at most, nothing else
         max_file_size=workspaces.limits.max_workspace_bytes if public else None,
         app_kwargs=rest.app_kwargs(engine, workspaces, admission),  # /api/v1 on the same server

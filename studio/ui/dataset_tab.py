@@ -155,6 +155,8 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
                     key: gr.Button(example.title, size="sm", elem_id=f"ds-example-{key}")
                     for key, example in EXAMPLES.items()
                 }
+            # each answer sits under the buttons that caused it, not at the bottom of the column
+            message = gr.Markdown(elem_id="ds-message")
             with gr.Row():
                 captioner = gr.Dropdown(
                     ["pocket", "template", "blip", "florence2"], value="pocket", label="Captioner",
@@ -162,11 +164,12 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
                 )  # fmt: skip
                 overwrite = gr.Checkbox(label="Replace existing captions", elem_id="ds-overwrite")
             caption = gr.Button("Auto-caption", elem_id="ds-caption")
+            caption_message = gr.Markdown(elem_id="ds-caption-message")
             with gr.Row():
                 crop = gr.Dropdown(list(MODES), value="center", label="Crop mode", elem_id="ds-crop",
                                    info=PrepareSettings.__dataclass_fields__["mode"].metadata["help"])  # fmt: skip
                 prepare_button = gr.Button("Prepare for training", elem_id="ds-prepare")
-            message = gr.Markdown(elem_id="ds-message")
+            prepare_message = gr.Markdown(elem_id="ds-prepare-message")
         with gr.Column(scale=3, min_width=520):
             gallery = gr.Gallery(
                 label="Images", columns=6, height=260, object_fit="contain", allow_preview=True, elem_id="ds-gallery"
@@ -186,6 +189,7 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
             with gr.Row():
                 apply_trigger = gr.Button("Put the trigger word in every caption", elem_id="ds-apply-trigger")
                 save = gr.Button("Save captions", variant="primary", elem_id="ds-save")
+            table_message = gr.Markdown(elem_id="ds-table-message")
 
     view_outputs = [gallery, status, table, picked]
 
@@ -273,13 +277,18 @@ def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> 
     )  # fmt: skip
     for key, button in example_buttons.items():
         button.click(on_example(key), None, [*view_outputs, trigger, message], api_visibility="private")
-    caption.click(on_caption, [picked, captioner, overwrite], message, api_name="caption").then(
+    caption.click(on_caption, [picked, captioner, overwrite], caption_message, api_name="caption").then(
         on_open, picked, [*view_outputs, trigger], api_visibility="private"
     )
-    replace_all.click(on_replace, [picked, table, find, replace], [*view_outputs, message], api_visibility="private")
-    apply_trigger.click(on_trigger, [picked, table, trigger], [*view_outputs, message], api_visibility="private")
-    save.click(on_save, [picked, table], [*view_outputs, message], api_visibility="private")
-    prepare_button.click(on_prepare, [picked, crop, resolution], [message, prepared], api_visibility="private")
+    table_outputs = [*view_outputs, table_message]
+    replace_all.click(on_replace, [picked, table, find, replace], table_outputs, api_visibility="private")
+    apply_trigger.click(on_trigger, [picked, table, trigger], table_outputs, api_visibility="private")
+    save.click(on_save, [picked, table], table_outputs, api_visibility="private")
+    prepare_button.click(on_prepare, [picked, crop, resolution], [prepare_message, prepared], api_visibility="private")
+    # another dataset opened by hand: the answers about the last one are stale (not .change: an import or an
+    # example sets the picker and its own answer at once)
+    picked.input(lambda: ("", "", "", ""), None, [message, caption_message, prepare_message, table_message],
+                  api_visibility="private")  # fmt: skip
     loaded.then(on_show, None, picked, api_visibility="private")
     tab.select(on_show, None, picked, api_visibility="private")
     return picked, prepared

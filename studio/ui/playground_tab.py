@@ -153,6 +153,7 @@ def build(engine: GenerationEngine) -> Playground:
                         elem_id="pg-mix-name",
                     )
                     save_mix_button = gr.Button("Save mix", scale=1, min_width=100, elem_id="pg-save-mix")
+                mix_message = gr.Markdown(elem_id="pg-mix-message")  # under its button, not in the other column
                 mix_file = gr.File(label="Saved mix", interactive=False, visible=False, elem_id="pg-mix-file")
                 with gr.Accordion("Which file for which tool", open=False):
                     gr.Markdown(
@@ -312,7 +313,7 @@ def build(engine: GenerationEngine) -> Playground:
 
     def save_this_mix(values: dict):
         """The switched-on LoRAs at their weights -> one new file in data/loras/, listed and offered for download."""
-        from studio.generate.mix import save_mix
+        from studio.generate.mix import describe_mix, save_mix
         from studio.train.export import kohya_consumer_warnings
 
         try:
@@ -323,8 +324,7 @@ def build(engine: GenerationEngine) -> Playground:
             path = save_mix(engine, settings.model, specs, library.new_file("loras", values[mix_name] or "mix"))
         except (ValueError, OSError) as error:
             raise gr.Error(str(error)) from error
-        weights = ", ".join(f"{Path(spec.path).stem} {spec.weight:g}" for spec in specs)
-        note = f"Saved the mix ({weights}) as `loras/{path.name}`: choose it as one LoRA at weight 1."
+        note = f"Saved the mix ({describe_mix(specs)}) as `loras/{path.name}`: choose it as one LoRA at weight 1."
         note += "".join(f"\n\n{warning}" for warning in kohya_consumer_warnings(path))
         choices = _lora_choices()
         return *[gr.Dropdown(choices=choices) for _ in slots], note, gr.File(value=str(path), visible=True)
@@ -452,7 +452,7 @@ def build(engine: GenerationEngine) -> Playground:
     save_mix_button.click(
         save_this_mix,
         inputs=inputs | {mix_name},
-        outputs=[*slot_dropdowns, status, mix_file],
+        outputs=[*slot_dropdowns, mix_message, mix_file],
         concurrency_id="engine",
         api_name="playground_save_mix",
     )

@@ -50,7 +50,8 @@ def status_line(summary: RunSummary | None) -> str:
     if summary is None:
         return "No run yet. Choose a dataset and press **Start training**."
     total = summary.total_steps or "?"
-    text = f"**{summary.run_id}** — {STATUS_WORDS.get(summary.status, summary.status)}, step {summary.step} / {total}"
+    status = STATUS_WORDS.get(summary.status, summary.status)
+    text = f"**{summary.label}** — {status}, step {summary.step} / {total} <small>(run {summary.run_id})</small>"
     if summary.reason and summary.status in ("failed", "cancelled", "interrupted"):
         text += f"  \n{summary.reason}"
     return text
@@ -96,11 +97,13 @@ class RunView:
             self.loss = gr.LinePlot(
                 loss_frame(None), x="step", y="loss", color="series", label="Loss: raw (light), smoothed (dark)",
                 height=260, color_map={"raw": "#b8c4d6", "smoothed": "#2563eb"}, elem_id=f"{prefix}-loss",
-                colors_in_legend=[],  # the legend does not fit under the axis at this height: the label says it
+                scale=3, colors_in_legend=[],  # the legend does not fit under the axis at this height: the label says it
             )  # fmt: skip
+            # often a flat line (a constant schedule): a narrow chart beside the loss, not half the width
             self.lr = gr.LinePlot(
-                lr_frame(None), x="step", y="learning rate", label="Learning rate", height=260, elem_id=f"{prefix}-lr"
-            )
+                lr_frame(None), x="step", y="learning rate", label="Learning rate", height=260, scale=1, min_width=220,
+                elem_id=f"{prefix}-lr",
+            )  # fmt: skip
         self.gallery = gr.Gallery(
             label="Validation samples (by step)", columns=6, height=230, object_fit="contain", format="png", preview=False,
             elem_id=f"{prefix}-samples",

@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from studio.evaluate.report import chart_points, read_scorecard, scorecard_panel
+from studio.evaluate.report import chart_points, next_step, read_scorecard, scorecard_panel
 
 SCORE_WORDS = {
     "subject_fidelity": "subject",
@@ -21,6 +21,10 @@ SCORE_WORDS = {
     "memorisation": "memorised",
     "held_out": "held-out",
 }
+# one colour per score, the same in every chart (memorised in red: the one where higher is worse)
+SCORE_COLOURS = {
+    "subject": "#2563eb", "prompt": "#16a34a", "prior": "#9ca3af", "memorised": "#dc2626", "held-out": "#f59e0b",
+}  # fmt: skip
 NOT_SCORED = (
     "Not scored yet. **Score checkpoints** renders the base model and every checkpoint on one fixed set of prompts "
     "and seeds, and tells which checkpoint is best and whether the run overfitted."
@@ -38,11 +42,21 @@ def verdict_text(card: dict | None) -> str:
     return (
         f"**Best checkpoint: {best_words}.** {panel['best_reason']}  \n"
         f"{flag}: {panel['overfitting_reason']}  \n"
+        f"**Next:** {next_step(card)}  \n"
         f"<small>{judge}; {card['settings']['prompts']} prompts, {card['settings']['steps']} steps, scored in "
         f"{card.get('seconds', 0):.0f} s. Subject = looks like the training images; prompt = follows the rest of the "
         "prompt; prior = prompts without the trigger unchanged; memorised = near-copies of a training image; "
         "held-out = fidelity on prompts never trained on.</small>"
     )
+
+
+def legend_html() -> str:
+    """The chart's legend, drawn by us: a coloured line and the score's word for each line."""
+    items = [
+        f'<span style="white-space:nowrap"><span style="color:{colour};font-weight:bold">━━</span> {word}</span>'
+        for word, colour in SCORE_COLOURS.items()
+    ]
+    return "Lines: " + " &nbsp; ".join(items)
 
 
 def score_frame(card: dict | None) -> pd.DataFrame | None:
@@ -65,19 +79,22 @@ def table_value(card: dict | None) -> dict | None:
 class ScorecardView:
     def __init__(self, prefix: str) -> None:
         self.verdict = gr.Markdown(NOT_SCORED, elem_id=f"{prefix}-score-verdict")
-        with gr.Row():
-            self.table = gr.Dataframe(
-                interactive=False, wrap=True, label="Scores per checkpoint (step 0 = base model, * = best)",
-                elem_id=f"{prefix}-score-table", scale=3, visible=False,
-            )  # fmt: skip
-            self.chart = gr.LinePlot(
-                None, x="step", y="value", color="score", label="Scores over steps (higher is better, "
-                "except memorised)", height=300, y_lim=[0, 1], elem_id=f"{prefix}-score-chart", scale=2, visible=False,
-            )  # fmt: skip
+        # the table over the chart, each the full width: beside each other the headers broke mid-word and the
+        # chart's legend was cut off under its axis
+        self.table = gr.Dataframe(
+            interactive=False, wrap=True, label="Scores per checkpoint (step 0 = base model, * = best)",
+            elem_id=f"{prefix}-score-table", visible=False,
+        )  # fmt: skip
+        self.chart = gr.LinePlot(
+            None, x="step", y="value", color="score", label="Scores over steps (higher is better, except memorised)",
+            height=320, y_lim=[0, 1], color_map=SCORE_COLOURS, elem_id=f"{prefix}-score-chart", visible=False,
+            colors_in_legend=[],  # Gradio puts the legend under the axis, where the chart's height cuts it off
+        )  # fmt: skip
+        self.legend = gr.Markdown(legend_html(), elem_id=f"{prefix}-score-legend", visible=False)
 
     @property
     def outputs(self) -> list:
-        return [self.verdict, self.table, self.chart]
+        return [self.verdict, self.table, self.chart, self.legend]
 
     def values(self, card: dict | None) -> list:
         """The verdict, table and chart of `card`; an unscored run shows the sentence alone, not an empty table."""
@@ -86,6 +103,7 @@ class ScorecardView:
             verdict_text(card),
             gr.Dataframe(value=table_value(card), visible=shown),
             gr.LinePlot(value=score_frame(card), visible=shown),
+            gr.Markdown(visible=shown),
         ]
 
     def values_for(self, run_dir: Path | None) -> list:

@@ -227,3 +227,17 @@ def test_links_out_of_an_uploaded_folder_are_refused(tmp_path):
         ("up/inside.png", "duplicate"),
     ]
     assert [item.source for item in dataset.items] == ["up/alias.png"]
+
+
+def test_one_shape_on_white_and_on_gray_is_not_almost_the_same(tmp_path):
+    """pHash sees grey layout only: the colours must be near too before a pair is flagged."""
+    from studio.data.fingerprints import hamming, perceptual_hash
+    from studio.pocket.world import Scene, render
+
+    white, gray = (render(Scene("star", "purple", background), 64) for background in ("white", "gray"))
+    assert hamming(perceptual_hash(white), perceptual_hash(gray)) <= 6  # what flagged them before
+    for name, image in (("white.png", white), ("gray.png", gray)):
+        (tmp_path / name).write_bytes(png_bytes(image))
+    dataset, _ = import_dataset("stars", [tmp_path / "white.png", tmp_path / "gray.png"], root=tmp_path / "datasets",
+                                options=_options())  # fmt: skip
+    assert not [w for item in dataset.items for w in item.warnings if w.code == "near-duplicate"]

@@ -46,6 +46,6 @@ def test_the_train_tab_offers_the_dataset_just_made_and_keeps_a_pick_made_there(
     # a copy prepared in the Dataset tab (of the dataset open there, example-pink-style) is offered next
     page.get_by_role("tab", name="Dataset").click()
     page.locator("#ds-prepare").click()
-    expect(page.locator("#ds-message")).to_contain_text("the Train tab offers it", timeout=30_000)
+    expect(page.locator("#ds-prepare-message")).to_contain_text("the Train tab offers it", timeout=30_000)
     page.get_by_role("tab", name="Train").click()
     expect(dataset_field).to_have_value(re.compile(r"^example-pink-style \(prepared center-\d+\)$"), timeout=10_000)

@@ -93,7 +93,7 @@ def test_two_stacked_loras_make_an_image_and_the_compare_grid_appears(page, stud
     # the two, at these weights, saved as one LoRA: listed in the slots and offered for download
     page.locator("#pg-mix-name textarea, #pg-mix-name input").first.fill("bold and soft")
     page.locator("#pg-save-mix").click()
-    page.locator("#pg-status").get_by_text("Saved the mix (bold 0.8, soft -0.5)").wait_for(timeout=60_000)
+    page.locator("#pg-mix-message").get_by_text("Saved the mix (bold 0.8, soft -0.5)").wait_for(timeout=60_000)
     page.locator("#pg-mix-file a[download='bold-and-soft.safetensors']").wait_for(timeout=10_000)
     from safetensors import safe_open
 

@@ -92,7 +92,7 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, shape
 
     # 2. Caption with the pocket captioner: the captions say what the images show, after the trigger
     page.locator("#ds-caption").click()
-    page.locator("#ds-message").get_by_text("5 captioned").wait_for(timeout=60_000)
+    page.locator("#ds-caption-message").get_by_text("5 captioned").wait_for(timeout=60_000)
     page.locator("#ds-captions").get_by_text("zq, a red circle on a black background").wait_for(timeout=10_000)
     _shot(page, "2-dataset-captioned")
 
@@ -105,7 +105,8 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, shape
     page.locator("#train-advice").get_by_text("Estimate:").wait_for(timeout=10_000)
     page.locator("#train-start").click()
     page.locator("#train-message").get_by_text("Started run").wait_for(timeout=30_000)
-    run_id = re.search(r"run (\S+)\.", page.locator("#train-message").inner_text()).group(1).strip("*")
+    run_id = re.search(r"\(run (\S+)\)", page.locator("#train-message").inner_text()).group(1)
+    label = "shapes · LoRA · trigger zq"  # its name (dataset and method) and trigger, in every list
 
     # a second Start while it runs is refused with a sentence
     page.locator("#train-start").click()
@@ -150,7 +151,7 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, shape
     expect(page.locator("#runs-table")).to_contain_text("finished")
     assert page.locator("#runs-finals img").count() >= 1
     page.locator("#runs-pick input").click()
-    page.get_by_role("option", name=run_id).click()
+    page.get_by_role("option", name=label).click()
     page.locator("#runs-files").get_by_text("lora-kohya").wait_for(timeout=30_000)
     _shot(page, "6-runs-tab")
     assert (studio_server["data_dir"] / "runs" / run_id / "outputs" / "lora-kohya.safetensors").is_file()
@@ -172,7 +173,7 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, shape
     page.get_by_role("tab", name="Compare").click()
     page.locator("#cmp-refresh").click()
     page.locator("#cmp-run input").click()
-    page.get_by_role("option", name=re.compile(re.escape(run_id))).click()
+    page.get_by_role("option", name=re.compile(re.escape(label))).click()
     page.locator("#cmp-score-verdict").get_by_text("Best checkpoint").wait_for(timeout=10_000)
     expect(page.locator("#cmp-score-table")).to_contain_text(str(STEPS))
     page.locator("#cmp-best").click()

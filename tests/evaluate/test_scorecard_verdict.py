@@ -89,3 +89,17 @@ def test_subject_phrase_and_trigger_come_from_prompts_and_captions() -> None:
     assert noun_phrase("a sks diamond on a black background") == "sks diamond"
     assert infer_trigger(["a zq on a black background", "a zq on a white background"]) == "zq"
     assert infer_trigger(["a red circle on a black background"]) is None
+
+
+def test_the_next_step_is_said_in_plain_words():
+    from studio.evaluate.report import next_step
+
+    def card(best, flagged):
+        steps = [{"step": s} for s in (0, 100, 200)]
+        return {"checkpoints": steps, "best": {"step": best}, "overfitting": {"flagged": flagged}}
+
+    assert next_step(card(100, True)).startswith("Use the step-100 checkpoint (later steps copy the training images)")
+    assert "later steps score lower" in next_step(card(100, False))
+    assert next_step(card(0, False)).startswith("Training has not helped yet")
+    assert "fewer steps or more images" in next_step(card(200, True))
+    assert next_step(card(200, False)).startswith("Use the final LoRA")

@@ -195,10 +195,11 @@ def test_svdiff_stacks_with_a_fused_lora_in_either_order(trained, sd1_dir, tmp_p
 
 def test_playground_lists_the_runs_export(trained, monkeypatch) -> None:
     from studio.generate import library
+    from studio.train.run_names import run_label
 
     trainer, file = trained
     monkeypatch.setenv("STUDIO_DATA_DIR", str(trainer.run_dir.parent.parent))
-    assert library.list_svdiffs() == [library.Choice(f"run {trainer.run_dir.name}", str(file))]
+    assert library.list_svdiffs() == [library.Choice(run_label(trainer.run_dir), str(file))]
     assert library.inside_data(file) == file.resolve()
 
 

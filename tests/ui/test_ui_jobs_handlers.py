@@ -124,8 +124,15 @@ def _finished_run(workspace):
 def test_runs_tab_lists_runs_offers_outputs_and_deletes_after_checks(workspace):
     folder = _finished_run(workspace)
     items = runs_tab.summaries(workspace)
-    assert runs_tab.table_rows(items)[0][:5] == ["r1", "finished", "lora", "shapes", "1/1"]
-    assert runs_tab.final_samples(items) == [(str(folder / "samples" / "s.png"), "r1 · finished")]
+    # a run reads by its name (here worked out: dataset and method); its id has a column of its own
+    row = runs_tab.table_rows(items)[0]
+    assert row[:5] == ["shapes · LoRA", "finished", "lora", "shapes", "1/1"] and row[6] == "r1"
+    assert runs_tab.run_choices(items) == [("shapes · LoRA", "r1")]
+    assert runs_tab.final_samples(items) == [(str(folder / "samples" / "s.png"), "shapes · LoRA · finished")]
+    assert (
+        "**stars**" in runs_tab.rename(workspace, "r1", "stars")
+        and runs_tab.table_rows(runs_tab.summaries(workspace))[0][0] == "stars"
+    )
     files = download_files(folder)
     assert [f.name for f in files] == ["lora-diffusers.zip", "lora-kohya.safetensors"]
     with zipfile.ZipFile(files[0]) as archive:
@@ -155,3 +162,42 @@ def test_the_form_can_show_a_runs_own_settings(captioned, tmp_path):
         config.to_yaml(), {"source": str(tmp_path), "items": []}, "r2", captioned.runs_root
     )
     assert train_tab.run_settings(captioned, outside)[1] is None
+
+
+def test_sample_prompts_follow_the_datasets_trigger(captioned):
+    """Prompts written for another dataset's word (or a preset's <trigger>) are rewritten for this one's."""
+    from studio.train.start import swap_trigger
+
+    earlier = "a hgz on a black background\na Hgz, hgzx on white"
+    assert train_tab.retarget_prompts(captioned, earlier, "shapes", {"hgz"}) == (
+        "a zq on a black background\na zq, hgzx on white"  # whole words only
+    )
+    assert train_tab.retarget_prompts(captioned, "a zq on black", "shapes", {"hgz"}) is None  # nothing to change
+    assert swap_trigger(["a <trigger> star"], {"<trigger>"}, "zq") == ["a zq star"]
+    assert swap_trigger(["a zq star"], {"zq"}, None) == ["a <trigger> star"]  # the start then asks for one
+
+
+def test_the_message_announces_a_runs_end_once(workspace):
+    from studio.train.monitor import RunSummary
+
+    def summary(status):
+        return RunSummary("r1", workspace.runs_root / "r1", status, 40, 40, "out of memory", name="stars · LoRA")
+
+    running = ("r1", 12, "running")
+    assert train_tab.finished_notice(running, summary("finished")).startswith("✓ Training finished: **stars · LoRA**")
+    assert "(failed)" in train_tab.finished_notice(running, summary("failed"))
+    assert train_tab.finished_notice(("r1", 40, "finished"), summary("finished")) is None  # already shown
+    assert train_tab.finished_notice(("no run",), summary("finished")) is None  # a page just opened: no news
+    assert train_tab.finished_notice(("r0", 3, "running"), summary("finished")) is None  # another run
+
+
+def test_the_advice_warns_about_a_gpu_preset_on_this_machine_and_upscaled_images(captioned, monkeypatch):
+    from studio.data.examples import example_of
+    from studio.train import hardware
+
+    monkeypatch.setattr(hardware, "gpu_available", lambda: False)
+    text = train_tab.advise(captioned, resolve_config(preset="lora-sd15"), "shapes")
+    assert text.startswith("⚠ **This preset trains in fp16 mixed precision, which needs a GPU")
+    assert "The smallest image is 64 px and this preset trains at 512 px" in text
+    assert example_of("example-pink-style/prepared/center-64").preset == "finetune-style-pocket"
+    assert example_of("shapes") is None
