@@ -16,12 +16,11 @@ training caption holds.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from studio.data.trigger import has_trigger, infer_trigger
+from studio.data.trigger import has_trigger
 from studio.generate.adapters import LoraSpec, lora_source
 
 STACKING_MODES = ("composite", "scoped", "sum")
@@ -79,20 +78,7 @@ def _run_folder(path: Path) -> Path | None:
 
 
 def run_trigger(run_dir: Path) -> str | None:
-    """The word a run taught: DreamBooth's trigger, the dataset's trigger word, or the one new word in every caption."""
-    from studio.train.config import load_config_file
-    from studio.train.runs import CONFIG, DATASET
-    from studio.train.start import dataset_trigger
+    """The word a run taught, as its name record says (DreamBooth's trigger, the dataset's, or the captions')."""
+    from studio.train.run_names import identity
 
-    config = load_config_file(run_dir / CONFIG)
-    if config.method not in ("lora", "dreambooth"):
-        return None
-    method_trigger = getattr(config.method_config, "trigger", "")
-    if method_trigger and "<" not in method_trigger:
-        return method_trigger
-    manifest = json.loads((run_dir / DATASET).read_text(encoding="utf-8"))
-    try:
-        trigger = dataset_trigger(manifest.get("source", ""))
-    except (OSError, ValueError):
-        trigger = None
-    return trigger or infer_trigger([item["caption"] for item in manifest.get("items", [])])
+    return identity(run_dir).trigger

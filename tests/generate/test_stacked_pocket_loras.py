@@ -7,41 +7,24 @@ Six purple stars "zq" and six green hearts "vx" (shapes the pocket model never s
 stacking each prompt gets the LoRA whose trigger it says; the plain sum (`stacking="sum"`) breaks both subjects and
 turns a red circle into a heart (BENCHMARKS.md: sum 0/8 star, 6/8 heart, 0/8 red circle; scoped 7/8, 8/8, 8/8).
 
-Slow (two ~1 minute trainings on 2 cores).
+Slow (two ~1 minute trainings on 2 cores, shared with the browser test through `two_subject_runs`).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from studio.paths import POCKET_MODEL_DIR
-
 SEEDS = 8
 
 
-def _train(tmp_path, concept) -> str:
-    from studio.pocket.concept import write_concept_images
-    from studio.train.config import resolve_config
-    from studio.train.loop import run_training
-    from studio.train.start import create_run, put_trigger
-
-    config = resolve_config("lora-pocket", overrides={"sample_every": "0", "checkpoint_every": "0"})
-    put_trigger(config, concept.trigger)
-    folder = write_concept_images(tmp_path / concept.trigger, concept)
-    run_dir = create_run(config, folder, run_id=concept.trigger, root=tmp_path / "runs")
-    assert run_training(run_dir) == "finished"
-    return str(run_dir)
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not (POCKET_MODEL_DIR / "model_index.json").is_file(), reason="the pocket model is not built yet")
-def test_two_subject_loras_on_at_once_each_draw_their_own_subject_and_leave_the_world(tmp_path) -> None:
+def test_two_subject_loras_on_at_once_each_draw_their_own_subject_and_leave_the_world(two_subject_runs) -> None:
     from studio.generate import GenerationEngine, GenerationSettings
     from studio.pocket.concept import Concept, Probe
     from studio.pocket.evaluator import judge
 
     star, heart = Concept(), Concept(shape="heart", color="green", trigger="vx")
-    loras = [{"path": _train(tmp_path, star), "weight": 1.0}, {"path": _train(tmp_path, heart), "weight": 1.0}]
+    loras = [{"path": str(two_subject_runs[c.trigger]), "weight": 1.0} for c in (star, heart)]
     engine = GenerationEngine(device="cpu")
 
     def right(probe: Probe, stacking: str = "scoped") -> int:
