@@ -107,8 +107,22 @@ def file_size_issue(size: int, rules: ImageRules) -> Issue | None:
     return Issue("file-too-large", f"{size / 2**20:.0f} MiB is over the {rules.max_file_bytes / 2**20:.0f} MiB limit")
 
 
-def _decode_failure(source: str, error: Exception) -> CheckedImage:
+# TIFF compressions Pillow's bundled libtiff may be built without (tag 259); their files are not damaged
+_TIFF_COMPRESSIONS = {50001: "WebP", 50000: "Zstandard", 34925: "LZMA", 34712: "JPEG 2000", 34887: "LERC"}
+_TIFF_COMPRESSION_TAG = 259
+
+
+def _decode_failure(source: str, error: Exception, opened: Image.Image | None = None) -> CheckedImage:
     text = str(error) or type(error).__name__
+    if opened is not None and opened.format == "TIFF":
+        compression = opened.tag_v2.get(_TIFF_COMPRESSION_TAG)
+        if compression in _TIFF_COMPRESSIONS:
+            return _rejected(
+                source,
+                "unsupported-compression",
+                f"a TIFF compressed with {_TIFF_COMPRESSIONS[compression]}, which this installation cannot decode; "
+                "save it as PNG, or as TIFF with LZW or Deflate compression",
+            )
     if "truncated" in text.lower():
         return _rejected(source, "truncated", f"the file ends early ({text}); re-export or re-download it")
     return _rejected(source, "corrupt", f"the image data is damaged ({text})")
@@ -211,7 +225,7 @@ def check_image(data: bytes, source: str, rules: ImageRules | None = None) -> Ch
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         return _rejected(source, "decompression-bomb", f"refused: {error}")
     except (OSError, SyntaxError, ValueError, EOFError, struct_error) as error:
-        return _decode_failure(source, error)
+        return _decode_failure(source, error, opened)
 
     image = opened
     try:

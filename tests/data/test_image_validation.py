@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 from conftest import bomb_png, jpeg_bytes, png_bytes
 from PIL import Image, ImageCms
 
@@ -85,3 +86,27 @@ def test_slugs_and_unique_names():
     taken: set[str] = set()
     assert [unique_name("x", ".png", taken) for _ in range(3)] == ["x.png", "x-2.png", "x-3.png"]
     assert unique_name("X", ".png", taken) == "X-4.png"  # case-insensitive file systems
+
+
+def _tiff_with_compression(code: int) -> bytes:
+    """A valid small TIFF whose compression tag (259) says `code`, as a WebP-compressed TIFF's does."""
+    import struct
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), "red").save(buffer, "TIFF")
+    data = bytearray(buffer.getvalue())
+    offset = struct.unpack("<I", data[4:8])[0]
+    for index in range(struct.unpack("<H", data[offset : offset + 2])[0]):
+        entry = offset + 2 + 12 * index
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 259:
+            data[entry + 8 : entry + 10] = struct.pack("<H", code)
+    return bytes(data)
+
+
+def test_a_tiff_in_a_compression_pillow_cannot_decode_is_named_not_called_damaged() -> None:
+    result = check_image(_tiff_with_compression(50001), "scan.tif")
+    if result.accepted:
+        pytest.skip("this Pillow's libtiff decodes WebP TIFFs")
+    assert result.rejection.code == "unsupported-compression"
+    assert "TIFF compressed with WebP" in result.rejection.message and "PNG" in result.rejection.message
+    assert "damaged" not in result.rejection.message
