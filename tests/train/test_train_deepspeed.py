@@ -141,7 +141,8 @@ def test_dreambooth_under_deepspeed_zero2_offload_trains_cancels_and_resumes(tmp
     settings = {
         "base_model": sd1_dir, "device": "cpu", "resolution": RESOLUTION, "steps": 4, "batch_size": 1,
         "gradient_accumulation": 2, "learning_rate": 1e-3, "checkpoint_every": 2, "sample_every": 0,
-        "instance_prompt": "a photo of sks circle", "class_prompt": "a photo of a circle",
+        "trigger": "sks", "instance_prompt": "a photo of sks circle", "class_prompt": "a photo of a circle",
+        "use_captions": "false", "sample_prompts": "[a photo of sks circle]",
         "num_class_images": 2, "class_image_steps": 2,
     }  # fmt: skip
     environment = os.environ | {
