@@ -38,14 +38,19 @@ def outside_folder() -> Path | None:
 
 @pytest.fixture(scope="module")
 def outside_server():
+    """The public studio, its data folder outside, its temp folder (Gradio's cache, the served copies) one of its
+    own, so that the test finds this server's served copies and leaves nothing behind."""
     folder = outside_folder()
     if folder is None:
         pytest.skip("no writable folder outside the working and temp folders (/var/tmp, $HOME)")
+    temp = Path(tempfile.mkdtemp(prefix="studio-e2e-temp-"))
     try:
         port = free_port()
-        yield from serve(folder, ["app.py", "--public"], port, env={"PORT": str(port)})
+        for server in serve(folder, ["app.py", "--public"], port, env={"PORT": str(port), "TMPDIR": str(temp)}):
+            yield server | {"temp_dir": temp}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def status_without_session(url: str) -> int:
@@ -63,10 +68,9 @@ def image_sources(page, selector: str) -> list[str]:
 def test_a_visitors_files_reach_that_visitor_alone(browser, outside_server, tmp_path) -> None:
     from studio.pocket.world import Scene, render
 
-    url, data_dir = outside_server["url"], outside_server["data_dir"].resolve()
-    assert not data_dir.is_relative_to(Path(tempfile.gettempdir()).resolve())
-    assert not data_dir.is_relative_to(PROJECT_ROOT.resolve())
-    started = time.time()
+    url, data_dir, temp = outside_server["url"], outside_server["data_dir"].resolve(), outside_server["temp_dir"]
+    for folder in (Path(tempfile.gettempdir()), temp, PROJECT_ROOT):
+        assert not data_dir.is_relative_to(folder.resolve())
     image = tmp_path / "circle.png"
     render(Scene("circle", "red", "black"), 64).save(image)
     alice_context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -99,12 +103,8 @@ def test_a_visitors_files_reach_that_visitor_alone(browser, outside_server, tmp_
         names = {p.name for p in on_disk}
         assert {"circle.png", "metadata.jsonl", "manifest.json"} <= names, names
         assert len(list((workspace / "outputs").glob("*.png"))) == 1
-        # the copies handed to Gradio (PublicWorkspaces.served_copy): this server's, made during this test
-        served = [
-            p
-            for p in Path(tempfile.gettempdir()).glob("studio-served-*/*/*")
-            if p.name in names and p.stat().st_mtime >= started - 1
-        ]
+        # the copies handed to Gradio (PublicWorkspaces.served_copy), in the server's temp folder
+        served = [p for p in temp.glob("studio-served-*/*/*") if p.name in names]
         assert served, "no served copy found"
 
         # A sees its own images: the page's URLs answer, and name neither the data folder nor the visitor
