@@ -83,13 +83,14 @@ class JobManager:
         # it reaches only them (the queue runner then asks the run to stop, which saves a checkpoint first)
         self.detached = detached
         self._processes: dict[str, subprocess.Popen] = {}
+        self._starting = 0  # starts past the busy check still writing their run folder; they count as running
         self._lock = pool.lock if pool else threading.Lock()
         if pool:
             pool.join(self)
 
     def live_processes(self) -> int:
         self._reap()
-        return len(self._processes)
+        return len(self._processes) + self._starting
 
     def pid(self, run_id: str) -> int | None:
         """The process id of a run this manager started and that is still alive."""
@@ -117,9 +118,19 @@ class JobManager:
         """Write a new run folder and start training it. Raises JobBusy, or ValueError for a bad dataset."""
         from studio.train.start import create_run
 
+        # checked and counted under the lock, written outside it: the run folder (a prepared copy of the dataset)
+        # takes seconds, and a second start waited that long for the lock before its 503 busy
         with self._lock:
             self._refuse_if_busy()
+            self._starting += 1
+        try:
             run_dir = create_run(config, dataset, run_id=run_id, root=self.runs_root)
+        except BaseException:
+            with self._lock:
+                self._starting -= 1
+            raise
+        with self._lock:
+            self._starting -= 1
             self._launch(run_dir)
         return run_dir
 
@@ -150,11 +161,13 @@ class JobManager:
 
     def _refuse_if_busy(self) -> None:
         active = self.running()
-        if len(active) >= self.max_jobs:
+        if active and len(active) + self._starting >= self.max_jobs:
             raise JobBusy(
                 f"run {active[0].run_id} is still training; wait for it to finish or cancel it first "
                 "(one training job at a time)"
             )
+        if self._starting >= self.max_jobs:
+            raise JobBusy("a run is starting; wait for it to finish or cancel it first (one training job at a time)")
         if self.pool and self.pool.active() >= self.pool.max_jobs:
             raise JobBusy(
                 f"the studio is training {self.pool.active()} run(s) for other visitors, the most it trains at once "

@@ -11,7 +11,7 @@ import gradio as gr
 from studio.generate.engine import GenerationEngine
 from studio.serve import service
 from studio.serve.admission import Admission, Busy
-from studio.ui.errors import friendly
+from studio.ui.errors import friendly, refusal
 from studio.ui.gallery import saved_for_page
 from studio.workspace import Workspaces
 
@@ -47,7 +47,7 @@ def register(engine: GenerationEngine, workspaces: Workspaces, admission: Admiss
         try:
             results = service.generate(engine, admission, settings)
         except Busy as busy:
-            raise gr.Error(f"busy: {busy} (retry in about {busy.retry_after} s)") from None
+            raise refusal(f"busy: {busy} (retry in about {busy.retry_after} s)") from None
         # a dict with this meta is a file to Gradio: it copies it into its cache and the client downloads it
         files = [{"path": path, "meta": {"_type": "gradio.FileData"}} for path in saved_for_page(workspaces, results)]
         return files, [service.echoed(result, loras) for result in results]

@@ -1,4 +1,9 @@
-"""No traceback ever reaches a person: bad input becomes its one-sentence message, anything else is logged."""
+"""No traceback ever reaches a person: bad input becomes its one-sentence message, anything else is logged.
+
+Nor does a refusal fill the server's log: Gradio prints the traceback of every `gr.Error` it catches unless the error
+says `print_exception=False`, so a public server logged some forty lines for each prompt over its cap. A refusal is
+one line at INFO (`refusal`); an unexpected failure keeps its traceback, logged once by `friendly`.
+"""
 
 from __future__ import annotations
 
@@ -25,16 +30,25 @@ def expected_message(error: Exception) -> str:
     return str(error.args[0] if isinstance(error, KeyError) and error.args else error)
 
 
+def refusal(message: str) -> gr.Error:
+    """The error to raise for input a handler refuses: shown to the person, one line in the log, no traceback."""
+    log.info("refused: %s", message)
+    return gr.Error(message, print_exception=False)
+
+
 def friendly(handler: Callable) -> Callable:
     """Wrap an event handler (plain or generator) so every failure is shown as a sentence."""
 
     def translate(error: Exception) -> gr.Error:
-        if isinstance(error, gr.Error):
+        if isinstance(error, gr.Error):  # the handler's own refusal (tabs raise gr.Error): quiet it too
+            if error.print_exception:
+                log.info("%s refused: %s", handler.__name__, error.message)
+                error.print_exception = False
             return error
         if isinstance(error, EXPECTED) or write_failure(error):
-            return gr.Error(expected_message(error))
+            return refusal(expected_message(error))
         log.exception("handler %s failed", handler.__name__)
-        return gr.Error(UNEXPECTED)
+        return gr.Error(UNEXPECTED, print_exception=False)  # its traceback is in the log once, just above
 
     if inspect.isgeneratorfunction(handler):
 

@@ -8,6 +8,7 @@ from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettin
 from studio.generate.samplers import sampler_labels
 from studio.paths import DATA_DIR
 from studio.serve.service import ApiAccess, generation_settings
+from studio.ui.errors import friendly, refusal
 from studio.ui.gallery import results_gallery, saved_for_page
 from studio.workspace import Workspaces
 
@@ -72,29 +73,27 @@ def build(engine: GenerationEngine, workspaces: Workspaces | None = None) -> Non
     state = gr.State([])  # parameters of the images in the gallery, in order
     inputs = {prompt, negative, sampler, steps, guidance, count, seed, model}
 
+    @friendly  # a bad form or a full workspace: its sentence, no traceback in the log
     def run(values: dict, progress=gr.Progress()):
-        try:
-            settings = form_settings(
-                access,
-                {
-                    "prompt": values[prompt],
-                    "negative_prompt": values[negative],
-                    "sampler": values[sampler],
-                    "steps": int(values[steps]),
-                    "guidance": float(values[guidance]),
-                    "count": int(values[count]),
-                    "seed": int(values[seed]),
-                    "model": values[model],
-                },
-            )
-        except ValueError as error:
-            raise gr.Error(str(error)) from error
+        settings = form_settings(
+            access,
+            {
+                "prompt": values[prompt],
+                "negative_prompt": values[negative],
+                "sampler": values[sampler],
+                "steps": int(values[steps]),
+                "guidance": float(values[guidance]),
+                "count": int(values[count]),
+                "seed": int(values[seed]),
+                "model": values[model],
+            },
+        )
         workspaces.get().check_room()  # the images are stored in the visitor's workspace
         progress(0, desc="loading model")
         try:
             results = engine.generate(settings, on_step=lambda done, total: progress(done / total, desc="denoising"))
-        except (ValueError, OSError) as error:
-            raise gr.Error(str(error)) from error
+        except (ValueError, OSError) as error:  # a model that cannot be loaded is the person's to fix too
+            raise refusal(str(error)) from error
         paths = saved_for_page(workspaces, results)
         params = [r.params for r in results]
         seconds = sum(p["seconds"] for p in params)
