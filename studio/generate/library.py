@@ -51,19 +51,34 @@ def _runs() -> list[Path]:
     return sorted((p for p in root.iterdir() if (p / CONFIG).is_file()), key=lambda p: p.name, reverse=True)
 
 
+def run_label(run: Path) -> str:
+    """How a run is named in every list of this module (one place, so a friendlier name is a one-line change)."""
+    return f"run {run.name}"
+
+
+def adapter_label(path: str | Path) -> str:
+    """A short name for an adapter path, as the lists name it: "run <id>", "run <id> step 200", "file x"."""
+    path = Path(path)
+    if path.parent.name == "checkpoints" and path.name.startswith("step-"):
+        step = path.name.removeprefix("step-")
+        return f"{run_label(path.parent.parent)} step {int(step) if step.isdigit() else step}"
+    if path.parent.name in ("loras", "embeddings", "svdiff") and path.parent.parent == data_dir():
+        return f"file {path.name}"
+    for run in (p for p in path.parents if p.parent.name == "runs"):  # a run's export, in any of its forms
+        return run_label(run) + (" (kohya)" if path.name == "lora-kohya.safetensors" else "")
+    return path.name
+
+
 def list_loras() -> list[Choice]:
     """Newest run first: each run's exported LoRA (diffusers and kohya), then uploaded files."""
     choices = []
     for run in _runs():
-        for file, form in (
-            (run / "outputs" / "lora-diffusers" / LORA_FILE, ""),
-            (run / "outputs" / "lora-kohya.safetensors", " (kohya)"),
-        ):
+        for file in (run / "outputs" / "lora-diffusers" / LORA_FILE, run / "outputs" / "lora-kohya.safetensors"):
             if file.is_file():
-                choices.append(Choice(f"run {run.name}{form}", str(file)))
+                choices.append(Choice(adapter_label(file), str(file)))
     folder = uploads_dir("loras")
     if folder.is_dir():
-        choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
+        choices += [Choice(adapter_label(p), str(p)) for p in sorted(folder.glob("*.safetensors"))]
     return choices
 
 
@@ -73,10 +88,10 @@ def list_embeddings() -> list[Choice]:
     for run in _runs():
         outputs = run / "outputs"
         if (outputs / "learned_embeds.safetensors").is_file():
-            choices.append(Choice(f"run {run.name}", str(outputs / "learned_embeds.safetensors")))
+            choices.append(Choice(run_label(run), str(outputs / "learned_embeds.safetensors")))
     folder = uploads_dir("embeddings")
     if folder.is_dir():
-        choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
+        choices += [Choice(adapter_label(p), str(p)) for p in sorted(folder.glob("*.safetensors"))]
     return choices
 
 
@@ -84,11 +99,11 @@ def list_svdiffs() -> list[Choice]:
     """SVDiff exports of our runs (spectral shifts) and files put in data/svdiff/."""
     from studio.train.methods.svdiff.config import EXPORT_FILE
 
-    choices = [Choice(f"run {run.name}", str(run / "outputs" / EXPORT_FILE)) for run in _runs()]
+    choices = [Choice(run_label(run), str(run / "outputs" / EXPORT_FILE)) for run in _runs()]
     choices = [c for c in choices if Path(c.path).is_file()]
     folder = uploads_dir("svdiff")
     if folder.is_dir():
-        choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
+        choices += [Choice(adapter_label(p), str(p)) for p in sorted(folder.glob("*.safetensors"))]
     return choices
 
 
@@ -101,8 +116,23 @@ def list_checkpoint_runs() -> list[Choice]:
     for run in _runs():
         count = len(list_checkpoints(run))
         if count:
-            choices.append(Choice(f"{run.name} ({replay(run).status}, {count} checkpoints)", str(run)))
+            choices.append(Choice(f"{run_label(run)} ({replay(run).status}, {count} checkpoints)", run.name))
     return choices
+
+
+def find_run(text: str) -> Path:
+    """The run folder that `text` names: a run id, `runs/<id>`, or a path to it inside the data folder."""
+    from studio.train.runs import CONFIG, runs_root
+
+    text = (text or "").strip().rstrip("/")
+    if not text:
+        raise ValueError("pick a run with saved checkpoints (train one in the Train tab)")
+    root = Path(runs_root()).expanduser().resolve()
+    for candidate in (root / text.removeprefix("runs/"), data_dir() / text, Path(text).expanduser()):
+        folder = candidate.resolve()
+        if folder.is_relative_to(data_dir()) and (folder / CONFIG).is_file():
+            return folder
+    raise ValueError(f"no run {text!r} in {root} (give a run id such as the Runs tab lists, or runs/<id>)")
 
 
 def import_upload(source: str | Path, kind: str) -> Path:

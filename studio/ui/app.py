@@ -12,6 +12,7 @@ from studio.ui import (
     dataset_tab,
     generate_tab,
     playground_tab,
+    remembered,
     runs_tab,
     train_tab,
     visitors,
@@ -48,22 +49,43 @@ def build_app(
         # first on every page load: who the visitor is (public mode); the tabs load their data after it
         visitor = visitors.visitor_state()
         loaded = app.load(visitors.visit_handler(workspaces), visitor, visitor, api_visibility="private")
-        with gr.Tabs():
-            with gr.Tab("Dataset", id="dataset") as tab:
-                opened, prepared = dataset_tab.build(loaded, tab, workspaces)
-            with gr.Tab("Train", id="train") as tab:
-                train_tab.build(loaded, tab, workspaces, opened, prepared)
-            with gr.Tab("Runs", id="runs") as tab:
-                runs_tab.build(loaded, tab, workspaces)
-            with gr.Tab("Generate", id="generate"):
+        tabs: dict[str, gr.Tab] = {}
+        with gr.Tabs() as tab_bar:
+            with gr.Tab("Dataset", id="dataset") as tabs["dataset"]:
+                opened, prepared = dataset_tab.build(loaded, tabs["dataset"], workspaces)
+            with gr.Tab("Train", id="train") as tabs["train"]:
+                followed_run = train_tab.build(loaded, tabs["train"], workspaces, opened, prepared)
+            with gr.Tab("Runs", id="runs") as tabs["runs"]:
+                runs_tab.build(loaded, tabs["runs"], workspaces)
+            with gr.Tab("Generate", id="generate") as tabs["generate"]:
                 generate_tab.build(engine, workspaces)
             if not workspaces.public:  # they list every run and adapter in the data folder: not yet one visitor's own
-                with gr.Tab("Playground", id="playground"):
+                with gr.Tab("Playground", id="playground") as tabs["playground"]:
                     playground = playground_tab.build(engine)
-                with gr.Tab("Compare", id="compare"):
-                    compare_tab.build(engine, playground)
+                with gr.Tab("Compare", id="compare") as tabs["compare"]:
+                    compare = compare_tab.build(engine, playground)
+        key = remembered.secret(workspaces.shared.data_dir)
+        remembered.remember_tab(loaded, tab_bar, tabs, key)
+        remembered.remember(loaded, remembered.dataset_memory(opened, workspaces), key)
+        if not workspaces.public:
+            remembered.remember(loaded, playground.memory(), key)
+            remembered.remember(loaded, compare.memory(), key)
+            _refresh_lists(tabs["playground"], followed_run, playground.refresh_lists, playground.list_components)
+            _refresh_lists(tabs["compare"], followed_run, compare.refresh_lists, compare.list_components)
         api_endpoints.register(engine, workspaces, admission)
     return app
+
+
+def _refresh_lists(tab: gr.Tab, followed_run: gr.State, refresh, lists: list) -> None:
+    """A tab's lists of runs and adapters are read again when it is opened and when the followed run changes state
+    (it starts, finishes, fails): a run finished in the Train tab is listed without a "Refresh" click."""
+    run_state = gr.State(None)  # (run id, status): unchanged while the run only takes steps
+    followed_run.change(
+        lambda seen: (seen[0], seen[2]) if seen and len(seen) == 3 else gr.skip(),
+        followed_run, run_state, show_progress="hidden", api_visibility="private",
+    )  # fmt: skip
+    for trigger in (tab.select, run_state.change):
+        trigger(refresh, set(lists), lists, show_progress="hidden", api_visibility="private")
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False, limits: ServeLimits | None = None) -> None:
