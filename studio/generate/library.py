@@ -120,6 +120,22 @@ def list_checkpoint_runs() -> list[Choice]:
     return choices
 
 
+def listing_signature() -> tuple:
+    """What the lists above depend on, cheaply (directory listings, no file read): it changes when a run saves a
+    checkpoint or an export, or a file is uploaded, so a page can read the lists again only then."""
+    from studio.train.checkpoints import list_checkpoints
+
+    runs = tuple(
+        (run.name, len(list_checkpoints(run)), tuple(sorted(p.name for p in (run / "outputs").glob("*"))))
+        for run in _runs()
+    )
+    uploads = tuple(
+        tuple(sorted(p.name for p in uploads_dir(kind).glob("*.safetensors")))
+        for kind in ("loras", "embeddings", "svdiff")
+    )
+    return runs, uploads
+
+
 def find_run(text: str) -> Path:
     """The run folder that `text` names: a run id, `runs/<id>`, or a path to it inside the data folder."""
     from studio.train.runs import CONFIG, runs_root
@@ -132,7 +148,7 @@ def find_run(text: str) -> Path:
         folder = candidate.resolve()
         if folder.is_relative_to(data_dir()) and (folder / CONFIG).is_file():
             return folder
-    raise ValueError(f"no run {text!r} in {root} (give a run id such as the Runs tab lists, or runs/<id>)")
+    raise ValueError(f"there is no run {text!r}: pick one from the list, or type a run id as the Runs tab shows it")
 
 
 def import_upload(source: str | Path, kind: str) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from studio.generate import library
 from studio.generate.engine import GenerationEngine
 from studio.serve.admission import Admission, ServeLimits
 from studio.ui import (
@@ -19,11 +20,18 @@ from studio.ui import (
 )
 from studio.workspace import Workspaces
 
+LIST_POLL_SECONDS = 3.0  # how soon a run's new checkpoint or export shows in the Playground and Compare lists
+
 CSS = """
 #studio-header h1 { margin-bottom: 0; }
 #studio-header p { margin-top: 4px; opacity: 0.8; }
 /* small models make small images: show their pixels crisply when enlarged */
 #gen-gallery img, #pg-gallery img, #cmp-slider img, #cmp-grid img, #train-samples img, #runs-samples img, #runs-finals img, #ds-gallery img { image-rendering: pixelated; }
+/* Compare: the grid and its status stay in view while the long form beside them is scrolled */
+#cmp-results { position: sticky; top: 8px; align-self: flex-start; }
+/* Gradio's container hides its overflow, which makes it a scroll container and stops anything sticking in it;
+   clip cuts off the same overflow without that */
+.gradio-container { overflow: clip !important; }
 /* thumbnails keep their size as a gallery grows (Gradio stretches a few images over the whole width) */
 #train-samples .grid-container, #runs-samples .grid-container, #runs-finals .grid-container, #ds-gallery .grid-container {
   grid-template-columns: repeat(auto-fill, minmax(100px, 128px)) !important;
@@ -54,7 +62,7 @@ def build_app(
             with gr.Tab("Dataset", id="dataset") as tabs["dataset"]:
                 opened, prepared = dataset_tab.build(loaded, tabs["dataset"], workspaces)
             with gr.Tab("Train", id="train") as tabs["train"]:
-                followed_run = train_tab.build(loaded, tabs["train"], workspaces, opened, prepared)
+                train_tab.build(loaded, tabs["train"], workspaces, opened, prepared)
             with gr.Tab("Runs", id="runs") as tabs["runs"]:
                 runs_tab.build(loaded, tabs["runs"], workspaces)
             with gr.Tab("Generate", id="generate") as tabs["generate"]:
@@ -70,22 +78,18 @@ def build_app(
         if not workspaces.public:
             remembered.remember(loaded, playground.memory(), key)
             remembered.remember(loaded, compare.memory(), key)
-            _refresh_lists(tabs["playground"], followed_run, playground.refresh_lists, playground.list_components)
-            _refresh_lists(tabs["compare"], followed_run, compare.refresh_lists, compare.list_components)
+            # lists of runs and adapters are read again when their tab opens and when the data folder's runs or
+            # uploads change (a run saved a checkpoint or finished): no "Refresh" click needed
+            listing = gr.State(None)
+            watch = gr.Timer(LIST_POLL_SECONDS, active=False)
+            watch.tick(library.listing_signature, None, listing, show_progress="hidden", api_visibility="private")
+            loaded.then(lambda: gr.Timer(active=True), None, watch, api_visibility="private")
+            for tab, shown in ((tabs["playground"], playground), (tabs["compare"], compare)):
+                for trigger in (tab.select, listing.change):
+                    trigger(shown.refresh_lists, set(shown.list_components), shown.list_components,
+                            show_progress="hidden", api_visibility="private")  # fmt: skip
         api_endpoints.register(engine, workspaces, admission)
     return app
-
-
-def _refresh_lists(tab: gr.Tab, followed_run: gr.State, refresh, lists: list) -> None:
-    """A tab's lists of runs and adapters are read again when it is opened and when the followed run changes state
-    (it starts, finishes, fails): a run finished in the Train tab is listed without a "Refresh" click."""
-    run_state = gr.State(None)  # (run id, status): unchanged while the run only takes steps
-    followed_run.change(
-        lambda seen: (seen[0], seen[2]) if seen and len(seen) == 3 else gr.skip(),
-        followed_run, run_state, show_progress="hidden", api_visibility="private",
-    )  # fmt: skip
-    for trigger in (tab.select, run_state.change):
-        trigger(refresh, set(lists), lists, show_progress="hidden", api_visibility="private")
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False, limits: ServeLimits | None = None) -> None:

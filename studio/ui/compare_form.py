@@ -34,7 +34,16 @@ DEFAULT_AXES = {
     "z": {"kind": "", "values": "", "run": None},
 }
 VALUES_HINT = "Comma-separated values; prompts separated by |."
-CHECKPOINT_HINT = "Or LoRA files in the data folder, comma-separated (none = without the LoRA)."
+CHECKPOINT_HINT = "Every checkpoint it saved. Or type LoRA files of the data folder, comma-separated (none = without)."
+# what a values box shows when its axis is switched to a kind: an example to edit, not the last kind's values
+EXAMPLE_VALUES = {
+    "lora_weight": "0, 0.5, 1",
+    "prompt": "a red circle on a black background | a blue square on a white background",
+    "sampler": "dpmpp_2m, euler_a",
+    "guidance": "2, 5, 8",
+    "steps": "10, 20, 30",
+    "seed": "0, 1, 2",
+}
 
 
 def run_choices() -> list[tuple[str, str]]:
@@ -93,19 +102,19 @@ def _data_file(text: str) -> str:
 
 
 def axis(kind: str, values: str, run: str | None, target: int, extras: dict | None) -> Axis | None:
-    """One axis of the form: `run` (a run picked, or typed as an id or runs/<id>) gives a checkpoint axis of every
-    checkpoint the run saved; a weight axis is labelled with the name of the LoRA it scales."""
+    """One axis of the form. A checkpoint axis takes `run` (picked, or typed as a run id or runs/<id>): every
+    checkpoint the run saved; or LoRA files typed there instead. A weight axis is labelled with its LoRA's name."""
     if not kind:
         return None
     loras = (extras or {}).get("loras") or []
     if kind == "checkpoint":
-        parts = [v.strip() for v in (values or "").split(",") if v.strip()]
-        if run or (len(parts) == 1 and not (library.data_dir() / parts[0]).is_file() and parts[0] != NO_LORA):
-            found = checkpoint_axis(library.find_run(run or parts[0]))
-        elif parts:
-            found = Axis("checkpoint", tuple(NO_LORA if p == NO_LORA else _data_file(p) for p in parts))
-        else:
+        parts = [v.strip() for v in (run or "").split(",") if v.strip()]
+        if not parts:
             raise ValueError("the checkpoint axis needs a run: pick one")
+        if len(parts) == 1 and parts[0] != NO_LORA and not parts[0].endswith(".safetensors"):
+            found = checkpoint_axis(library.find_run(parts[0]))
+        else:
+            found = Axis("checkpoint", tuple(NO_LORA if p == NO_LORA else _data_file(p) for p in parts))
         return replace(found, target=int(target or 0))
     found = Axis.parse(f"{kind}={values}")
     if kind == "lora_weight":
@@ -150,44 +159,37 @@ class ComparisonForm:
                          "run": values[self.run]}  # fmt: skip
 
     def updates(self, saved: dict) -> dict:
-        """`saved` (what `read` made) back into the form; runs that are gone are left unpicked."""
+        """`saved` (what `read` made) back into the form."""
         runs = run_choices()
-        known = {value for _, value in runs}
         extras = {key: value for key, value in (saved.get("extras") or {}).items() if key in EXTRAS}
         out: dict = {component: saved.get(name, DEFAULT_BASE[name]) for name, component in self.fields.items()}
         out[self.extras] = extras
         for name, row in self.axes.items():
             shown = (saved.get("axes") or {}).get(name) or DEFAULT_AXES[name]
-            run = shown.get("run") if shown.get("run") in known else None
-            out |= self.axis_updates(row, shown.get("kind") or "", runs, run, shown.get("values") or "")
+            out |= self.axis_updates(row, shown.get("kind") or "", runs, shown.get("run"), shown.get("values") or "")
         choices = target_choices(extras)
         target = saved.get("target")
         out[self.target] = gr.Dropdown(choices=choices, value=target if target in {v for _, v in choices} else 0)
-        out[self.run] = gr.Dropdown(choices=runs, value=saved.get("run") if saved.get("run") in known else None)
+        out[self.run] = gr.Dropdown(choices=runs, value=saved.get("run"))  # typed or gone: said so when used
         return out
 
     @staticmethod
     def axis_updates(row: AxisRow, kind: str, runs: list, run: str | None, values: str | None = None) -> dict:
-        """A checkpoint axis picks a run (or takes LoRA files); the others take typed values."""
+        """A checkpoint axis shows a run to pick (or LoRA files to type); the others a box of values. `values`
+        None: the kind was just chosen, so its box shows an example."""
         checkpoint = kind == "checkpoint"
-        hint = CHECKPOINT_HINT if checkpoint else VALUES_HINT
+        shown = EXAMPLE_VALUES.get(kind, "") if values is None else values
         return {
             row.kind: kind,
             row.run: gr.Dropdown(choices=runs, value=run, visible=checkpoint),
-            row.values: gr.Textbox(info=hint) if values is None else gr.Textbox(value=values, info=hint),
+            row.values: gr.Textbox(value=shown, visible=not checkpoint),
         }
 
     def refreshed_lists(self, values: dict) -> dict:
-        """The runs read again from disk (a run finished or saved its first checkpoint). A pick that is gone is
-        emptied; any other is left alone (not sent back), so a restore running meanwhile is not undone."""
+        """The runs read again from disk (a run finished or saved its first checkpoint). The values are left alone
+        (not sent back): one may be typed (runs/<id>, LoRA files), and a restore may be setting them meanwhile."""
         runs = run_choices()
-        known = {value for _, value in runs}
-
-        def listed(component) -> gr.Dropdown:
-            gone = values[component] and values[component] not in known
-            return gr.Dropdown(choices=runs, value=None) if gone else gr.Dropdown(choices=runs)
-
-        return {component: listed(component) for component in self.list_components}
+        return {component: gr.Dropdown(choices=runs) for component in self.list_components}
 
     @property
     def list_components(self) -> list:

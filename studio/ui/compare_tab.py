@@ -53,38 +53,37 @@ class Compare:
 
 def _axis_row(name: str) -> AxisRow:
     shown = DEFAULT_AXES[name]
-    key = name.lower()
+    key, checkpoint = name.lower(), shown["kind"] == "checkpoint"
     with gr.Row(equal_height=True):
         kind = gr.Dropdown(
             choices=[("(none)", "")] + [(k, k) for k in AXIS_KINDS], value=shown["kind"], label=f"{name.upper()} axis",
-            scale=2, min_width=120, elem_id=f"cmp-{key}-kind",
+            scale=2, min_width=150, elem_id=f"cmp-{key}-kind",
         )  # fmt: skip
+        # one of the two shows: a run for a checkpoint axis, typed values for the others
         run = gr.Dropdown(
-            choices=run_choices(), value=None, label="Run (every saved checkpoint)", allow_custom_value=True,
-            visible=shown["kind"] == "checkpoint", scale=3, elem_id=f"cmp-{key}-run",
+            choices=run_choices(), value=None, label=f"{name.upper()} run", info=CHECKPOINT_HINT,
+            allow_custom_value=True, visible=checkpoint, scale=3, elem_id=f"cmp-{key}-run",
         )  # fmt: skip
         values = gr.Textbox(
-            value=shown["values"], label=f"{name.upper()} values", scale=3, elem_id=f"cmp-{key}-values",
-            info=CHECKPOINT_HINT if shown["kind"] == "checkpoint" else VALUES_HINT,
+            value=shown["values"], label=f"{name.upper()} values", info=VALUES_HINT, visible=not checkpoint,
+            scale=3, elem_id=f"cmp-{key}-values",
         )  # fmt: skip
     return AxisRow(kind, values, run)
 
 
 def _base_fields() -> dict:
-    with gr.Accordion("Base settings (the Playground's 'Send to compare' fills these)", open=True):
-        prompt = gr.Textbox(value=DEFAULT_BASE["prompt"], label="Prompt", lines=2, elem_id="cmp-prompt")
-        negative = gr.Textbox(label="Negative prompt", elem_id="cmp-negative")
-        with gr.Row():
-            sampler = gr.Dropdown(
-                choices=[(label, name) for name, label in sampler_labels().items()], value="default",
-                label="Sampler", min_width=140, elem_id="cmp-sampler",
-            )  # fmt: skip
-            steps = gr.Number(value=DEFAULT_BASE["steps"], precision=0, label="Steps", min_width=80,
-                              elem_id="cmp-steps")  # fmt: skip
-            guidance = gr.Number(value=DEFAULT_BASE["guidance"], label="Guidance", min_width=80,
-                                 elem_id="cmp-guidance")  # fmt: skip
-            seed = gr.Number(value=0, precision=0, label="Seed", min_width=80, elem_id="cmp-seed")
-            model = gr.Textbox(value="pocket", label="Base model", min_width=100, elem_id="cmp-model")
+    prompt = gr.Textbox(value=DEFAULT_BASE["prompt"], label="Prompt", lines=2, elem_id="cmp-prompt")
+    negative = gr.Textbox(label="Negative prompt", elem_id="cmp-negative")
+    with gr.Row():
+        sampler = gr.Dropdown(
+            choices=[(label, name) for name, label in sampler_labels().items()], value="default",
+            label="Sampler", min_width=160, elem_id="cmp-sampler",
+        )  # fmt: skip
+        model = gr.Textbox(value="pocket", label="Base model", min_width=160, elem_id="cmp-model")
+    with gr.Row():
+        steps = gr.Number(value=DEFAULT_BASE["steps"], precision=0, label="Steps", min_width=80, elem_id="cmp-steps")
+        guidance = gr.Number(value=DEFAULT_BASE["guidance"], label="Guidance", min_width=80, elem_id="cmp-guidance")
+        seed = gr.Number(value=0, precision=0, label="Seed", min_width=80, elem_id="cmp-seed")
     return {"prompt": prompt, "negative_prompt": negative, "sampler": sampler, "steps": steps,
             "guidance": guidance, "seed": seed, "model": model}  # fmt: skip
 
@@ -103,40 +102,43 @@ def build(engine: GenerationEngine, playground: Playground | None = None) -> Com
                 refresh = gr.Button("Refresh", size="sm", scale=1, min_width=80, elem_id="cmp-refresh")
             best = gr.Button("Compare its checkpoints", variant="primary", elem_id="cmp-best")
             gr.Markdown("### Grid builder")
-            fields = _base_fields()
-            extras = gr.State({})
-            adapters = gr.Markdown(describe_extras({}), elem_id="cmp-adapters")
-            with gr.Row(equal_height=True):
-                add_lora = gr.Dropdown(
-                    choices=lora_add_choices(), value=None, label="Add a LoRA", scale=3, elem_id="cmp-add-lora"
-                )
-                add_weight = gr.Number(value=1.0, label="Weight", scale=1, min_width=80, elem_id="cmp-add-weight")
-                with gr.Column(scale=1, min_width=90):
-                    add = gr.Button("Add", size="sm", elem_id="cmp-add")
-                    clear = gr.Button("Clear LoRAs", size="sm", elem_id="cmp-clear")
+            with gr.Accordion("Base settings (the Playground's 'Send to compare' fills these)", open=True):
+                fields = _base_fields()
+                extras = gr.State({})
+                adapters = gr.Markdown(describe_extras({}), elem_id="cmp-adapters")
+                with gr.Row(equal_height=True):
+                    add_lora = gr.Dropdown(
+                        choices=lora_add_choices(), value=None, label="Add a LoRA", scale=3, elem_id="cmp-add-lora"
+                    )
+                    add_weight = gr.Number(value=1.0, label="Weight", scale=1, min_width=80, elem_id="cmp-add-weight")
+                    with gr.Column(scale=1, min_width=100):
+                        add = gr.Button("Add", size="sm", elem_id="cmp-add")
+                        clear = gr.Button("Clear LoRAs", size="sm", elem_id="cmp-clear")
             rows = {name: _axis_row(name) for name in ("x", "y", "z")}
             target = gr.Dropdown(
                 choices=target_choices({}), value=0, label="The LoRA the weight and checkpoint axes act on",
                 elem_id="cmp-lora-target",
             )  # fmt: skip
             render = gr.Button("Render grid", variant="primary", elem_id="cmp-render")
-        with gr.Column(scale=3, min_width=480):
-            grid_image = gr.Image(label="Grid", type="filepath", format="png", interactive=False, elem_id="cmp-grid")
+        # the results stay in view (app.CSS: sticky) while the form on the left is scrolled, so what a button did,
+        # a grid or a refusal, is seen where the person is looking
+        with gr.Column(scale=3, min_width=480, elem_id="cmp-results"):
             status = gr.Markdown(elem_id="cmp-status")
-            with gr.Accordion("The run's scorecard (score it in the Runs tab)", open=True):
-                scorecard = ScorecardView("cmp")
-            gr.Markdown("### Side by side\nPick two cells of the grid and drag the slider.")
+            grid_image = gr.Image(label="Grid", type="filepath", format="png", interactive=False, elem_id="cmp-grid")
+            gr.Markdown("Side by side: pick two cells of the grid and drag the slider.")
             with gr.Row():
                 cell_a = gr.Dropdown(label="Left", choices=[], elem_id="cmp-cell-a")
                 cell_b = gr.Dropdown(label="Right", choices=[], elem_id="cmp-cell-b")
-            slider = gr.ImageSlider(label="A / B", type="filepath", format="png", elem_id="cmp-slider")
+            slider = gr.ImageSlider(label="A / B", type="filepath", format="png", height=300, elem_id="cmp-slider")
+            with gr.Accordion("The run's scorecard (score it in the Runs tab)", open=True):
+                scorecard = ScorecardView("cmp")
 
     form = ComparisonForm(fields, extras, rows, target, run_box)
     cells = gr.State([])  # (label, png path) of every cell of the last grid
     outputs = [grid_image, status, cells, cell_a, cell_b, slider]
 
     def finish(grid, started: float) -> dict:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        stamp = time.strftime("%Y%m%d-%H%M%S-") + f"{time.time_ns() // 1_000_000 % 1000:03d}"  # two a second
         folder = library.data_dir() / "outputs" / "grids"
         path = save_grid(grid, folder / f"grid-{stamp}.png")
         cell_paths = [str(p) for p in save_cells(grid, folder / f"grid-{stamp}-cells")]

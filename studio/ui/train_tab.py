@@ -92,11 +92,10 @@ def build(
     workspaces: Workspaces,
     opened: gr.Dropdown | None = None,
     prepared: gr.State | None = None,
-) -> gr.State:
+) -> None:
     """`loaded`: the page's load event that knows the visitor; the tab loads its data after it. `opened`: the
     Dataset tab's picker, `prepared`: the copy last prepared there: the Train tab offers the dataset just made or
-    opened in the Dataset tab, or its prepared copy. Returns what the page shows of the followed run, (run id,
-    event count, status): it changes as the run goes, so other tabs can follow it (lists of runs and adapters)."""
+    opened in the Dataset tab, or its prepared copy."""
     defaults = resolve_config(preset=DEFAULT_PRESET)
     by_method = presets_by_method()
     form = ConfigForm()
@@ -250,4 +249,3 @@ def build(
     )
     if not workspaces.public:
         queue_panel.build(workspaces, add, config_of, form_inputs, dataset, loaded)
-    return seen

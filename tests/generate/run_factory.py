@@ -6,6 +6,8 @@ shared CPU and adds nothing there. The checkpoints have the keys a real LoRA run
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -13,9 +15,12 @@ import torch
 ATTENTION = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
-def write_lora_run(runs_root: Path, run_id: str, steps: tuple[int, ...] = (1, 2), seed: int = 0) -> Path:
+def write_lora_run(
+    runs_root: Path, run_id: str, steps: tuple[int, ...] = (1, 2), seed: int = 0, finished: bool = True
+) -> Path:
     """`runs_root/run_id`: the lora-pocket preset's config, a checkpoint at each of `steps` (weights that grow with
-    the step, so the columns of a grid differ) and the events of a run that finished."""
+    the step, so the columns of a grid differ) and the events of a run that finished; with `finished` False, of a
+    run still training (in this process, which is alive: see `finish_run`)."""
     import peft
     from safetensors.torch import save_file
 
@@ -32,7 +37,7 @@ def write_lora_run(runs_root: Path, run_id: str, steps: tuple[int, ...] = (1, 2)
     torch.manual_seed(seed)
     lora = peft.LoraConfig(r=4, lora_alpha=4, target_modules=ATTENTION, init_lora_weights=False)
     pipe.unet.add_adapter(lora)
-    runs.append_event(folder, "started", total_steps=max(steps), pid=0)
+    runs.append_event(folder, "started", total_steps=max(steps), pid=os.getpid())
     for step in steps:
         state = {
             f"unet.{name}": (param.detach() * (4.0 * step if "lora_B" in name else 1.0)).clone().contiguous()
@@ -43,5 +48,18 @@ def write_lora_run(runs_root: Path, run_id: str, steps: tuple[int, ...] = (1, 2)
         checkpoint.mkdir(parents=True)
         save_file(state, str(checkpoint / TRAINABLE))
         runs.append_event(folder, "checkpoint", step=step, path=str(checkpoint.relative_to(folder)))
-    runs.append_event(folder, "finished", step=max(steps))
+    if finished:
+        runs.append_event(folder, "finished", step=max(steps))
     return folder
+
+
+def finish_run(folder: Path, lora_file: Path) -> None:
+    """The end of a run of `write_lora_run(finished=False)`: `lora_file` as its exported LoRA, then "finished"."""
+    from studio.generate.adapters import LORA_FILE
+    from studio.train import runs
+
+    export = folder / "outputs" / "lora-diffusers" / LORA_FILE
+    export.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(lora_file, export)
+    runs.append_event(folder, "export", path=str(export.relative_to(folder)))
+    runs.append_event(folder, "finished", step=len(list((folder / "checkpoints").iterdir())))
