@@ -72,7 +72,8 @@ def build_app(
                     playground = playground_tab.build(engine)
                 with gr.Tab("Compare", id="compare") as tabs["compare"]:
                     compare = compare_tab.build(engine, playground)
-        key = remembered.secret(workspaces.shared.data_dir)
+        data_dir = workspaces.root.parent if workspaces.public else workspaces.shared.data_dir
+        key = remembered.secret(data_dir)
         remembered.remember_tab(loaded, tab_bar, tabs, key)
         remembered.remember(loaded, remembered.dataset_memory(opened, workspaces), key)
         if not workspaces.public:

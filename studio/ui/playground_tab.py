@@ -312,8 +312,8 @@ def _wire(engine: GenerationEngine, form: PlaygroundForm, c: dict) -> None:
         weights = ", ".join(f"{Path(spec.path).stem} {spec.weight:g}" for spec in specs)
         note = f"Saved the mix ({weights}) as `loras/{path.name}`: choose it as one LoRA at weight 1."
         note += "".join(f"\n\n{warning}" for warning in kohya_consumer_warnings(path))
-        lists = {s.lora: gr.Dropdown(choices=lora_choices()) for s in form.slots}
-        return lists | {status: note, c["mix_file"]: gr.File(value=str(path), visible=True)}
+        choices = lora_choices()
+        return *[gr.Dropdown(choices=choices) for _ in form.slots], note, gr.File(value=str(path), visible=True)
 
     def restore_settings(file):
         """A PNG of ours -> the form; adapters outside the data folder are left out (and said so)."""
