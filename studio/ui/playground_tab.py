@@ -82,7 +82,7 @@ def _prompt_and_results() -> tuple:
             negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="pg-negative")
             with gr.Row():
                 button = gr.Button("Generate", variant="primary", size="lg", scale=2, elem_id="pg-generate")
-                send = gr.Button("Send to compare", size="lg", scale=1, min_width=170, elem_id="pg-send")
+                send = gr.Button("Send to compare", scale=1, min_width=160, elem_id="pg-send")
         with gr.Column(scale=3, min_width=480):
             gallery = results_gallery("pg-gallery", height=340)
             status = gr.Markdown(elem_id="pg-status")
@@ -161,7 +161,7 @@ def build(engine: GenerationEngine) -> Playground:
                             0, 2, value=1.0, step=0.05, label=f"LoRA {index + 1}: {name}", min_width=90,
                             elem_id=f"pg-block-{index}-{name}",
                         )  # fmt: skip
-        with gr.Accordion("Save this mix as one LoRA", open=False):
+        with gr.Accordion("Save this mix as one LoRA", open=True):
             with gr.Row(equal_height=False):
                 mix_name = gr.Textbox(
                     label="Name",
