@@ -64,7 +64,8 @@ def adapter_label(path: str | Path) -> str:
         return f"{run_label(path.parent.parent)} step {int(step) if step.isdigit() else step}"
     if path.parent.name in ("loras", "embeddings", "svdiff") and path.parent.parent == data_dir():
         return f"file {path.name}"
-    for run in (p for p in path.parents if p.parent.name == "runs"):  # a run's export, in any of its forms
+    run = next((p for p in path.parents if p.parent.name == "runs"), None)  # a run's export, in any of its forms
+    if run is not None:
         return run_label(run) + (" (kohya)" if path.name == "lora-kohya.safetensors" else "")
     return path.name
 
@@ -108,7 +109,8 @@ def list_svdiffs() -> list[Choice]:
 
 
 def list_checkpoint_runs() -> list[Choice]:
-    """Runs with at least one saved checkpoint, newest first, labelled with their status and checkpoint count."""
+    """Runs with at least one saved checkpoint, newest first, labelled with their status and checkpoint count; each
+    choice's value is the run id (`find_run` reads it back), so a page holds no server path."""
     from studio.train.checkpoints import list_checkpoints
     from studio.train.runs import replay
 

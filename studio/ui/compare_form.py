@@ -124,7 +124,7 @@ def axis(kind: str, values: str, run: str | None, target: int, extras: dict | No
                 "the weight axis scales a LoRA of the base settings: add one (or use the Playground's Send to compare)"
             )
         name = library.adapter_label(loras[target]["path"])
-        found = replace(found, target=target, labels=tuple(f"{name} × {v:g}" for v in found.values))
+        found = replace(found, target=target, labels=tuple(f"{name} weight {v:g}" for v in found.values))
     return found
 
 

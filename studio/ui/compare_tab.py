@@ -129,7 +129,7 @@ def build(engine: GenerationEngine, playground: Playground | None = None) -> Com
             with gr.Row():
                 cell_a = gr.Dropdown(label="Left", choices=[], elem_id="cmp-cell-a")
                 cell_b = gr.Dropdown(label="Right", choices=[], elem_id="cmp-cell-b")
-            slider = gr.ImageSlider(label="A / B", type="filepath", format="png", height=300, elem_id="cmp-slider")
+            slider = gr.ImageSlider(label="A / B", type="filepath", format="png", height=240, elem_id="cmp-slider")
             with gr.Accordion("The run's scorecard (score it in the Runs tab)", open=True):
                 scorecard = ScorecardView("cmp")
 

@@ -84,6 +84,8 @@ def _choose(page, elem_id: str, option: str) -> None:
     """Pick `option` in a Gradio dropdown as a person does: open it, click the option."""
     page.locator(f"#{elem_id} input").click()
     page.get_by_role("option", name=option, exact=True).click()
+    # the list fades out: the next dropdown's options must not be mistaken for this one's
+    page.get_by_role("option").first.wait_for(state="detached", timeout=5_000)
 
 
 def _options(page, elem_id: str) -> list[str]:
@@ -207,9 +209,11 @@ def test_compare_draws_every_checkpoint_of_a_picked_run_and_names_the_weighted_l
     earlier = _grids(data_dir)
     _press_and_read(page, "#cmp-render", "images in")
     grid = _latest_grid(data_dir, earlier)
-    assert grid["x"]["labels"] == ["file soft.safetensors × 0", "file soft.safetensors × 1"]
+    assert grid["x"]["labels"] == ["file soft.safetensors weight 0", "file soft.safetensors weight 1"]
     assert grid["x"]["target"] == 1
     page.locator("#cmp-grid img").wait_for()
+    page.locator("#cmp-slider img").first.wait_for(timeout=10_000)
+    page.wait_for_timeout(500)  # the slider's images finish loading
     _assert_no_error_shown(page)
     _shot(page, "compare-1440")
     _shot(page, "compare-1440-full", full_page=True)
@@ -268,6 +272,8 @@ def test_lists_follow_the_disk_and_a_refusal_is_one_sentence(open_page, stocked)
 
 def test_a_reload_gives_back_the_tab_and_the_forms(open_page) -> None:
     page = open_page(1440, 900)
+    page.locator("#ds-example-stars").click()  # opens the example dataset in the Dataset tab
+    expect(page.locator("#ds-pick input")).to_have_value("example-stars", timeout=30_000)
     page.get_by_role("tab", name="Playground").click()
     _field(page, "pg-prompt").fill("a green diamond on a gray background")
     _field(page, "pg-prompt").press("Tab")
@@ -296,5 +302,8 @@ def test_a_reload_gives_back_the_tab_and_the_forms(open_page) -> None:
     # the stack is compacted: the one LoRA chosen comes back first, at its weight
     expect(_field(page, "pg-lora-0")).to_have_value("file soft.safetensors")
     expect(page.locator("#pg-weight-0 input[type=number]")).to_have_value("0.6")
+    page.get_by_role("tab", name="Dataset").click()
+    expect(page.locator("#ds-pick input")).to_have_value("example-stars", timeout=15_000)
+    expect(page.locator("#ds-gallery img")).to_have_count(6)
     _assert_no_error_shown(page)
     _shot(page, "playground-after-reload")
