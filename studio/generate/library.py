@@ -118,7 +118,8 @@ def list_checkpoint_runs() -> list[Choice]:
     for run in _runs():
         count = len(list_checkpoints(run))
         if count:
-            choices.append(Choice(f"{run_label(run)} ({replay(run).status}, {count} checkpoints)", run.name))
+            many = "s" if count != 1 else ""
+            choices.append(Choice(f"{run_label(run)} ({replay(run).status}, {count} checkpoint{many})", run.name))
     return choices
 
 

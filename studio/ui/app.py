@@ -76,23 +76,33 @@ def build_app(
                     compare = compare_tab.build(engine, playground)
         data_dir = workspaces.root.parent if workspaces.public else workspaces.shared.data_dir
         key = remembered.secret(data_dir)
-        remembered.remember_tab(loaded, tab_bar, tabs, key)
-        remembered.remember(loaded, remembered.dataset_memory(opened, workspaces), key)
+        memories = [remembered.dataset_memory(opened, workspaces)]
         if not workspaces.public:
-            remembered.remember(loaded, playground.memory(), key)
-            remembered.remember(loaded, compare.memory(), key)
+            memories += [playground.memory(), compare.memory()]
+        remembered.remember(loaded, memories, key, tab_bar, tabs)
+        if not workspaces.public:
             # lists of runs and adapters are read again when their tab opens and when the data folder's runs or
             # uploads change (a run saved a checkpoint or finished): no "Refresh" click needed
-            listing = gr.State(None)
-            watch = gr.Timer(LIST_POLL_SECONDS, active=False)
-            watch.tick(library.listing_signature, None, listing, show_progress="hidden", api_visibility="private")
-            loaded.then(lambda: gr.Timer(active=True), None, watch, api_visibility="private")
+            listing, changes = gr.State(None), gr.State(0)  # what the lists depend on; how often it changed
+            watch = gr.Timer(LIST_POLL_SECONDS)  # private studios only: no visitor to wait for
+            watch.tick(
+                _watched, [listing, changes], [listing, changes], show_progress="hidden", api_visibility="private"
+            )
             for tab, shown in ((tabs["playground"], playground), (tabs["compare"], compare)):
-                for trigger in (tab.select, listing.change):
+                for trigger in (tab.select, changes.change):
                     trigger(shown.refresh_lists, set(shown.list_components), shown.list_components,
                             show_progress="hidden", api_visibility="private")  # fmt: skip
         api_endpoints.register(engine, workspaces, admission)
     return app
+
+
+def _watched(seen, changes: int):
+    """The data folder's listing signature, and a count that grows when it changes: the first look at a page load
+    is not a change (the lists were read when the tab was built or opened), so it reads no list again."""
+    now = library.listing_signature()
+    if seen is None or now == seen:
+        return now, gr.skip()
+    return now, changes + 1
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False, limits: ServeLimits | None = None) -> None:

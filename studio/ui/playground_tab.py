@@ -81,8 +81,8 @@ def _prompt_and_results() -> tuple:
             )
             negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="pg-negative")
             with gr.Row():
-                button = gr.Button("Generate", variant="primary", size="lg", scale=2, elem_id="pg-generate")
-                send = gr.Button("Send to compare", scale=1, min_width=160, elem_id="pg-send")
+                button = gr.Button("Generate", variant="primary", size="lg", scale=3, elem_id="pg-generate")
+                send = gr.Button("Send to compare", scale=2, min_width=160, elem_id="pg-send")
         with gr.Column(scale=3, min_width=480):
             gallery = results_gallery("pg-gallery", height=340)
             status = gr.Markdown(elem_id="pg-status")

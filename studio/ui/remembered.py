@@ -42,17 +42,60 @@ def secret(folder: Path) -> str:
         return secrets.token_hex(16)
 
 
-def _gate() -> gr.State:
+def remember(
+    loaded: gr.events.Dependency,
+    memories: list[Memory],
+    key_secret: str,
+    tabs: gr.Tabs | None = None,
+    by_id: dict[str, gr.Tab] | None = None,
+) -> None:
+    """Save each memory's components on every change, and the tab selected (`tabs`, its tabs `by_id`); after
+    `loaded` (the page's load event) put them all back in one event, so a load waits on one more round trip, not
+    one per form."""
+    by_id = by_id or {}
     # saves wait until the page has its memory back: the first events of a load (the first tab selected, lists
     # filled) would otherwise overwrite it before it is read
-    return gr.State(False)
+    restored = gr.State(False)
+    stores = {memory.key: _store(memory.key, key_secret) for memory in memories}
+    for memory in memories:
+        gr.on(
+            [component.change for component in memory.watched],
+            _saver(memory, restored),
+            inputs={*memory.watched, restored},
+            outputs=stores[memory.key],
+            trigger_mode="always_last",
+            show_progress="hidden",
+            concurrency_limit=None,
+            api_visibility="private",
+        )
+    tab_store = _store("tab", key_secret)
+    for tab_id, tab in by_id.items():
+        tab.select(
+            lambda done, chosen=tab_id: chosen if done else gr.skip(),
+            restored, tab_store, show_progress="hidden", concurrency_limit=None, api_visibility="private",
+        )  # fmt: skip
+
+    def restore(values: dict) -> dict:
+        out = {restored: True}
+        for memory in memories:
+            saved = values[stores[memory.key]]
+            try:
+                out |= memory.write(saved) if saved else {}
+            except (ValueError, KeyError, TypeError, AttributeError):  # saved by an older version: start afresh
+                pass
+        if tabs is not None and values[tab_store] in by_id:
+            out[tabs] = gr.Tabs(selected=values[tab_store])
+        return out
+
+    outputs = [restored, *(c for memory in memories for c in memory.outputs), *([tabs] if tabs is not None else [])]
+    loaded.then(restore, {*stores.values(), tab_store}, outputs, show_progress="hidden", api_visibility="private")
 
 
-def remember(loaded: gr.events.Dependency, memory: Memory, key_secret: str) -> None:
-    """Save `memory.watched` on every change; put it back after `loaded` (the page's load event)."""
-    stored = gr.BrowserState(None, storage_key=STORAGE_PREFIX + memory.key, secret=key_secret)
-    restored = _gate()
+def _store(key: str, key_secret: str) -> gr.BrowserState:
+    return gr.BrowserState(None, storage_key=STORAGE_PREFIX + key, secret=key_secret)
 
+
+def _saver(memory: Memory, restored: gr.State) -> Callable[[dict], Any]:
     def save(values: dict):
         if not values[restored]:
             return gr.skip()
@@ -61,47 +104,7 @@ def remember(loaded: gr.events.Dependency, memory: Memory, key_secret: str) -> N
         except ValueError:  # e.g. a path the form would refuse: keep what was saved before
             return gr.skip()
 
-    def restore(saved):
-        updates = {}
-        if saved:
-            try:
-                updates = memory.write(saved)
-            except (ValueError, KeyError, TypeError, AttributeError):  # saved by an older version: start afresh
-                updates = {}
-        return updates | {restored: True}
-
-    gr.on(
-        [component.change for component in memory.watched],
-        save,
-        inputs={*memory.watched, restored},
-        outputs=stored,
-        trigger_mode="always_last",
-        show_progress="hidden",
-        concurrency_limit=None,
-        api_visibility="private",
-    )
-    loaded.then(restore, stored, [*memory.outputs, restored], show_progress="hidden", api_visibility="private")
-
-
-def remember_tab(loaded: gr.events.Dependency, tabs: gr.Tabs, by_id: dict[str, gr.Tab], key_secret: str) -> None:
-    """The tab selected last is selected again after a reload."""
-    stored = gr.BrowserState(None, storage_key=STORAGE_PREFIX + "tab", secret=key_secret)
-    restored = _gate()
-    for tab_id, tab in by_id.items():
-        tab.select(
-            lambda done, chosen=tab_id: chosen if done else gr.skip(),
-            restored,
-            stored,
-            show_progress="hidden",
-            concurrency_limit=None,
-            api_visibility="private",
-        )
-
-    def restore(saved):
-        selected = gr.Tabs(selected=saved) if saved in by_id else gr.skip()
-        return {tabs: selected, restored: True}
-
-    loaded.then(restore, stored, [tabs, restored], show_progress="hidden", api_visibility="private")
+    return save
 
 
 def dataset_memory(picked: gr.Dropdown, workspaces) -> Memory:

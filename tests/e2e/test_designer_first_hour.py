@@ -256,7 +256,7 @@ def test_lists_follow_the_disk_and_a_refusal_is_one_sentence(open_page, stocked)
     runs = _options(page, "cmp-run")
     assert {
         f"run {RUN_ID} (finished, {len(STEPS)} checkpoints)",
-        "run 20261206-100000-lora-cd34 (finished, 1 checkpoints)",
+        "run 20261206-100000-lora-cd34 (finished, 1 checkpoint)",
     } <= set(runs), runs
 
     # nothing (or nothing real) chosen: one sentence under the grid, no red badges
