@@ -22,8 +22,8 @@ from studio.generate.samplers import SAMPLERS
 from studio.generate.scoping import STACKING_MODES
 
 AXIS_KINDS = {
-    "checkpoint": "Checkpoints of a run, or LoRA files (replaces the first LoRA, keeping its weight; none = without it)",
-    "lora_weight": "Weight of the first LoRA",
+    "checkpoint": "Checkpoints of a run, or LoRA files (replace the chosen LoRA, keeping its weight; none = without it)",
+    "lora_weight": "Weight of the chosen LoRA (the first unless told)",
     "prompt": "Prompt",
     "sampler": "Sampler",
     "guidance": "Guidance",
@@ -44,6 +44,8 @@ class Axis:
     kind: str
     values: tuple
     labels: tuple = field(default=())
+    # which LoRA of the stack a checkpoint or lora_weight axis acts on (0: the first); past the end: a new one
+    target: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in AXIS_KINDS:
@@ -100,22 +102,23 @@ class Axis:
         """The generation settings (as a dict) with this axis at value `index`."""
         value = self.values[index]
         out = dict(values)
+        loras = [dict(lora) for lora in out.get("loras", [])]
+        at = min(self.target, len(loras))  # past the end: the checkpoint is added to the stack
         if self.kind == "checkpoint" and value == NO_LORA:
-            out["loras"] = list(out.get("loras", [])[1:])
+            out["loras"] = loras[:at] + loras[at + 1 :]
         elif self.kind == "checkpoint":
-            first = dict(out["loras"][0]) if out.get("loras") else {"weight": 1.0}
-            out["loras"] = [first | {"path": str(value), "enabled": True}] + list(out.get("loras", [])[1:])
+            chosen = loras[at] if at < len(loras) else {"weight": 1.0}
+            out["loras"] = loras[:at] + [chosen | {"path": str(value), "enabled": True}] + loras[at + 1 :]
         elif self.kind == "stack":
-            loras = list(out.get("loras", []))
             if isinstance(value, int) and value >= len(loras):
                 raise ValueError(f"the stack axis asks for LoRA {value + 1}, but the stack has {len(loras)}")
             if value != "all":
-                out["loras"] = [dict(lora) | {"enabled": value == i and lora.get("enabled", True)}
+                out["loras"] = [lora | {"enabled": value == i and lora.get("enabled", True)}
                                 for i, lora in enumerate(loras)]  # fmt: skip
         elif self.kind == "lora_weight":
-            if not out.get("loras"):
+            if at >= len(loras):
                 raise ValueError("a lora_weight axis needs a LoRA (add one, or a checkpoint axis)")
-            out["loras"] = [dict(out["loras"][0]) | {"weight": float(value)}] + list(out["loras"][1:])
+            out["loras"] = loras[:at] + [loras[at] | {"weight": float(value)}] + loras[at + 1 :]
         else:
             out[self.kind] = value
         return out
@@ -248,7 +251,8 @@ def render_grid(
 def _axis_dict(axis: Axis | None) -> dict | None:
     if axis is None:
         return None
-    return {"kind": axis.kind, "values": list(axis.values), "labels": [axis.label(i) for i in range(len(axis.values))]}
+    out = {"kind": axis.kind, "values": list(axis.values), "labels": [axis.label(i) for i in range(len(axis.values))]}
+    return out | ({"target": axis.target} if axis.kind in ("checkpoint", "lora_weight") else {})
 
 
 def _font(size: int) -> ImageFont.ImageFont:

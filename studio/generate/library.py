@@ -51,45 +51,38 @@ def _runs() -> list[Path]:
     return sorted((p for p in root.iterdir() if (p / CONFIG).is_file()), key=lambda p: p.name, reverse=True)
 
 
-def _label(run: Path) -> str:
-    from studio.train.run_names import run_label
+def run_label(run: Path) -> str:
+    """How a run is named in every list of this module: its name and trigger word ('stars · LoRA · trigger zq')."""
+    from studio.train.run_names import run_label as named
 
-    return run_label(run)
+    return named(run)
 
 
 def adapter_label(path: str | Path) -> str:
-    """How an adapter file reads to a person: a run's export or checkpoint by the run's label ('stars · LoRA ·
-    trigger zq', '... step 200', '... (kohya)'), any other file by its name ('bold')."""
-    from studio.train.runs import CONFIG, runs_root
-
+    """A short name for an adapter path, as the lists name it: a run's export or checkpoint by the run's label
+    ('stars · LoRA · trigger zq', '... step 200', '... (kohya)'), a file by its name without '.safetensors'."""
     path = Path(path)
-    try:
-        inside = path.resolve().relative_to(runs_root().resolve())
-    except (OSError, ValueError):
+    if path.parent.name == "checkpoints" and path.name.startswith("step-"):
+        step = path.name.removeprefix("step-")
+        return f"{run_label(path.parent.parent)} step {int(step) if step.isdigit() else step}"
+    if path.parent.name in ("loras", "embeddings", "svdiff") and path.parent.parent == data_dir():
         return path.stem
-    run = runs_root() / inside.parts[0]
-    if len(inside.parts) < 2 or not (run / CONFIG).is_file():
-        return path.stem
-    label = _label(run)
-    step = next((part.removeprefix("step-") for part in inside.parts if part.startswith("step-")), "")
-    if inside.parts[1] == "checkpoints" and step.isdigit():
-        return f"{label} step {int(step)}"
-    return f"{label} (kohya)" if path.name == "lora-kohya.safetensors" else label
+    run = next((p for p in path.parents if p.parent.name == "runs"), None)  # a run's export, in any of its forms
+    if run is not None:
+        return run_label(run) + (" (kohya)" if path.name == "lora-kohya.safetensors" else "")
+    return path.stem if path.suffix == ".safetensors" else path.name
 
 
 def list_loras() -> list[Choice]:
     """Newest run first: each run's exported LoRA (diffusers and kohya), then uploaded files."""
     choices = []
     for run in _runs():
-        for file, form in (
-            (run / "outputs" / "lora-diffusers" / LORA_FILE, ""),
-            (run / "outputs" / "lora-kohya.safetensors", " (kohya)"),
-        ):
+        for file in (run / "outputs" / "lora-diffusers" / LORA_FILE, run / "outputs" / "lora-kohya.safetensors"):
             if file.is_file():
-                choices.append(Choice(f"{_label(run)}{form}", str(file)))
+                choices.append(Choice(adapter_label(file), str(file)))
     folder = uploads_dir("loras")
     if folder.is_dir():
-        choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
+        choices += [Choice(adapter_label(p), str(p)) for p in sorted(folder.glob("*.safetensors"))]
     return choices
 
 
@@ -99,10 +92,10 @@ def list_embeddings() -> list[Choice]:
     for run in _runs():
         outputs = run / "outputs"
         if (outputs / "learned_embeds.safetensors").is_file():
-            choices.append(Choice(_label(run), str(outputs / "learned_embeds.safetensors")))
+            choices.append(Choice(run_label(run), str(outputs / "learned_embeds.safetensors")))
     folder = uploads_dir("embeddings")
     if folder.is_dir():
-        choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
+        choices += [Choice(adapter_label(p), str(p)) for p in sorted(folder.glob("*.safetensors"))]
     return choices
 
 
@@ -110,16 +103,17 @@ def list_svdiffs() -> list[Choice]:
     """SVDiff exports of our runs (spectral shifts) and files put in data/svdiff/."""
     from studio.train.methods.svdiff.config import EXPORT_FILE
 
-    choices = [Choice(_label(run), str(run / "outputs" / EXPORT_FILE)) for run in _runs()]
+    choices = [Choice(run_label(run), str(run / "outputs" / EXPORT_FILE)) for run in _runs()]
     choices = [c for c in choices if Path(c.path).is_file()]
     folder = uploads_dir("svdiff")
     if folder.is_dir():
-        choices += [Choice(f"file {p.name}", str(p)) for p in sorted(folder.glob("*.safetensors"))]
+        choices += [Choice(adapter_label(p), str(p)) for p in sorted(folder.glob("*.safetensors"))]
     return choices
 
 
 def list_checkpoint_runs() -> list[Choice]:
-    """Runs with at least one saved checkpoint, newest first, labelled with their status and checkpoint count."""
+    """Runs with at least one saved checkpoint, newest first, labelled with their status and checkpoint count; each
+    choice's value is the run id (`find_run` reads it back), so a page holds no server path."""
     from studio.train.checkpoints import list_checkpoints
     from studio.train.runs import replay
 
@@ -127,8 +121,40 @@ def list_checkpoint_runs() -> list[Choice]:
     for run in _runs():
         count = len(list_checkpoints(run))
         if count:
-            choices.append(Choice(f"{_label(run)} ({replay(run).status}, {count} checkpoints)", str(run)))
+            many = "s" if count != 1 else ""
+            choices.append(Choice(f"{run_label(run)} ({replay(run).status}, {count} checkpoint{many})", run.name))
     return choices
+
+
+def listing_signature() -> tuple:
+    """What the lists above depend on, cheaply (directory listings, no file read): it changes when a run saves a
+    checkpoint or an export, or a file is uploaded, so a page can read the lists again only then."""
+    from studio.train.checkpoints import list_checkpoints
+
+    runs = tuple(
+        (run.name, len(list_checkpoints(run)), tuple(sorted(p.name for p in (run / "outputs").glob("*"))))
+        for run in _runs()
+    )
+    uploads = tuple(
+        tuple(sorted(p.name for p in uploads_dir(kind).glob("*.safetensors")))
+        for kind in ("loras", "embeddings", "svdiff")
+    )
+    return runs, uploads
+
+
+def find_run(text: str) -> Path:
+    """The run folder that `text` names: a run id, `runs/<id>`, or a path to it inside the data folder."""
+    from studio.train.runs import CONFIG, runs_root
+
+    text = (text or "").strip().rstrip("/")
+    if not text:
+        raise ValueError("pick a run with saved checkpoints (train one in the Train tab)")
+    root = Path(runs_root()).expanduser().resolve()
+    for candidate in (root / text.removeprefix("runs/"), data_dir() / text, Path(text).expanduser()):
+        folder = candidate.resolve()
+        if folder.is_relative_to(data_dir()) and (folder / CONFIG).is_file():
+            return folder
+    raise ValueError(f"there is no run {text!r}: pick one from the list, or type a run id as the Runs tab shows it")
 
 
 def import_upload(source: str | Path, kind: str) -> Path:

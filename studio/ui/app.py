@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from studio.generate import library
 from studio.generate.engine import GenerationEngine
 from studio.serve.admission import Admission, ServeLimits
 from studio.ui import (
@@ -12,17 +13,27 @@ from studio.ui import (
     dataset_tab,
     generate_tab,
     playground_tab,
+    remembered,
     runs_tab,
     train_tab,
     visitors,
 )
 from studio.workspace import Workspaces
 
+LIST_POLL_SECONDS = 3.0  # how soon a run's new checkpoint or export shows in the Playground and Compare lists
+
 CSS = """
 #studio-header h1 { margin-bottom: 0; }
 #studio-header p { margin-top: 4px; opacity: 0.8; }
 /* small models make small images: show their pixels crisply when enlarged */
 #gen-gallery img, #pg-gallery img, #cmp-slider img, #cmp-grid img, #train-samples img, #runs-samples img, #runs-finals img, #ds-gallery img { image-rendering: pixelated; }
+/* Compare: the grid and its status stay in view while the long form beside them is scrolled */
+#cmp-results { position: sticky; top: 8px; align-self: flex-start; }
+/* ...all of it, its status line first: taller than the window (a scored run), it scrolls on its own */
+@media (min-width: 900px) { #cmp-results { max-height: calc(100vh - 80px); overflow-y: auto; } }
+/* Gradio's container hides its overflow, which makes it a scroll container and stops anything sticking in it;
+   clip cuts off the same overflow without that */
+.gradio-container { overflow: clip !important; }
 /* thumbnails keep their size as a gallery grows (Gradio stretches a few images over the whole width) */
 #train-samples .grid-container, #runs-samples .grid-container, #runs-finals .grid-container, #ds-gallery .grid-container {
   grid-template-columns: repeat(auto-fill, minmax(100px, 128px)) !important;
@@ -65,22 +76,50 @@ def build_app(
         # first on every page load: who the visitor is (public mode); the tabs load their data after it
         visitor = visitors.visitor_state()
         loaded = app.load(visitors.visit_handler(workspaces), visitor, visitor, api_visibility="private")
-        with gr.Tabs():
-            with gr.Tab("Dataset", id="dataset") as tab:
-                opened, prepared = dataset_tab.build(loaded, tab, workspaces)
-            with gr.Tab("Train", id="train") as tab:
-                train_tab.build(loaded, tab, workspaces, opened, prepared)
-            with gr.Tab("Runs", id="runs") as tab:
-                runs_tab.build(loaded, tab, workspaces)
-            with gr.Tab("Generate", id="generate"):
+        tabs: dict[str, gr.Tab] = {}
+        with gr.Tabs() as tab_bar:
+            with gr.Tab("Dataset", id="dataset") as tabs["dataset"]:
+                opened, prepared = dataset_tab.build(loaded, tabs["dataset"], workspaces)
+            with gr.Tab("Train", id="train") as tabs["train"]:
+                train_tab.build(loaded, tabs["train"], workspaces, opened, prepared)
+            with gr.Tab("Runs", id="runs") as tabs["runs"]:
+                runs_tab.build(loaded, tabs["runs"], workspaces)
+            with gr.Tab("Generate", id="generate") as tabs["generate"]:
                 generate_tab.build(engine, workspaces)
             if not workspaces.public:  # they list every run and adapter in the data folder: not yet one visitor's own
-                with gr.Tab("Playground", id="playground"):
+                with gr.Tab("Playground", id="playground") as tabs["playground"]:
                     playground = playground_tab.build(engine)
-                with gr.Tab("Compare", id="compare"):
-                    compare_tab.build(engine, playground)
+                with gr.Tab("Compare", id="compare") as tabs["compare"]:
+                    compare = compare_tab.build(engine, playground)
+        data_dir = workspaces.root.parent if workspaces.public else workspaces.shared.data_dir
+        key = remembered.secret(data_dir)
+        memories = [remembered.dataset_memory(opened, workspaces)]
+        if not workspaces.public:
+            memories += [playground.memory(), compare.memory()]
+        remembered.remember(loaded, memories, key, tab_bar, tabs)
+        if not workspaces.public:
+            # lists of runs and adapters are read again when their tab opens and when the data folder's runs or
+            # uploads change (a run saved a checkpoint or finished): no "Refresh" click needed
+            listing, changes = gr.State(None), gr.State(0)  # what the lists depend on; how often it changed
+            watch = gr.Timer(LIST_POLL_SECONDS)  # private studios only: no visitor to wait for
+            watch.tick(
+                _watched, [listing, changes], [listing, changes], show_progress="hidden", api_visibility="private"
+            )
+            for tab, shown in ((tabs["playground"], playground), (tabs["compare"], compare)):
+                for trigger in (tab.select, changes.change):
+                    trigger(shown.refresh_lists, set(shown.list_components), shown.list_components,
+                            show_progress="hidden", api_visibility="private")  # fmt: skip
         api_endpoints.register(engine, workspaces, admission)
     return app
+
+
+def _watched(seen, changes: int):
+    """The data folder's listing signature, and a count that grows when it changes: the first look at a page load
+    is not a change (the lists were read when the tab was built or opened), so it reads no list again."""
+    now = library.listing_signature()
+    if seen is None or now == seen:
+        return now, gr.skip()
+    return now, changes + 1
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False, limits: ServeLimits | None = None) -> None:

@@ -1,173 +1,235 @@
 """Compare tab: fixed-seed grids (which checkpoint is best? which weight? which sampler?) and an A/B slider.
 
-UI only: the grid is `studio.generate.grid.render_grid`, the same function as `studio compare`.
+UI only: the grid is `studio.generate.grid.render_grid`, the same function as `studio compare`; the form's fields
+and what they mean are `studio.ui.compare_form`. A refusal (nothing picked, a typo) is one sentence under the grid,
+not Gradio's red "Error" badge on every panel.
 """
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 
 from studio.generate import library
 from studio.generate.engine import GenerationEngine, GenerationSettings
-from studio.generate.grid import AXIS_KINDS, NO_LORA, Axis, best_checkpoint_axes, render_grid, save_cells, save_grid
+from studio.generate.grid import AXIS_KINDS, best_checkpoint_axes, render_grid, save_cells, save_grid
+from studio.generate.samplers import sampler_labels
+from studio.ui.compare_form import (
+    CHECKPOINT_HINT,
+    DEFAULT_AXES,
+    DEFAULT_BASE,
+    EXTRAS,
+    VALUES_HINT,
+    AxisRow,
+    ComparisonForm,
+    axis,
+    base_settings,
+    describe_extras,
+    lora_add_choices,
+    run_choices,
+    target_choices,
+)
 from studio.ui.playground_tab import Playground
+from studio.ui.remembered import Memory
 from studio.ui.scorecard_view import ScorecardView
 
-DEFAULT_BASE = {"prompt": "a red circle on a black background", "steps": 20, "seed": 0, "model": "pocket"}
-AXIS_HINT = (
-    "Comma-separated values; prompts separated by |; checkpoint: a run folder (every saved step) or LoRA files "
-    "(none = without the LoRA)."
-)
+
+@dataclass
+class Compare:
+    """What the page wires to: the form (read into a dict and back) and the run lists to read again."""
+
+    form: ComparisonForm
+    refresh_lists: Callable  # (values: dict) -> dict of dropdown updates
+    list_components: list
+
+    def memory(self) -> Memory:
+        """The grid builder's fields, axes and the run picked: what a page reload gives back."""
+        components = self.form.components
+        return Memory("compare", components, self.form.read, self.form.updates, components)
 
 
-def _run_choices() -> list[tuple[str, str]]:
-    return [(c.label, c.path) for c in library.list_checkpoint_runs()]
+def _axis_row(name: str) -> AxisRow:
+    shown = DEFAULT_AXES[name]
+    key, checkpoint = name.lower(), shown["kind"] == "checkpoint"
+    with gr.Row(equal_height=True):
+        kind = gr.Dropdown(
+            choices=[("(none)", "")] + [(k, k) for k in AXIS_KINDS], value=shown["kind"], label=f"{name.upper()} axis",
+            scale=2, min_width=150, elem_id=f"cmp-{key}-kind",
+        )  # fmt: skip
+        # one of the two shows: a run for a checkpoint axis, typed values for the others
+        run = gr.Dropdown(
+            choices=run_choices(), value=None, label=f"{name.upper()} run", info=CHECKPOINT_HINT,
+            allow_custom_value=True, visible=checkpoint, scale=3, elem_id=f"cmp-{key}-run",
+        )  # fmt: skip
+        values = gr.Textbox(
+            value=shown["values"], label=f"{name.upper()} values", info=VALUES_HINT, visible=not checkpoint,
+            scale=3, elem_id=f"cmp-{key}-values",
+        )  # fmt: skip
+    return AxisRow(kind, values, run)
 
 
-def _axis_row(name: str, kind: str | None, values: str):
+def _base_fields() -> dict:
+    prompt = gr.Textbox(value=DEFAULT_BASE["prompt"], label="Prompt", lines=2, elem_id="cmp-prompt")
+    negative = gr.Textbox(label="Negative prompt", elem_id="cmp-negative")
     with gr.Row():
-        kind_box = gr.Dropdown(
-            choices=[("(none)", "")] + [(k, k) for k in AXIS_KINDS],
-            value=kind or "",
-            label=f"{name} axis",
-            scale=2,
-            elem_id=f"cmp-{name.lower()}-kind",
-        )
-        values_box = gr.Textbox(
-            value=values, label=f"{name} values", info=AXIS_HINT, scale=3, elem_id=f"cmp-{name.lower()}-values"
-        )
-    return kind_box, values_box
+        sampler = gr.Dropdown(
+            choices=[(label, name) for name, label in sampler_labels().items()], value="default",
+            label="Sampler", min_width=160, elem_id="cmp-sampler",
+        )  # fmt: skip
+        model = gr.Textbox(value="pocket", label="Base model", min_width=160, elem_id="cmp-model")
+    with gr.Row():
+        steps = gr.Number(value=DEFAULT_BASE["steps"], precision=0, label="Steps", min_width=80, elem_id="cmp-steps")
+        guidance = gr.Number(value=DEFAULT_BASE["guidance"], label="Guidance", min_width=80, elem_id="cmp-guidance")
+        seed = gr.Number(value=0, precision=0, label="Seed", min_width=80, elem_id="cmp-seed")
+    return {"prompt": prompt, "negative_prompt": negative, "sampler": sampler, "steps": steps,
+            "guidance": guidance, "seed": seed, "model": model}  # fmt: skip
 
 
-def _checked_axis(kind: str, values: str) -> Axis | None:
-    if not kind:
-        return None
-    axis = Axis.parse(f"{kind}={values}")
-    if axis.kind == "checkpoint":
-        for path in axis.values:
-            if path != NO_LORA:
-                library.inside_data(path)  # the UI compares our runs' checkpoints and uploaded files only
-    return axis
-
-
-def _checked_base(text: str) -> GenerationSettings:
-    try:
-        values = json.loads(text or "{}")
-    except json.JSONDecodeError as error:
-        raise ValueError(f"the base settings are not valid JSON: {error.msg} (line {error.lineno})") from None
-    if not isinstance(values, dict):
-        raise ValueError("the base settings must be a JSON object")
-    values.pop("count", None)
-    for item in values.get("loras", []) + values.get("embeddings", []) + values.get("svdiffs", []):
-        library.inside_data(item.get("path", ""))
-    values.setdefault("prompt", DEFAULT_BASE["prompt"])
-    return GenerationSettings.from_dict(values)
-
-
-def build(engine: GenerationEngine, playground: Playground | None = None) -> None:
+def build(engine: GenerationEngine, playground: Playground | None = None) -> Compare:
     with gr.Row(equal_height=False):
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, min_width=380):
             gr.Markdown(
                 "### Which checkpoint is best?\nThe base model and every saved step of a run, on the run's sample prompts."
             )
-            with gr.Row():
+            with gr.Row(equal_height=True):
                 run_box = gr.Dropdown(
-                    choices=_run_choices(), label="Run", scale=4, elem_id="cmp-run", allow_custom_value=False
-                )
-                refresh = gr.Button("Refresh", size="sm", scale=1, elem_id="cmp-refresh")
+                    choices=run_choices(), label="Run", scale=4, elem_id="cmp-run", allow_custom_value=True,
+                    info="Pick one, or type a run id (or runs/<id>).",
+                )  # fmt: skip
+                refresh = gr.Button("Refresh", size="sm", scale=1, min_width=80, elem_id="cmp-refresh")
             best = gr.Button("Compare its checkpoints", variant="primary", elem_id="cmp-best")
             gr.Markdown("### Grid builder")
-            base = gr.Code(
-                value=json.dumps(DEFAULT_BASE, indent=2),
-                language="json",
-                label="Base settings (the playground's 'Send to compare' fills this)",
-                lines=8,
-                elem_id="cmp-base",
-            )
-            x_kind, x_values = _axis_row("X", "guidance", "2, 5, 8")
-            y_kind, y_values = _axis_row("Y", "sampler", "dpmpp_2m, euler_a")
-            z_kind, z_values = _axis_row("Z", None, "")
+            with gr.Accordion("Base settings (the Playground's 'Send to compare' fills these)", open=True):
+                fields = _base_fields()
+                extras = gr.State({})
+                adapters = gr.Markdown(describe_extras({}), elem_id="cmp-adapters")
+                with gr.Row(equal_height=True):
+                    add_lora = gr.Dropdown(
+                        choices=lora_add_choices(), value=None, label="Add a LoRA", scale=3, elem_id="cmp-add-lora"
+                    )
+                    add_weight = gr.Number(value=1.0, label="Weight", scale=1, min_width=80, elem_id="cmp-add-weight")
+                    with gr.Column(scale=1, min_width=100):
+                        add = gr.Button("Add", size="sm", elem_id="cmp-add")
+                        clear = gr.Button("Clear LoRAs", size="sm", elem_id="cmp-clear")
+            rows = {name: _axis_row(name) for name in ("x", "y", "z")}
+            target = gr.Dropdown(
+                choices=target_choices({}), value=0, label="The LoRA the weight and checkpoint axes act on",
+                elem_id="cmp-lora-target",
+            )  # fmt: skip
             render = gr.Button("Render grid", variant="primary", elem_id="cmp-render")
-        with gr.Column(scale=3):
-            grid_image = gr.Image(label="Grid", type="filepath", format="png", interactive=False, elem_id="cmp-grid")
+        # the results stay in view (app.CSS: sticky) while the form on the left is scrolled, so what a button did,
+        # a grid or a refusal, is seen where the person is looking
+        with gr.Column(scale=3, min_width=480, elem_id="cmp-results"):
             status = gr.Markdown(elem_id="cmp-status")
-            with gr.Accordion("The run's scorecard (score it in the Runs tab)", open=True):
-                scorecard = ScorecardView("cmp")
-            gr.Markdown("### Side by side\nPick two cells of the grid and drag the slider.")
+            grid_image = gr.Image(label="Grid", type="filepath", format="png", interactive=False, elem_id="cmp-grid")
+            gr.Markdown("Side by side: pick two cells of the grid and drag the slider.")
             with gr.Row():
                 cell_a = gr.Dropdown(label="Left", choices=[], elem_id="cmp-cell-a")
                 cell_b = gr.Dropdown(label="Right", choices=[], elem_id="cmp-cell-b")
-            slider = gr.ImageSlider(label="A / B", type="filepath", format="png", elem_id="cmp-slider")
+            slider = gr.ImageSlider(label="A / B", type="filepath", format="png", height=240, elem_id="cmp-slider")
+            with gr.Accordion("The run's scorecard (score it in the Runs tab)", open=True):
+                scorecard = ScorecardView("cmp")
 
+    form = ComparisonForm(fields, extras, rows, target, run_box)
     cells = gr.State([])  # (label, png path) of every cell of the last grid
+    outputs = [grid_image, status, cells, cell_a, cell_b, slider]
 
-    def finish(grid, started: float):
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+    def finish(grid, started: float) -> dict:
+        stamp = time.strftime("%Y%m%d-%H%M%S-") + f"{time.time_ns() // 1_000_000 % 1000:03d}"  # two a second
         folder = library.data_dir() / "outputs" / "grids"
         path = save_grid(grid, folder / f"grid-{stamp}.png")
         cell_paths = [str(p) for p in save_cells(grid, folder / f"grid-{stamp}-cells")]
         pairs = list(zip(grid.labels, cell_paths))
-        choices = [(label, path) for label, path in pairs]
         first, second = cell_paths[0], cell_paths[-1]
         count = f"{len(cell_paths)} image{'s' if len(cell_paths) != 1 else ''}"
         note = f"{count} in {time.perf_counter() - started:.1f} s, seed {grid.cells[0]['seed']}. Saved to `{path.relative_to(library.data_dir())}`."
-        return (
-            str(path),
-            note,
-            pairs,
-            gr.Dropdown(choices=choices, value=first),
-            gr.Dropdown(choices=choices, value=second),
-            (first, second),
-        )
+        return {
+            grid_image: str(path),
+            status: note,
+            cells: pairs,
+            cell_a: gr.Dropdown(choices=pairs, value=first),
+            cell_b: gr.Dropdown(choices=pairs, value=second),
+            slider: (first, second),
+        }
+
+    def refused(error: Exception) -> dict:
+        """An answer, not a failure: the sentence under the grid, every panel left as it was."""
+        return {status: f"⚠ {error}"}
 
     def compare_checkpoints(run: str | None, progress=gr.Progress()):
-        if not run:
-            raise gr.Error("pick a run with saved checkpoints (train one in the Train tab)")
         started = time.perf_counter()
         try:
-            x, y, run_base = best_checkpoint_axes(library.inside_data(run))
+            x, y, run_base = best_checkpoint_axes(library.find_run(run or ""))
             settings = GenerationSettings(prompt=y.values[0], **run_base)
             grid = render_grid(engine, settings, x, y, on_cell=lambda d, t: progress(d / t, desc="drawing cells"))
         except (ValueError, OSError) as error:
-            raise gr.Error(str(error)) from error
+            return refused(error)
         return finish(grid, started)
 
     def render_custom(values: dict, progress=gr.Progress()):
         started = time.perf_counter()
         try:
-            settings = _checked_base(values[base])
-            x = _checked_axis(values[x_kind], values[x_values])
+            settings = base_settings({name: values[c] for name, c in fields.items()}, values[extras])
+            x, y, z = (
+                axis(values[row.kind], values[row.values], values[row.run], values[target], values[extras])
+                for row in rows.values()
+            )
             if x is None:
                 raise ValueError("choose what the X axis varies")
-            y = _checked_axis(values[y_kind], values[y_values])
-            z = _checked_axis(values[z_kind], values[z_values])
             grid = render_grid(engine, settings, x, y, z, on_cell=lambda d, t: progress(d / t, desc="drawing cells"))
         except (ValueError, OSError) as error:
-            raise gr.Error(str(error)) from error
+            return refused(error)
         return finish(grid, started)
 
     def show_pair(a: str | None, b: str | None):
         return (a, b) if a and b else None
 
-    outputs = [grid_image, status, cells, cell_a, cell_b, slider]
+    def extras_shown(chosen: dict, picked):
+        choices = target_choices(chosen)
+        value = picked if picked in {v for _, v in choices} else 0
+        return describe_extras(chosen), gr.Dropdown(choices=choices, value=value)
+
+    def add_to_stack(chosen: dict, path: str | None, weight: float):
+        if not path:
+            return gr.skip(), "⚠ Choose a LoRA to add."
+        loras = [*(chosen or {}).get("loras", []), {"path": path, "weight": float(weight or 1.0), "enabled": True}]
+        return (chosen or {}) | {"loras": loras}, ""
+
+    def refreshed(values: dict) -> dict:
+        return form.refreshed_lists(values) | {add_lora: gr.Dropdown(choices=lora_add_choices())}
+
     best.click(
         compare_checkpoints, inputs=run_box, outputs=outputs, concurrency_id="engine", api_name="compare_checkpoints"
     )
     render.click(
         render_custom,
-        inputs={base, x_kind, x_values, y_kind, y_values, z_kind, z_values},
+        inputs={
+            *fields.values(),
+            extras,
+            target,
+            *(c for row in rows.values() for c in (row.kind, row.values, row.run)),
+        },
         outputs=outputs,
         concurrency_id="engine",
         api_name="compare_grid",
     )
-    refresh.click(lambda: gr.Dropdown(choices=_run_choices()), outputs=run_box, api_name="compare_refresh_runs")
+    lists = [*form.list_components, add_lora]
+    refresh.click(refreshed, inputs=set(lists), outputs=lists, api_name="compare_refresh_runs")
+    for row in rows.values():
+        row.kind.input(
+            lambda kind, run, row=row: form.axis_updates(row, kind, run_choices(), run),
+            inputs=[row.kind, row.run], outputs=[row.kind, row.run, row.values], api_visibility="private",
+        )  # fmt: skip
+    extras.change(extras_shown, [extras, target], [adapters, target], api_visibility="private")
+    add.click(add_to_stack, [extras, add_lora, add_weight], [extras, status], api_visibility="private")
+    clear.click(lambda chosen: (chosen or {}) | {"loras": []}, extras, extras, api_visibility="private")
 
     def run_scorecard(run: str | None) -> list:
         try:
-            return scorecard.values_for(library.inside_data(run) if run else None)
+            return scorecard.values_for(library.find_run(run) if run else None)
         except (ValueError, OSError):
             return scorecard.values(None)
 
@@ -179,15 +241,16 @@ def build(engine: GenerationEngine, playground: Playground | None = None) -> Non
 
     if playground is not None:
 
-        def send(values: dict) -> str:
+        def send(values: dict) -> dict:
             try:
                 settings = playground.settings(values)
             except ValueError as error:
                 raise gr.Error(str(error)) from error
-            settings.pop("count", None)
             gr.Info("Sent: open the Compare tab and choose the axes.")
-            return json.dumps(settings, indent=2)
+            shown = {component: settings[name] for name, component in fields.items()}
+            return shown | {extras: {key: settings[key] for key in EXTRAS}}
 
         playground.send_button.click(
-            send, inputs=playground.inputs, outputs=base, api_name="playground_send_to_compare"
+            send, inputs=playground.inputs, outputs=[*fields.values(), extras], api_name="playground_send_to_compare"
         )
+    return Compare(form, refreshed, lists)

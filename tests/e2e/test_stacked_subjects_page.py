@@ -1,0 +1,81 @@
+"""Two subject LoRAs stacked in the Playground, as a designer stacks them: each prompt draws the subject its trigger
+asks for, on the background it asks for, and a prompt naming neither stays the base model's (issue 18).
+
+The LoRAs are real pocket runs (`two_subject_runs`: purple stars "zq", green hearts "vx"; trained once per session
+and shared with tests/generate/test_stacked_pocket_loras.py). Every image the Playground saves is judged on shape,
+colour and background.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from studio_server import free_port, serve
+
+from studio.generate.png_metadata import read_params
+from studio.pocket.evaluator import judge
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+COUNT = 4
+
+
+@pytest.fixture(scope="module")
+def stacked_studio(tmp_path_factory, two_subject_runs):
+    data = tmp_path_factory.mktemp("stacked-data")
+    for run_dir in two_subject_runs.values():
+        shutil.copytree(run_dir, data / "runs" / run_dir.name)
+    port = free_port()
+    yield from serve(data, ["app.py"], port, env={"PORT": str(port)})
+
+
+def _choose_containing(page, elem_id: str, words: str) -> str:
+    """Pick the option of a Gradio dropdown whose label holds `words`, as a person does; returns the label."""
+    page.locator(f"#{elem_id} input").click()
+    option = page.get_by_role("option").filter(has_text=words).first
+    label = option.inner_text().strip()
+    option.click()
+    page.get_by_role("option").first.wait_for(state="detached", timeout=5_000)
+    return label
+
+
+def _generate(page, data_dir, prompt: str) -> list:
+    """Type `prompt`, press Generate, and judge the images it saved (read back from their PNGs)."""
+    earlier = set((data_dir / "outputs").glob("*.png"))
+    page.locator("#pg-prompt textarea").fill(prompt)
+    page.locator("#pg-generate").click()
+    page.wait_for_function(
+        f"document.querySelectorAll('#pg-gallery img').length === {COUNT} && "
+        f"document.querySelector('#pg-status').innerText.includes({prompt[:20]!r})",
+        timeout=120_000,
+    )
+    saved = sorted(set((data_dir / "outputs").glob("*.png")) - earlier)
+    assert len(saved) == COUNT, saved
+    assert all(read_params(path)["prompt"] == prompt for path in saved)
+    from PIL import Image
+
+    return [judge(Image.open(path).convert("RGB")) for path in saved]
+
+
+def test_two_stacked_subject_loras_each_draw_where_their_prompt_asks(browser, stacked_studio) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.goto(stacked_studio["url"])
+    page.get_by_role("tab", name="Playground").click()
+    page.locator("#pg-count input[type=number]").fill(str(COUNT))
+    page.locator("#pg-steps input[type=number]").fill("20")
+    assert "trigger zq" in _choose_containing(page, "pg-lora-0", "trigger zq")
+    assert "trigger vx" in _choose_containing(page, "pg-lora-1", "trigger vx")
+    # the default way to stack: each LoRA on the prompts that say its trigger
+    assert page.locator("#pg-stacking input[value=scoped]").is_checked()
+
+    asks = {
+        "a purple zq on a black background": ("star", "purple", "black"),
+        "a green vx on a brown background": ("heart", "green", "brown"),  # a background neither LoRA saw
+        "a red circle on a black background": ("circle", "red", "black"),
+    }
+    for prompt, wanted in asks.items():
+        judged = _generate(page, stacked_studio["data_dir"], prompt)
+        right = sum(j.matches(*wanted) for j in judged)
+        assert right >= COUNT - 1, (prompt, [(j.shape, j.color, j.background) for j in judged])
+    context.close()
