@@ -14,7 +14,7 @@ import gradio as gr
 
 from studio.generate import library
 from studio.generate.engine import GenerationSettings
-from studio.generate.grid import NO_LORA, Axis, checkpoint_axis
+from studio.generate.grid import NO_LORA, Axis, checkpoint_axis, stack_axis
 
 # everything the Playground sends besides the fields shown here: the adapters and how they are applied
 EXTRAS = ("loras", "embeddings", "svdiffs", "fuse", "fast", "quantize")
@@ -43,6 +43,8 @@ EXAMPLE_VALUES = {
     "guidance": "2, 5, 8",
     "steps": "10, 20, 30",
     "seed": "0, 1, 2",
+    "stack": "all, 1, 2, none",
+    "stacking": "scoped, composite, sum",
 }
 
 
@@ -116,6 +118,8 @@ def axis(kind: str, values: str, run: str | None, target: int, extras: dict | No
         else:
             found = Axis("checkpoint", tuple(NO_LORA if p == NO_LORA else _data_file(p) for p in parts))
         return replace(found, target=int(target or 0))
+    if kind == "stack":
+        return stacked_vs_alone(loras, values)
     found = Axis.parse(f"{kind}={values}")
     if kind == "lora_weight":
         target = int(target or 0)
@@ -194,3 +198,21 @@ class ComparisonForm:
     @property
     def list_components(self) -> list:
         return [self.run, *(row.run for row in self.axes.values())]
+
+
+def stacked_vs_alone(loras: list[dict], values: str = "") -> Axis:
+    """The stack as set, each LoRA alone and none, labelled with the LoRAs' names; `values` ("all, 2, none")
+    picks some of them, LoRAs numbered from 1 as in the list above."""
+    if not loras:
+        raise ValueError("stacked vs each alone needs LoRAs in the base settings: add two (or Send to compare)")
+    names = [library.adapter_label(lora["path"]) for lora in loras]
+    every = stack_axis(loras, names)
+    if not values.strip():
+        return every
+    wanted = Axis.parse(f"stack={values}").values
+    unknown = [v + 1 for v in wanted if isinstance(v, int) and v not in every.values]
+    if unknown:
+        raise ValueError(
+            f"the stack axis names LoRA {unknown[0]}, but the base settings hold {len(loras)} (switched on)"
+        )
+    return Axis("stack", wanted, tuple(every.labels[every.values.index(v)] for v in wanted))

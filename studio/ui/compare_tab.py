@@ -30,6 +30,7 @@ from studio.ui.compare_form import (
     describe_extras,
     lora_add_choices,
     run_choices,
+    stacked_vs_alone,
     target_choices,
 )
 from studio.ui.playground_tab import Playground
@@ -119,7 +120,9 @@ def build(engine: GenerationEngine, playground: Playground | None = None) -> Com
                 choices=target_choices({}), value=0, label="The LoRA the weight and checkpoint axes act on",
                 elem_id="cmp-lora-target",
             )  # fmt: skip
-            render = gr.Button("Render grid", variant="primary", elem_id="cmp-render")
+            with gr.Row():
+                render = gr.Button("Render grid", variant="primary", scale=2, elem_id="cmp-render")
+                stack_alone = gr.Button("Stacked vs each alone", scale=1, min_width=160, elem_id="cmp-stack-alone")
         # the results stay in view (app.CSS: sticky) while the form on the left is scrolled, so what a button did,
         # a grid or a refusal, is seen where the person is looking
         with gr.Column(scale=3, min_width=480, elem_id="cmp-results"):
@@ -184,6 +187,17 @@ def build(engine: GenerationEngine, playground: Playground | None = None) -> Com
             return refused(error)
         return finish(grid, started)
 
+    def render_stacked_vs_alone(values: dict, progress=gr.Progress()):
+        """One click: the base settings' LoRAs stacked, then each alone, then none, on the base prompt."""
+        started = time.perf_counter()
+        try:
+            settings = base_settings({name: values[c] for name, c in fields.items()}, values[extras])
+            x = stacked_vs_alone(settings.loras)
+            grid = render_grid(engine, settings, x, on_cell=lambda d, t: progress(d / t, desc="drawing cells"))
+        except (ValueError, OSError) as error:
+            return refused(error)
+        return finish(grid, started)
+
     def show_pair(a: str | None, b: str | None):
         return (a, b) if a and b else None
 
@@ -215,6 +229,13 @@ def build(engine: GenerationEngine, playground: Playground | None = None) -> Com
         outputs=outputs,
         concurrency_id="engine",
         api_name="compare_grid",
+    )
+    stack_alone.click(
+        render_stacked_vs_alone,
+        inputs={*fields.values(), extras},
+        outputs=outputs,
+        concurrency_id="engine",
+        api_name="compare_stacked_vs_alone",
     )
     lists = [*form.list_components, add_lora]
     refresh.click(refreshed, inputs=set(lists), outputs=lists, api_name="compare_refresh_runs")

@@ -78,4 +78,17 @@ def test_two_stacked_subject_loras_each_draw_where_their_prompt_asks(browser, st
         judged = _generate(page, stacked_studio["data_dir"], prompt)
         right = sum(j.matches(*wanted) for j in judged)
         assert right >= COUNT - 1, (prompt, [(j.shape, j.color, j.background) for j in judged])
+
+    # one click in Compare: the stack, then each LoRA alone, then none, on the Playground's prompt and seed
+    page.locator("#pg-send").click()
+    page.get_by_role("tab", name="Compare").click()
+    grids = stacked_studio["data_dir"] / "outputs" / "grids"
+    earlier = set(grids.glob("grid-*.png"))
+    page.locator("#cmp-stack-alone").click()
+    page.locator("#cmp-status").get_by_text("images in").wait_for(timeout=120_000)
+    grid = read_params(sorted(set(grids.glob("grid-*.png")) - earlier)[-1])["grid"]
+    labels = grid["x"]["labels"]
+    assert labels[0] == "stacked" and labels[-1] == "no LoRA", labels
+    assert [label.endswith(" alone") for label in labels[1:-1]] == [True, True], labels
+    assert "trigger zq" in labels[1] and "trigger vx" in labels[2], labels
     context.close()

@@ -190,3 +190,21 @@ def test_stacked_vs_each_alone_in_one_grid(engine, sd1_dir, lora, second_lora) -
         render_grid(engine, base, Axis.parse("stack=3"))
     with pytest.raises(ValueError, match="unknown stacking mode"):
         Axis.parse("stacking=zip")
+
+
+def test_the_compare_tabs_stacked_vs_alone_axis_names_each_lora() -> None:
+    from studio.ui.compare_form import stacked_vs_alone
+
+    loras = [
+        {"path": "/x/star.safetensors"},
+        {"path": "/x/pink.safetensors", "enabled": False},  # switched off: never drawn alone
+        {"path": "/x/heart.safetensors"},
+    ]
+    axis = stacked_vs_alone(loras)
+    assert axis.values == ("all", 0, 2, "none")
+    assert axis.labels == ("stacked", "star alone", "heart alone", "no LoRA")
+    assert stacked_vs_alone(loras, "all, 3").labels == ("stacked", "heart alone")
+    with pytest.raises(ValueError, match="names LoRA 2"):
+        stacked_vs_alone(loras, "2")
+    with pytest.raises(ValueError, match="needs LoRAs in the base settings"):
+        stacked_vs_alone([])
