@@ -440,31 +440,44 @@ POCKET_RESOLUTION = 64
 POCKET_LOAD_SECONDS = 12.0  # start the process, load the model, cache latents
 POCKET_EXPORT_SECONDS = 4.0  # write the exports and check them
 SECONDS_PER_SAMPLE_STEP = 0.12  # one denoising step of one 64 px validation sample
+POCKET_RAM_GB = 1.0
+POCKET_CHECKPOINT_GB = {False: 0.02, True: 0.07}  # an adapter's checkpoint; the whole UNet's (5.5 M weights + Adam)
 
 
 def _pocket(config: RunConfig, history: list[MeasuredRun], image_count: int) -> Estimate:
-    """The pocket model: its own measured figures (per image-step, scaled by pixels), or earlier pocket runs."""
+    """The pocket model: its own measured figures (per image-step, scaled by pixels), or earlier pocket runs. No
+    torch: the Train tab's estimate of the default model costs nothing."""
     import statistics
 
     training, kind = config.training, method_kind(config)
-    estimate = from_config(config, image_count)
     scale = (training.resolution / POCKET_RESOLUTION) ** 2
     same = [
         r for r in history if method_kind(r.config) == kind and r.config.training.base_model == "pocket"
         and r.config.training.resolution == training.resolution
     ]  # fmt: skip
     per_image_step = POCKET_SECONDS_PER_IMAGE_STEP[kind] * scale
-    estimate.basis = "pocket model on a 2-core CPU"
+    basis = "pocket model on a 2-core CPU"
     if same:
         per_image_step = statistics.median(r.seconds_per_image_step for r in same)
-        estimate.basis = "measured on earlier runs of this model here"
+        basis = "measured on earlier runs of this model here"
     renders = (training.steps // training.sample_every if training.sample_every else 0) * len(training.sample_prompts)
     images = training.batch_size * training.gradient_accumulation
-    estimate.parts = {
+    parts = {
         "load": POCKET_LOAD_SECONDS,
         f"{training.steps} steps": training.steps * images * per_image_step,
         "samples": renders * training.sample_steps * SECONDS_PER_SAMPLE_STEP * scale,
         "export": POCKET_EXPORT_SECONDS,
     }
-    estimate.seconds = sum(estimate.parts.values())
-    return estimate
+    saves = (training.steps // training.checkpoint_every if training.checkpoint_every else 0) + 1
+    kept = min(training.keep_checkpoints, saves)
+    checkpoint = POCKET_CHECKPOINT_GB[kind in ("dreambooth", "finetune")]
+    return Estimate(
+        seconds=sum(parts.values()),
+        memory_gb=POCKET_RAM_GB,
+        basis=basis,
+        ram_gb=POCKET_RAM_GB,
+        disk_gb=kept * checkpoint + checkpoint / 3,
+        checkpoint_gb=checkpoint,
+        checkpoints_kept=kept,
+        parts=parts,
+    )

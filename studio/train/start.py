@@ -11,14 +11,18 @@ from studio.train.data import dataset_manifest, load_training_images
 
 
 def create_run(config: RunConfig, dataset: str | Path, run_id: str | None = None, root: Path | None = None) -> Path:
-    """Check the dataset, then write the run folder (resolved config + dataset manifest). Nothing is loaded yet.
+    """Check the dataset, the model, the device and the fit (preflight.py), then write the run folder (resolved
+    config + dataset manifest). Nothing is loaded yet.
 
     The config was validated when it was built, so a bad config never gets this far.
     """
+    from studio.train.preflight import check_run
+
     items = load_training_images(dataset, config.training.resolution)
     fill_trigger(config, dataset)
     # absolute and checked now, so a resume from anywhere merges the same files, and a typo fails before a load
     config.training.base_loras = [_located_base_lora(text) for text in config.training.base_loras]
+    check_run(config, len(items), root or runs.runs_root())  # model, device, precision, memory, disk
     source = Path(dataset)
     source_text = str(source.resolve()) if source.exists() else str(dataset)
     manifest = dataset_manifest(source_text, items)
