@@ -174,6 +174,12 @@ class StepProfile:
 
     forward_gflops: float
     saved_gb: float  # bytes (in float32) autograd keeps for the backward pass, in GB
+    # with gradient checkpointing the backward pass recomputes one resnet or transformer at a time: the largest
+    # one's activations sit beside the saved ones for a moment (0 without checkpointing)
+    recompute_gb: float = 0.0
+    # the attention probabilities (tokens x tokens per head) among the saved: the math kernel keeps them, a fused
+    # kernel (flash / memory-efficient, as on a GPU) does not
+    attention_gb: float = 0.0
 
 
 @functools.lru_cache(maxsize=64)
@@ -182,7 +188,22 @@ def unet_step(
 ) -> StepProfile:
     """`trained`: the module names whose weights take gradients (None: every weight; empty: none, and the
     gradient flows to the text conditioning, as in Textual Inversion)."""
+    flops, saved, units, attention = _trace(configs, resolution, batch, trained, checkpointing=False)
+    if not checkpointing:
+        return StepProfile(flops, saved, 0.0, attention)
+    _, kept, _, _ = _trace(configs, resolution, batch, trained, checkpointing=True)
+    largest = max(units, key=units.get, default=None)
+    return StepProfile(flops, kept, units[largest][0] if largest else 0.0, units[largest][1] if largest else 0.0)
+
+
+def _trace(
+    configs: ModelConfigs, resolution: int, batch: int, trained: tuple[str, ...] | None, checkpointing: bool
+) -> tuple[float, float, dict[str, tuple[float, float]], float]:
+    """One meta pass: forward GFLOPs, GB saved for backward, (GB saved, of it attention) inside each resnet or
+    transformer, and GB of attention probabilities saved."""
     import torch
+    from diffusers.models.resnet import ResnetBlock2D
+    from diffusers.models.transformers.transformer_2d import Transformer2DModel
     from torch.utils.flop_counter import FlopCounterMode
 
     unet = _meta_unet(configs)
@@ -206,18 +227,34 @@ def unet_step(
         timesteps = torch.zeros(batch, dtype=torch.long)
     weights = {id(p) for p in unet.parameters()}
     seen: set[int] = set()
-    saved = 0
+    saved = attention = 0.0
+    units: dict[str, tuple[float, float]] = {}
+    inside: list[str] = []
+
+    def leave(*_) -> None:  # a forward hook that returned something would replace the module's output
+        inside.pop()
+
+    for name, module in unet.named_modules():  # the units gradient checkpointing recomputes one at a time
+        if isinstance(module, ResnetBlock2D | Transformer2DModel):
+            module.register_forward_pre_hook(lambda _m, _a, name=name: inside.append(name))
+            module.register_forward_hook(leave)
 
     def pack(tensor):
-        nonlocal saved
+        nonlocal saved, attention
         if id(tensor) not in weights and id(tensor) not in seen:  # weights are in memory anyway
             seen.add(id(tensor))
-            saved += tensor.numel() * 4
+            size = tensor.numel() * 4 / 1e9
+            # tokens x tokens: wider than any feature map's side, so it is attention, not a convolution's input
+            probabilities = size if tensor.dim() >= 3 and tensor.shape[-1] == tensor.shape[-2] > side else 0.0
+            saved, attention = saved + size, attention + probabilities
+            if inside:
+                unit = units.get(inside[0], (0.0, 0.0))
+                units[inside[0]] = (unit[0] + size, unit[1] + probabilities)
         return tensor
 
-    with FlopCounterMode(display=False) as flops, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with FlopCounterMode(display=False) as counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         unet(sample, timesteps, text, **extra)
-    return StepProfile(flops.get_total_flops() / 1e9, saved / 1e9)
+    return counter.get_total_flops() / 1e9, saved, units, attention
 
 
 @functools.lru_cache(maxsize=32)
