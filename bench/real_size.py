@@ -149,9 +149,17 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"Comma-separated, of: {', '.join(CASES)}.")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--tiny", action="store_true", help="Toy-sized models: checks the path, times nothing.")
+    parser.add_argument("--estimate-only", action="store_true", help="Print the estimates; train nothing.")
     args = parser.parse_args()
     scratch = args.scratch or args.models / ("scratch-tiny" if args.tiny else "scratch")
     for case in args.cases.split(","):
+        if args.estimate_only:
+            import torch
+
+            model = args.models / CASES[case][0]
+            settings = overrides(case, model, args.steps, 512, cpu=not torch.cuda.is_available())
+            print(json.dumps({"case": case} | estimates(case, settings, scratch / "runs")), flush=True)
+            continue
         print(json.dumps(run_case(case, args.models, scratch, args.steps, args.tiny)), flush=True)
 
 

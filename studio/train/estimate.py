@@ -30,10 +30,16 @@ GPU_GFLOPS = {"fp16": 35_000.0, "bf16": 35_000.0, "no": 12_000.0}
 GPU_MEMORY_GB_PER_S = 500.0
 LOAD_GB_PER_S = 0.4  # reading safetensors and building the modules, from a warm disk
 WRITE_GB_PER_S = 0.3  # checkpoints and exports, fsynced
+# writing LoRA files in two formats, converting them, loading each beside the trained adapter (peft injects its
+# layers anew): 18 s after the last SD 1.5 step, 13 s more than the check's compute (bench/real_size.py)
+LORA_EXPORT_SECONDS = 13.0
 PROCESS_SECONDS = 8.0  # start Python, import torch and diffusers
-PROCESS_RAM_GB = 1.2  # the training process before it loads a model
+PROCESS_RAM_GB = 0.5  # the training process before it loads a model (peak RSS of a toy-sized run: 0.46 GB)
 CUDA_CONTEXT_GB = 0.6
-ACTIVATION_FACTOR = 1.0  # activations in memory per byte autograd saves (peak over the saved, measured)
+# PyTorch's SDPA picks a fused kernel for training on CPU (flash) and GPU (flash / memory-efficient): the
+# tokens x tokens attention probabilities the meta trace sees saved are never held (SD 1.5 LoRA at 512 px on the
+# CPU peaked at 7.0 GB; with them the estimate said 14.0)
+ACTIVATION_FACTOR = 1.0
 BACKWARD = {"all": 2.0, "part": 1.0}  # a backward pass costs 2x the forward with weight gradients, 1x without
 ADAM_BYTES = {"adamw": 8, "adamw8bit": 2}  # optimizer state per trained parameter
 LORA_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
@@ -178,13 +184,19 @@ def run_work(config: RunConfig, image_count: int = 4) -> Work:
         trained_params=trained_count,
         total_params=counts.total,
         frozen_bytes=frozen,
-        activation_gb=batch * (profile.saved_gb + profile.recompute_gb) * (0.5 if half else 1.0) * ACTIVATION_FACTOR,
+        activation_gb=batch * _held(profile) * (0.5 if half else 1.0) * ACTIVATION_FACTOR,
         load_gflops=latents + draw + text * image_count,
         samples_gflops=samples,
         export_gflops=check,
         checkpoint_gb=checkpoint,
         export_gb=export,
     )
+
+
+def _held(profile) -> float:
+    """GB of activations held for the backward pass of one image: what is saved, plus the unit recomputed under
+    gradient checkpointing, less the attention probabilities a fused kernel never keeps."""
+    return profile.saved_gb + profile.recompute_gb - profile.attention_gb
 
 
 def _class_images_to_draw(config: RunConfig) -> int:
@@ -249,7 +261,10 @@ def from_config(config: RunConfig, image_count: int = 4, gflops_per_second: floa
         "load": PROCESS_SECONDS + model_gb / LOAD_GB_PER_S + work.load_gflops / rate,
         f"{training.steps} steps": training.steps * step + saves * work.checkpoint_gb / WRITE_GB_PER_S,
         "samples": work.samples_gflops / rate,
-        "export": work.export_gb / WRITE_GB_PER_S + work.export_gflops / rate + _check_read_seconds(config, work),
+        "export": work.export_gb / WRITE_GB_PER_S
+        + work.export_gflops / rate
+        + _check_read_seconds(config, work)
+        + (LORA_EXPORT_SECONDS if method_kind(config) in ("lora", "dreambooth_lora") else 0.0),
     }
     ram, gpu = memory(work)
     kept = min(training.keep_checkpoints, saves)
@@ -321,75 +336,18 @@ def gpu_memory_gb() -> float | None:
     return torch.cuda.get_device_properties(0).total_memory / GB
 
 
-# ------------------------------------------------------------------ measured runs
-
-
-@dataclass(frozen=True)
-class MeasuredRun:
-    config: RunConfig
-    seconds_per_image_step: float
-    load_seconds: float | None  # run folder written -> first step starts (one start, not resumed)
-    tail_seconds: float | None  # last step -> finished: the final checkpoint, the exports and their check
-    peak_ram_gb: float | None
-    peak_gpu_gb: float | None
-
-
-def measured_runs(runs_root: Path) -> list[MeasuredRun]:
-    """Finished runs under `runs_root` with what they took, read from their config and events."""
-    import statistics
-
-    from studio.train import runs
-    from studio.train.config import load_config_file
-
-    found = []
-    for state in runs.list_runs(runs_root):
-        if state.status != "finished":
-            continue
-        try:
-            config = load_config_file(state.folder / runs.CONFIG)
-            written = (state.folder / runs.CONFIG).stat().st_mtime
-        except (OSError, ValueError, TypeError, KeyError):
-            continue
-        events = runs.read_events(state.folder)
-        steps = [e for e in events if e.get("type") == "step" and "seconds" in e]
-        if not steps:
-            continue
-        training = config.training
-        images = training.batch_size * training.gradient_accumulation
-        starts = [e for e in events if e.get("type") == "started"]
-        finished = next((e for e in events if e.get("type") == "finished"), {})
-        single = len(starts) == 1 and "time" in starts[0]
-        # the first step pays for allocator growth and kernel choice: the median is the steady step
-        step_seconds = statistics.median(e["seconds"] for e in steps)
-        first = steps[0]
-        found.append(
-            MeasuredRun(
-                config,
-                step_seconds / images,
-                first["time"] - first["seconds"] - written if single else None,
-                finished["time"] - steps[-1]["time"] if single and "time" in finished else None,
-                finished.get("peak_ram_gb"),
-                finished.get("peak_gpu_gb"),
-            )
-        )
-    return found
-
-
-def _same_run_shape(a: RunConfig, b: RunConfig) -> bool:
-    keys = ("base_model", "resolution", "mixed_precision", "gradient_checkpointing", "device", "export_check")
-    return method_kind(a) == method_kind(b) and all(getattr(a.training, k) == getattr(b.training, k) for k in keys)
-
-
 def estimate(config: RunConfig, runs_root: Path | None = None, image_count: int = 4) -> Estimate:
     """The run's estimate from the most exact basis there is (see the module's docstring)."""
     import statistics
 
+    from studio.train.measured_runs import from_same_runs, measured_runs, same_run_shape
+
     history = measured_runs(runs_root) if runs_root and Path(runs_root).is_dir() else []
     if config.training.base_model == "pocket":
         return _pocket(config, history, image_count)
-    same = [run for run in history if _same_run_shape(run.config, config)]
+    same = [run for run in history if same_run_shape(run.config, config)]
     if same:
-        return _from_same_runs(config, same, image_count)
+        return from_same_runs(config, same, image_count)
     device = training_device(config)
     rates = []
     for run in history:
@@ -402,33 +360,6 @@ def estimate(config: RunConfig, runs_root: Path | None = None, image_count: int 
         images = run.config.training.batch_size * run.config.training.gradient_accumulation
         rates.append(work.step_gflops / images / run.seconds_per_image_step)
     return from_config(config, image_count, statistics.median(rates) if rates else None)
-
-
-def _from_same_runs(config: RunConfig, same: list[MeasuredRun], image_count: int) -> Estimate:
-    import statistics
-
-    def median(values: list[float | None]) -> float | None:
-        known = [v for v in values if v is not None]
-        return statistics.median(known) if known else None
-
-    modelled = from_config(config, image_count)
-    training = config.training
-    images = training.batch_size * training.gradient_accumulation
-    parts = dict(modelled.parts)
-    steps_key = f"{training.steps} steps"
-    parts[steps_key] = training.steps * images * statistics.median(r.seconds_per_image_step for r in same)
-    parts["load"] = median([r.load_seconds for r in same]) or parts["load"]
-    # the tail is the final save and the export: measured as a whole
-    parts["export"] = median([r.tail_seconds for r in same]) or parts["export"]
-    ram, gpu = median([r.peak_ram_gb for r in same]), median([r.peak_gpu_gb for r in same])
-    modelled.parts, modelled.seconds = parts, sum(parts.values())
-    modelled.basis = f"measured on {len(same)} earlier run(s) of this model and method here"
-    if ram is not None and training.batch_size == same[0].config.training.batch_size:
-        modelled.ram_gb = ram
-    if gpu is not None and training.batch_size == same[0].config.training.batch_size:
-        modelled.gpu_gb = gpu
-    modelled.memory_gb = round(modelled.gpu_gb if modelled.gpu_gb is not None else modelled.ram_gb, 1)
-    return modelled
 
 
 # Pocket model, 64 px, CPU with one training thread beside the UI (measured with the lora-pocket preset)
@@ -444,7 +375,7 @@ POCKET_RAM_GB = 1.0
 POCKET_CHECKPOINT_GB = {False: 0.02, True: 0.07}  # an adapter's checkpoint; the whole UNet's (5.5 M weights + Adam)
 
 
-def _pocket(config: RunConfig, history: list[MeasuredRun], image_count: int) -> Estimate:
+def _pocket(config: RunConfig, history: list, image_count: int) -> Estimate:
     """The pocket model: its own measured figures (per image-step, scaled by pixels), or earlier pocket runs. No
     torch: the Train tab's estimate of the default model costs nothing."""
     import statistics
