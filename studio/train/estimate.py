@@ -22,25 +22,30 @@ from pathlib import Path
 from studio.train.config import RunConfig
 
 GB = 1e9
-# CPU, float32, one thread, measured on a random-weight SD 1.5 LoRA at 512 px (bench/real_size.py, BENCHMARKS.md)
-CPU_GFLOPS_PER_THREAD = 30.0
+# CPU, float32, one thread: the rate that fits both SD 1.5 runs measured on the studio's shared 2-core machine
+# (random weights, 512 px; bench/real_size.py, BENCHMARKS.md): a LoRA step of 1 image took 43-69 s, a DreamBooth
+# step of 2 (prior preservation) with gradient checkpointing 97-134 s. Alone, one UNet forward pass ran at 63.
+CPU_GFLOPS_PER_THREAD = 55.0
 CPU_MEMORY_GB_PER_S = 4.0  # optimizer and gradient passes over every trained weight
 # a GPU's sustained training rate: about 40 % of a 30-series / 40-series card's dense fp16 peak (not measured here)
 GPU_GFLOPS = {"fp16": 35_000.0, "bf16": 35_000.0, "no": 12_000.0}
 GPU_MEMORY_GB_PER_S = 500.0
-LOAD_GB_PER_S = 0.4  # reading safetensors and building the modules, from a warm disk
-WRITE_GB_PER_S = 0.3  # checkpoints and exports, fsynced
+LOAD_GB_PER_S = 0.2  # reading safetensors and building the modules, from a warm disk
+READ_GB_PER_S = 1.0  # reading a file just written back (from the page cache)
+WRITE_GB_PER_S = 0.5  # checkpoints and exports, fsynced (SD 1.5 DreamBooth's 10.3 GB checkpoint: 21 s)
 # writing LoRA files in two formats, converting them, loading each beside the trained adapter (peft injects its
 # layers anew): 18 s after the last SD 1.5 step, 13 s more than the check's compute (bench/real_size.py)
 LORA_EXPORT_SECONDS = 13.0
-PROCESS_SECONDS = 8.0  # start Python, import torch and diffusers
+PROCESS_SECONDS = 15.0  # start Python, import torch, diffusers, transformers, peft and accelerate
 PROCESS_RAM_GB = 0.5  # the training process before it loads a model (peak RSS of a toy-sized run: 0.46 GB)
 CUDA_CONTEXT_GB = 0.6
 # PyTorch's SDPA picks a fused kernel for training on CPU (flash) and GPU (flash / memory-efficient): the
 # tokens x tokens attention probabilities the meta trace sees saved are never held (SD 1.5 LoRA at 512 px on the
 # CPU peaked at 7.0 GB; with them the estimate said 14.0)
 ACTIVATION_FACTOR = 1.0
-BACKWARD = {"all": 2.0, "part": 1.0}  # a backward pass costs 2x the forward with weight gradients, 1x without
+# A backward pass costs about 2x the forward. Without weight gradients (LoRA's frozen base, Textual Inversion) it
+# should cost less, but on this CPU it did not: an SD 1.5 LoRA step took as long per image as a full DreamBooth one
+BACKWARD = {"all": 2.0, "part": 2.0}
 ADAM_BYTES = {"adamw": 8, "adamw8bit": 2}  # optimizer state per trained parameter
 LORA_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
 
@@ -290,7 +295,7 @@ def _check_read_seconds(config: RunConfig, work: Work) -> float:
     if config.training.export_check == "full":
         return 2 * work.total_params * 4 / GB / LOAD_GB_PER_S
     if config.training.export_check == "quick" and method_kind(config) in ("dreambooth", "finetune"):
-        return work.export_gb / LOAD_GB_PER_S
+        return work.export_gb / READ_GB_PER_S
     return 0.0
 
 
