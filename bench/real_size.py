@@ -116,7 +116,7 @@ def measure(run_dir: Path, wall: float, started_at: float) -> dict:
     }
 
 
-def run_case(case: str, models: Path, scratch: Path, steps: int, tiny: bool) -> dict:
+def run_case(case: str, models: Path, scratch: Path, steps: int, tiny: bool, extra: dict[str, str]) -> dict:
     import torch
 
     from bench.random_models import write_random_model
@@ -126,7 +126,7 @@ def run_case(case: str, models: Path, scratch: Path, steps: int, tiny: bool) -> 
     resolution = 64 if tiny else 512
     data = dataset(scratch / "datasets", resolution)
     runs_root = scratch / "runs"
-    settings = overrides(case, model, steps, resolution, cpu=not torch.cuda.is_available())
+    settings = overrides(case, model, steps, resolution, cpu=not torch.cuda.is_available()) | extra
     if tiny and case == "ti-sd15":
         settings["initializer_token"] = "circle"  # the pocket tokenizer's word for one token
     result = {"case": case, "steps": steps} | estimates(case, settings, runs_root)
@@ -150,17 +150,26 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--tiny", action="store_true", help="Toy-sized models: checks the path, times nothing.")
     parser.add_argument("--estimate-only", action="store_true", help="Print the estimates; train nothing.")
+    parser.add_argument(
+        "--set",
+        dest="extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="One more setting (e.g. export_check=full, to time the check this studio had before).",
+    )
     args = parser.parse_args()
     scratch = args.scratch or args.models / ("scratch-tiny" if args.tiny else "scratch")
+    extra = dict(pair.split("=", 1) for pair in args.extra)
     for case in args.cases.split(","):
         if args.estimate_only:
             import torch
 
             model = args.models / CASES[case][0]
-            settings = overrides(case, model, args.steps, 512, cpu=not torch.cuda.is_available())
+            settings = overrides(case, model, args.steps, 512, cpu=not torch.cuda.is_available()) | extra
             print(json.dumps({"case": case} | estimates(case, settings, scratch / "runs")), flush=True)
             continue
-        print(json.dumps(run_case(case, args.models, scratch, args.steps, args.tiny)), flush=True)
+        print(json.dumps(run_case(case, args.models, scratch, args.steps, args.tiny, extra)), flush=True)
 
 
 if __name__ == "__main__":

@@ -168,6 +168,24 @@ def parameters(configs: ModelConfigs) -> Parameters:
     return Parameters(count(_meta_unet(configs)), text, count(vae))
 
 
+@functools.lru_cache(maxsize=32)
+def adapter_parameters(configs: ModelConfigs, targets: tuple[str, ...], rank: int) -> int:
+    """Parameters of LoRA adapters of `rank` on the UNet modules named `targets` (peft's matching: the whole name
+    or its last parts): rank x (inputs + outputs) per linear layer, rank x (inputs x kernel + outputs) per conv."""
+    import torch
+
+    total = 0
+    for name, module in _meta_unet(configs).named_modules():
+        if not any(name == target or name.endswith(f".{target}") for target in targets):
+            continue
+        if isinstance(module, torch.nn.Linear):
+            total += rank * (module.in_features + module.out_features)
+        elif isinstance(module, torch.nn.Conv2d):
+            kernel = module.kernel_size[0] * module.kernel_size[1]
+            total += rank * (module.in_channels * kernel + module.out_channels)
+    return total
+
+
 @dataclass(frozen=True)
 class StepProfile:
     """One UNet forward pass at a resolution and batch, counted on the meta device."""

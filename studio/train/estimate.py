@@ -128,8 +128,10 @@ def trained_modules(config: RunConfig) -> tuple[str, ...] | None:
     return tuple(getattr(config.method_config, "target_modules", None) or LORA_ATTENTION)
 
 
-def trained_parameters(config: RunConfig, unet: int, text: int) -> int:
-    """Parameters the optimizer holds: the whole UNet, or adapters (about 2 x rank x width per adapted layer)."""
+def trained_parameters(config: RunConfig, configs, unet: int, text: int) -> int:
+    """Parameters the optimizer holds: the whole UNet, a few embedding rows, or the adapters (counted on the UNet)."""
+    from studio.models import sizes
+
     kind, method = method_kind(config), config.method_config
     if kind in ("dreambooth", "finetune"):
         return unet + (text if getattr(method, "train_text_encoder", False) else 0)
@@ -138,7 +140,7 @@ def trained_parameters(config: RunConfig, unet: int, text: int) -> int:
     if kind == "svdiff":
         return unet // 4000  # one shift per singular value: 0.86 M for SD 1.5 (BENCHMARKS.md)
     rank = getattr(method, "lora_rank", None) or getattr(method, "rank", 16)
-    return int(unet * rank / 320 * 0.15)  # SD 1.5, rank 16, attention: 3.2 M (counted by peft)
+    return sizes.adapter_parameters(configs, trained_modules(config), rank)
 
 
 def _threads(device: str) -> int:
@@ -174,7 +176,7 @@ def run_work(config: RunConfig, image_count: int = 4) -> Work:
     renders = (training.steps // training.sample_every if training.sample_every else 0) * len(training.sample_prompts)
     samples = renders * (training.sample_steps * 2 * profile.forward_gflops + decode)
     check = _export_check_gflops(config, configs, profile.forward_gflops, decode)
-    trained_count = trained_parameters(config, counts.unet, counts.text_encoders)
+    trained_count = trained_parameters(config, configs, counts.unet, counts.text_encoders)
     half = training.mixed_precision != "no" and device != "cpu"
     frozen = (counts.total - trained_count) * (2 if half else 4)
     adam = ADAM_BYTES[training.optimizer]
