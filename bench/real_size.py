@@ -142,6 +142,49 @@ def run_case(case: str, models: Path, scratch: Path, steps: int, tiny: bool, ext
     return result | measure(runs_root / run_id, wall, started)
 
 
+def table(runs_root: Path) -> list[dict]:
+    """Every finished run here against its estimates: from the configs alone, and from the other runs here (leave
+    one out: a run never estimates itself). Measured time is the run's own: folder written to finished."""
+    import tempfile
+
+    from studio.train import estimate, runs
+    from studio.train.config import load_config_file
+
+    folders = sorted(f for f in runs_root.iterdir() if (f / runs.CONFIG).is_file())
+    rows = []
+    for folder in folders:
+        events = runs.read_events(folder)
+        finished = next((e for e in events if e["type"] == "finished"), None)
+        if finished is None:
+            continue
+        config = load_config_file(folder / runs.CONFIG)
+        images = len(json.loads((folder / runs.DATASET).read_text(encoding="utf-8"))["items"])
+        with tempfile.TemporaryDirectory() as others:
+            for other in folders:
+                if other != folder:
+                    (Path(others) / other.name).symlink_to(other)
+            from_others = estimate.estimate(config, Path(others), images)
+        from_configs = estimate.estimate(config, None, images)
+        took = finished["time"] - (folder / runs.CONFIG).stat().st_mtime
+        rows.append(
+            {
+                "run": folder.name,
+                "measured_seconds": round(took),
+                "configs_seconds": round(from_configs.seconds),
+                "configs_error": round(from_configs.seconds / took - 1, 2),
+                "others_seconds": round(from_others.seconds),
+                "others_error": round(from_others.seconds / took - 1, 2),
+                "others_basis": from_others.basis,
+                "measured_ram_gb": finished.get("peak_ram_gb"),
+                "configs_ram_gb": round(from_configs.ram_gb, 2),
+                "ram_error": round(from_configs.ram_gb / finished["peak_ram_gb"] - 1, 2)
+                if finished.get("peak_ram_gb")
+                else None,
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=Path, required=True, help="Where the random-weight model folders go.")
@@ -150,6 +193,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--tiny", action="store_true", help="Toy-sized models: checks the path, times nothing.")
     parser.add_argument("--estimate-only", action="store_true", help="Print the estimates; train nothing.")
+    parser.add_argument("--table", action="store_true", help="Every finished run here against its estimates.")
     parser.add_argument(
         "--set",
         dest="extra",
@@ -161,6 +205,10 @@ def main() -> None:
     args = parser.parse_args()
     scratch = args.scratch or args.models / ("scratch-tiny" if args.tiny else "scratch")
     extra = dict(pair.split("=", 1) for pair in args.extra)
+    if args.table:
+        for row in table(scratch / "runs"):
+            print(json.dumps(row), flush=True)
+        return
     for case in args.cases.split(","):
         if args.estimate_only:
             import torch

@@ -179,6 +179,8 @@ def run_work(config: RunConfig, image_count: int = 4) -> Work:
     trained_count = trained_parameters(config, configs, counts.unet, counts.text_encoders)
     half = training.mixed_precision != "no" and device != "cpu"
     frozen = (counts.total - trained_count) * (2 if half else 4)
+    if getattr(config.method_config, "use_ema", False):  # the fine-tune's averaged copy of the UNet, in float32
+        frozen += counts.unet * 4
     adam = ADAM_BYTES[training.optimizer]
     checkpoint = trained_count * (4 + adam) / GB
     full_model = kind in ("dreambooth", "finetune")
@@ -274,6 +276,8 @@ def from_config(config: RunConfig, image_count: int = 4, gflops_per_second: floa
         + (LORA_EXPORT_SECONDS if method_kind(config) in ("lora", "dreambooth_lora") else 0.0),
     }
     ram, gpu = memory(work)
+    if training.export_check == "full":  # a fresh float32 base on the CPU beside the trained one (11.7 GB, not 7.1)
+        ram += model_gb
     kept = min(training.keep_checkpoints, saves)
     basis = "from the model's configs and this device's measured speed"
     if gflops_per_second:

@@ -36,8 +36,6 @@ def check_device(training: TrainingConfig) -> str:
             f"mixed_precision {training.mixed_precision} needs a GPU, and this run would train on the CPU: set "
             "mixed_precision to no (--set mixed_precision=no), which trains in float32 with about twice the memory"
         )
-    if device == "cpu" and training.optimizer == "adamw8bit":
-        raise ValueError("optimizer adamw8bit needs a CUDA GPU (bitsandbytes): set optimizer to adamw on a CPU")
     if device == "cuda" and training.mixed_precision == "bf16" and not torch.cuda.is_bf16_supported():
         raise ValueError("this GPU cannot compute in bf16: set mixed_precision to fp16 (or no)")
     return device
