@@ -276,8 +276,9 @@ def from_config(config: RunConfig, image_count: int = 4, gflops_per_second: floa
         + (LORA_EXPORT_SECONDS if method_kind(config) in ("lora", "dreambooth_lora") else 0.0),
     }
     ram, gpu = memory(work)
-    if training.export_check == "full":  # a fresh float32 base on the CPU beside the trained one (11.7 GB, not 7.1)
-        ram += model_gb
+    reloads_base = method_kind(config) == "svdiff" or getattr(config.method_config, "export_single_file", False)
+    if training.export_check == "full" or (training.export_check == "quick" and reloads_base):
+        ram += model_gb  # a fresh float32 base on the CPU beside the trained one (full check: 11.7 GB, not 7.1)
     kept = min(training.keep_checkpoints, saves)
     basis = "from the model's configs and this device's measured speed"
     if gflops_per_second:

@@ -227,7 +227,7 @@ def _write_exports(trainer: Any) -> list[Path]:
 
 def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
     """Export the method's files into outputs/ and check each as training.export_check says (export_check.py)."""
-    from studio.train.export_check import FreshBase, one_step, quick_difference
+    from studio.train.export_check import one_step, quick_difference
     from studio.train.loop import check_finite_weights, divergence_advice, fail, inference_weights, set_train_mode
 
     check = trainer.training.export_check if verify else "skip"
@@ -249,7 +249,6 @@ def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
         fail(trainer, f"the trained model renders NaN, so nothing was exported: {divergence_advice(trainer.training)}")
     trainer.method.export_check = check  # a method that checks its own files (a pipeline folder) reads it
     files = _write_exports(trainer)
-    fresh = FreshBase(trainer.training)
     for file in files:
         if file.name == KOHYA_FILE:
             for message in kohya_consumer_warnings(file):
@@ -257,7 +256,7 @@ def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
         fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
         if check != "skip" and file.name.endswith(".safetensors") and file.parent.name != "peft":
             if check == "quick":
-                fields["max_difference"] = quick_difference(trainer, file, prompt, reference, fresh)
+                fields["max_difference"] = quick_difference(trainer, file, prompt, reference)
             else:
                 fields["max_difference"] = full_difference(trainer, file, prompt, reference)
             fields["check"] = check

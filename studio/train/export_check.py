@@ -12,7 +12,7 @@ right layers. So the quick check (the default):
   the only active one), so no second base model is loaded, and compares one unguided denoising step in latent
   space at 128 px at most: the same step goes through every adapted layer, and no large image, VAE decode or
   classifier-free guidance is needed to see that the file landed on them;
-- anything else (SVDiff's shifts, a single-file checkpoint) loads into one fresh base model shared by every file.
+- anything else (SVDiff's shifts, a single-file checkpoint) loads into a fresh base model, one small step again.
 
 `full` keeps the first check (four guided steps in pixels, a fresh base per file); `skip` checks nothing.
 """
@@ -122,25 +122,7 @@ def pipeline_folder_difference(pipe: Any, folder: Path, parts: tuple[str, ...] =
     return worst
 
 
-class FreshBase:
-    """One fresh base pipeline for every file that cannot be loaded beside the trained weights, loaded once."""
-
-    def __init__(self, training: Any) -> None:
-        self.training, self.pipe = training, None
-
-    def get(self) -> Any:
-        if self.pipe is None:
-            from studio.train.loop import load_base_pipeline
-
-            self.pipe = load_base_pipeline(self.training, "cpu", torch.float32)
-        return self.pipe
-
-    def used(self) -> None:
-        """A method's file changed the fresh pipeline for good (e.g. shifted weights): the next file needs another."""
-        self.pipe = None
-
-
-def quick_difference(trainer: Any, file: Path, prompt: str, reference: np.ndarray, fresh: FreshBase) -> float:
+def quick_difference(trainer: Any, file: Path, prompt: str, reference: np.ndarray) -> float:
     """The quick check of one exported file (see the module's docstring): the largest difference found."""
     method, resolution = trainer.method, trainer.training.resolution
     if not finite_file(file):
@@ -149,7 +131,8 @@ def quick_difference(trainer: Any, file: Path, prompt: str, reference: np.ndarra
         return method.export_difference(trainer.pipe, file)
     if not hasattr(method, "load_export"):  # LoRA weights, for diffusers' own loader
         return lora_in_place(trainer.pipe, file, prompt, resolution, reference)
-    pipe = fresh.get()
+    from studio.train.loop import load_base_pipeline
+
+    pipe = load_base_pipeline(trainer.training, "cpu", torch.float32)  # the file changes its weights for good
     method.load_export(pipe, file)
-    fresh.used()
     return float(np.abs(one_step(pipe, prompt, resolution) - reference).max())
