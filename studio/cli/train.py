@@ -86,13 +86,17 @@ class _Progress:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from studio.train.advice import report
     from studio.train.config import parse_overrides, resolve_config
     from studio.train.distributed import shared_run_dir
     from studio.train.run_names import rename_run, run_label
+    from studio.train.runs import runs_root
     from studio.train.start import create_run
 
     # the whole config is validated here, before any model is loaded
     config = resolve_config(args.preset, args.config, parse_overrides(args.overrides))
+    for line in report(config, args.dataset, runs_root()):  # what the Train tab shows before Start
+        print(line, flush=True)
     # under `accelerate launch` / torchrun every process runs this; only the main one creates the folder
     run_dir = shared_run_dir(lambda: create_run(config, args.dataset, run_id=args.run_id), config.training.device)
     if args.name:

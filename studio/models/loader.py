@@ -34,7 +34,15 @@ from studio.models.family import (
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
 
-__all__ = ["LoadedModel", "ModelLoadError", "ModelSource", "hub_offline", "load_pipeline", "resolve_source"]
+__all__ = [
+    "LoadedModel",
+    "ModelLoadError",
+    "ModelSource",
+    "check_available",
+    "hub_offline",
+    "load_pipeline",
+    "resolve_source",
+]
 
 SourceKind = Literal["pocket", "folder", "single_file", "hub"]
 
@@ -208,6 +216,34 @@ def _not_cached_message(repo_id: str) -> str:
         f"Model '{repo_id}' is not in the local Hugging Face cache and the hub is unreachable (offline); download it "
         f"once with `hf download {repo_id}` on a connected machine, or pass a local folder or a .safetensors file."
     )
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connection to the hub's endpoint, no retries: whether a download could start at all. (A hub
+    download that cannot connect retries five times first: 26 s before the error, measured offline.)"""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_available(spec: str | None) -> ModelSource:
+    """What can be known about a base model without loading it, in well under a second: that it resolves, and
+    that a hub id is in the local cache or the hub can be reached now."""
+    from huggingface_hub import try_to_load_from_cache
+
+    source = resolve_source(spec)
+    if source.kind == "hub" and not isinstance(try_to_load_from_cache(source.location, "model_index.json"), str):
+        if hub_offline() or not hub_reachable():
+            raise ModelLoadError(_not_cached_message(source.location))
+    return source
 
 
 def _cache_or_hub(repo_id: str, fetch: Callable[[bool], str]) -> str:

@@ -4,17 +4,15 @@ The warnings are the field's known anti-patterns (a learning rate far outside th
 images, DreamBooth without prior preservation, a generic trigger word, so many repeats that the model memorises
 the images). They advise; they never block a start.
 
-The time estimate is measured, not guessed, wherever it can be: finished runs on the same base model and
-resolution give seconds per image-step, which scales with batch size and steps. Without such a run the pocket
-model uses figures measured on a 2-core CPU (BENCHMARKS.md), and other models say that there is no measurement yet.
+The estimate (time, memory, disk) is studio/train/estimate.py's; `report` gives both as lines for the CLI.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from studio.train.config import RunConfig
+from studio.train.estimate import Estimate, method_kind
 
 # usual learning rates per method (low, high); a rate more than LR_FACTOR outside is "far outside"
 LR_RANGES = {
@@ -33,27 +31,6 @@ GENERIC_TRIGGERS = {
     "face", "portrait", "shape", "object", "thing", "me", "subject", "character", "animal",
 }  # fmt: skip
 POCKET_RESOLUTION = 64
-
-# Pocket model, 64 px, CPU with one training thread beside the UI (measured with the lora-pocket preset)
-POCKET_SECONDS_PER_IMAGE_STEP = {
-    "lora": 0.05, "dreambooth": 0.06, "dreambooth_lora": 0.05, "textual_inversion": 0.04, "finetune": 0.06,
-    "svdiff": 0.06,
-}  # fmt: skip
-POCKET_LOAD_SECONDS = 12.0  # start the process, load the model, cache latents
-EXPORT_SECONDS = 4.0  # write the exports and reload each to check it
-SECONDS_PER_SAMPLE_STEP = 0.12  # one denoising step of one 64 px validation sample
-POCKET_MEMORY_GB = 1.0
-# Rules of thumb for SD 1.x at 512 px, batch 1, fp16 on a GPU (diffusers' training docs and common reports)
-SD_MEMORY_GB = {
-    "lora": 7.0, "dreambooth": 16.0, "dreambooth_lora": 8.0, "textual_inversion": 7.0, "finetune": 20.0,
-    "svdiff": 11.0,  # frozen U and V^T beside each shifted weight (3.8 GiB fp32 on SD 1.5): an estimate
-}  # fmt: skip
-
-
-def method_kind(config: RunConfig) -> str:
-    if config.method == "dreambooth" and config.method_config.use_lora:
-        return "dreambooth_lora"
-    return config.method
 
 
 def trigger_word(config: RunConfig, dataset_trigger: str | None) -> str | None:
@@ -118,71 +95,26 @@ def risky_settings(config: RunConfig, image_count: int, dataset_trigger: str | N
     return found
 
 
-@dataclass
-class Estimate:
-    seconds: float | None
-    memory_gb: float | None
-    basis: str  # where the figures come from, shown beside them
+def estimate(config: RunConfig, runs_root: Path | None = None, image_count: int = 4) -> Estimate:
+    """Time, memory (RAM and GPU) and disk of a run before it starts: studio/train/estimate.py."""
+    from studio.train import estimate as estimates
 
-    def describe(self) -> str:
-        from studio.train.monitor import format_duration
-
-        time_text = f"about {format_duration(self.seconds)}" if self.seconds is not None else "unknown time"
-        memory = f"about {self.memory_gb:g} GB of memory" if self.memory_gb is not None else "unknown memory"
-        return f"{time_text}, {memory} ({self.basis})"
+    return estimates.estimate(config, runs_root, image_count)
 
 
-def seconds_per_image_step(runs_root: Path, base_model: str, resolution: int, kind: str) -> float | None:
-    """Median seconds per image and step over finished runs with the same model, resolution and method."""
-    import statistics
-
-    import yaml
-
-    from studio.train import runs
-
-    measured = []
-    for state in runs.list_runs(runs_root):
-        if state.status != "finished":
-            continue
-        try:
-            data = yaml.safe_load((state.folder / runs.CONFIG).read_text(encoding="utf-8"))
-            training = data["training"]
-        except (OSError, KeyError, TypeError, yaml.YAMLError):
-            continue
-        section = data.get(data.get("method"), {}) or {}
-        run_kind = (
-            "dreambooth_lora" if data.get("method") == "dreambooth" and section.get("use_lora") else data.get("method")
-        )
-        if (training.get("base_model"), training.get("resolution"), run_kind) != (base_model, resolution, kind):
-            continue
-        images = training.get("batch_size", 1) * training.get("gradient_accumulation", 1)
-        step_times = [
-            e["seconds"] for e in runs.read_events(state.folder) if e.get("type") == "step" and "seconds" in e
-        ]
-        if step_times:
-            measured.append(statistics.median(step_times) / images)
-    return statistics.median(measured) if measured else None
+def report(config: RunConfig, dataset: str | Path, runs_root: Path | None = None) -> list[str]:
+    """What the Train tab shows before Start, as lines for the CLI: the estimate, then each risky setting."""
+    count, trigger = dataset_facts(dataset_folder(dataset))
+    lines = [f"Estimate: {estimate(config, runs_root, count or 4).describe()}"]
+    return lines + [f"Warning: {risk}" for risk in risky_settings(config, count, trigger)]
 
 
-def estimate(config: RunConfig, runs_root: Path | None = None) -> Estimate:
-    training, kind = config.training, method_kind(config)
-    image_steps = training.steps * training.batch_size * training.gradient_accumulation
-    pocket = training.base_model == "pocket"
-    memory = POCKET_MEMORY_GB if pocket else SD_MEMORY_GB[kind] * (training.resolution / 512) ** 2
-    sample_renders = (training.steps // training.sample_every if training.sample_every else 0) * len(
-        training.sample_prompts
-    )
-    measured = seconds_per_image_step(runs_root, training.base_model, training.resolution, kind) if runs_root else None
-    if measured is not None:
-        seconds = POCKET_LOAD_SECONDS + EXPORT_SECONDS + image_steps * measured
-        seconds += sample_renders * training.sample_steps * SECONDS_PER_SAMPLE_STEP
-        return Estimate(seconds, memory, "measured on earlier runs of this model here")
-    if pocket:
-        scale = (training.resolution / POCKET_RESOLUTION) ** 2
-        seconds = POCKET_LOAD_SECONDS + EXPORT_SECONDS + image_steps * POCKET_SECONDS_PER_IMAGE_STEP[kind] * scale
-        seconds += sample_renders * training.sample_steps * SECONDS_PER_SAMPLE_STEP * scale
-        return Estimate(seconds, memory, "pocket model on a 2-core CPU")
-    return Estimate(None, round(memory, 1), "no run of this model measured here yet; memory is a rule of thumb")
+def dataset_folder(dataset: str | Path) -> Path:
+    """A dataset given as a folder, or by its name in the datasets folder."""
+    from studio.data.dataset import datasets_root
+
+    path = Path(dataset)
+    return path if path.exists() else datasets_root() / str(dataset)
 
 
 def dataset_facts(folder: Path) -> tuple[int, str | None]:

@@ -30,6 +30,7 @@ LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine
 MIXED_PRECISION = ("no", "fp16", "bf16")
 OPTIMIZERS = ("adamw", "adamw8bit")
 ATTENTION = ("sdpa", "xformers")
+EXPORT_CHECKS = ("quick", "full", "skip")  # studio/train/export_check.py (not "off": YAML reads that as false)
 
 # Upper bounds on every number that sizes a run, whatever the machine: beyond them a run only ever ends killed by
 # the kernel or never ends (rank 100000 was killed at 18 GB; resolution 1000000 was a MemoryError; 1e12 steps).
@@ -113,6 +114,15 @@ class TrainingConfig:
     sample_steps: int = field(default=20, metadata={"help": "Denoising steps for validation samples."})
     sample_seed: int = field(default=1234, metadata={"help": "Seed for validation samples (fixed across the run)."})
     log_every: int = field(default=1, metadata={"help": "Write a step event every N steps."})
+    export_check: str = field(
+        default="quick",
+        metadata={
+            "help": "How each export is checked to reload as trained. quick: its tensors read back and compared, "
+            "LoRA files reloaded beside the trained adapter for one unguided step (seconds, no second model in "
+            "memory); full: a fresh base model per file and four guided steps compared in pixels (minutes at "
+            "SD size); skip: no check."
+        },
+    )
 
     def __post_init__(self) -> None:
         check_numbers(self)
@@ -126,6 +136,7 @@ class TrainingConfig:
         _choice(self, "optimizer", OPTIMIZERS)
         _choice(self, "attention", ATTENTION)
         _choice(self, "device", ("auto", "cpu", "cuda"))
+        _choice(self, "export_check", EXPORT_CHECKS)
         if not 0 <= self.caption_dropout < 1:
             raise ValueError(f"caption_dropout must be in [0, 1), got {self.caption_dropout}")
         if self.resolution % 8:

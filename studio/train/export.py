@@ -226,40 +226,40 @@ def _write_exports(trainer: Any) -> list[Path]:
 
 
 def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
-    """Export the method's files into outputs/ and check that each reloads to the in-memory output."""
-    from studio.train.loop import (
-        check_finite_weights,
-        divergence_advice,
-        fail,
-        inference_weights,
-        load_base_pipeline,
-        set_train_mode,
-    )
+    """Export the method's files into outputs/ and check each as training.export_check says (export_check.py)."""
+    from studio.train.export_check import one_step, quick_difference
+    from studio.train.loop import check_finite_weights, divergence_advice, fail, inference_weights, set_train_mode
 
+    check = trainer.training.export_check if verify else "skip"
     check_finite_weights(trainer)  # nothing inf or NaN is ever exported
     set_train_mode(trainer, False)
     prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
     if not trainer.training.sample_prompts and hasattr(trainer.method, "training_caption"):
         # one that uses what was learnt
         prompt = trainer.method.training_caption(trainer.training.seed, 0, 0, trainer.items[0].caption)
+    resolution = trainer.training.resolution
+    reference = None
     with inference_weights(trainer):
-        reference = render(trainer.pipe, prompt, trainer.training.resolution) if verify else None
+        if check == "full":
+            reference = render(trainer.pipe, prompt, resolution)
+        elif check == "quick":
+            reference = one_step(trainer.pipe, prompt, resolution)
     if reference is not None and not np.isfinite(reference).all():
         # finite weights can still overflow when they are huge: the trained model draws NaN
         fail(trainer, f"the trained model renders NaN, so nothing was exported: {divergence_advice(trainer.training)}")
+    trainer.method.export_check = check  # a method that checks its own files (a pipeline folder) reads it
     files = _write_exports(trainer)
     for file in files:
         if file.name == KOHYA_FILE:
             for message in kohya_consumer_warnings(file):
                 trainer.emit("warning", message=message)
         fields: dict[str, Any] = {"path": str(file.relative_to(trainer.run_dir))}
-        if verify and file.name.endswith(".safetensors") and file.parent.name != "peft":
-            fresh = load_base_pipeline(trainer.training, "cpu", torch.float32)
-            if hasattr(trainer.method, "load_export"):  # a method whose files are not LoRA weights
-                trainer.method.load_export(fresh, file)
-                fields["max_difference"] = max_difference(reference, fresh, prompt, trainer.training.resolution)
+        if check != "skip" and file.name.endswith(".safetensors") and file.parent.name != "peft":
+            if check == "quick":
+                fields["max_difference"] = quick_difference(trainer, file, prompt, reference)
             else:
-                fields["max_difference"] = verify_lora_file(reference, fresh, file, prompt, trainer.training.resolution)
+                fields["max_difference"] = full_difference(trainer, file, prompt, reference)
+            fields["check"] = check
             if not math.isfinite(fields["max_difference"]):  # NaN > 1e-3 is False: it must be caught here
                 _remove_exports(files)
                 fail(
@@ -271,3 +271,14 @@ def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
                 trainer.emit("warning", message=f"{file.name} reloads with a difference of {fields['max_difference']}")
         trainer.emit("export", **fields)
     return files
+
+
+def full_difference(trainer: Any, file: Path, prompt: str, reference: np.ndarray) -> float:
+    """The first check: a fresh base model with the file loaded renders four guided steps; the pixel difference."""
+    from studio.train.loop import load_base_pipeline
+
+    fresh = load_base_pipeline(trainer.training, "cpu", torch.float32)
+    if hasattr(trainer.method, "load_export"):  # a method whose files are not LoRA weights
+        trainer.method.load_export(fresh, file)
+        return max_difference(reference, fresh, prompt, trainer.training.resolution)
+    return verify_lora_file(reference, fresh, file, prompt, trainer.training.resolution)

@@ -1,7 +1,7 @@
 """Whether a config can train on this machine: fp16/bf16 and `device: cuda` need a GPU.
 
-The training loop refuses such a config too, but only once its process has started and a run folder exists; asking
-here first lets the Train tab warn before Start (and offer the fix), and `create_run` refuse before writing anything.
+Asking here lets the Train tab warn before Start and offer the fix; `create_run` refuses such a config before it
+writes anything (studio/train/preflight.py).
 """
 
 from __future__ import annotations
@@ -52,19 +52,6 @@ def device_warnings(config: RunConfig, gpu: bool | None = None) -> list[str]:
             "a GPU rule of thumb). The pocket presets train in about a minute."
         )
     return found
-
-
-def check_device(config: RunConfig, gpu: bool | None = None) -> None:
-    """Raise a short ValueError when `config` cannot train on this machine (before any run folder is made)."""
-    training = config.training
-    gpu = gpu_available() if gpu is None else gpu
-    if training.device == "cuda" and not gpu:
-        raise ValueError("device cuda: this machine has no CUDA GPU; use device auto or cpu")
-    if trains_on_cpu(config, gpu) and training.mixed_precision != "no":
-        raise ValueError(
-            f"mixed_precision {training.mixed_precision} needs a GPU and this machine trains on the CPU; "
-            "use mixed_precision no"
-        )
 
 
 def for_this_machine(config: RunConfig, gpu: bool | None = None) -> RunConfig:

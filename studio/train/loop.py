@@ -469,7 +469,9 @@ def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, 
                 from studio.train.export import export_trainer
 
                 export_trainer(trainer)
-            trainer.emit("finished", step=trainer.step)
+            from studio.train.estimate import peak_memory
+
+            trainer.emit("finished", step=trainer.step, **peak_memory(trainer.accelerator.device.type))
     except TrainingStopped:
         raise
     except Exception as error:

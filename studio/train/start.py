@@ -11,18 +11,19 @@ from studio.train.data import dataset_manifest, load_training_images
 
 
 def create_run(config: RunConfig, dataset: str | Path, run_id: str | None = None, root: Path | None = None) -> Path:
-    """Check the dataset, then write the run folder (resolved config + dataset manifest). Nothing is loaded yet.
+    """Check the dataset, the model, the device and the fit (preflight.py), then write the run folder (resolved
+    config + dataset manifest). Nothing is loaded yet.
 
     The config was validated when it was built, so a bad config never gets this far.
     """
     from studio.train import run_names
-    from studio.train.hardware import check_device
+    from studio.train.preflight import check_run
 
-    check_device(config)  # fp16 on a machine without a GPU fails here, not 9 s into the run
     items = load_training_images(dataset, config.training.resolution)
     fill_trigger(config, dataset)
     # absolute and checked now, so a resume from anywhere merges the same files, and a typo fails before a load
     config.training.base_loras = [_located_base_lora(text) for text in config.training.base_loras]
+    check_run(config, len(items), root or runs.runs_root())  # model, device, precision, memory, disk
     source = Path(dataset)
     source_text = str(source.resolve()) if source.exists() else str(dataset)
     manifest = dataset_manifest(source_text, items)
@@ -72,47 +73,78 @@ def export_run(run: str | Path, verify: bool = True) -> list[Path]:
 
 
 TRIGGER_PLACEHOLDER = "<trigger>"
+CLASS_PLACEHOLDER = "<class>"
+
+
+def _placed(config: RunConfig, placeholder: str) -> list[str]:
+    """The settings that hold `placeholder`: sample_prompts and the method's own words."""
+    import dataclasses
+
+    method = config.method_config
+    names = ["sample_prompts"] if any(placeholder in p for p in config.training.sample_prompts) else []
+    return names + [
+        f.name
+        for f in dataclasses.fields(method)
+        if isinstance(getattr(method, f.name), str) and placeholder in getattr(method, f.name)
+    ]
 
 
 def fill_trigger(config: RunConfig, dataset: str | Path) -> None:
-    """Presets write `<trigger>` where the dataset's own trigger word goes: in sample prompts, and in a method's
-    words (DreamBooth's trigger and instance prompt). The method's settings are validated again once filled."""
-    import dataclasses
-
-    prompts = config.training.sample_prompts
-    method = config.method_config
-    words = {
-        f.name: getattr(method, f.name)
-        for f in dataclasses.fields(method)
-        if isinstance(getattr(method, f.name), str) and TRIGGER_PLACEHOLDER in getattr(method, f.name)
-    }
-    if not words and not any(TRIGGER_PLACEHOLDER in p for p in prompts):
-        return
-    # a plain folder of images + .txt names no trigger; a made-up word every caption holds is one
-    trigger = dataset_trigger(dataset) or inferred_trigger(dataset_captions(dataset))
-    if not trigger:
-        where = ", ".join(["sample_prompts"] * any(TRIGGER_PLACEHOLDER in p for p in prompts) + list(words))
-        raise ValueError(
-            f"{where} use {TRIGGER_PLACEHOLDER} but dataset {str(dataset)!r} has no trigger word; "
-            f"set one on the dataset (one word in every caption is taken as it), or --set "
-            f"{next(iter(words), 'sample_prompts')}=..."
-        )
-    put_trigger(config, trigger)
+    """Presets write `<trigger>` where the dataset's own trigger word goes and `<class>` where its class noun goes
+    (the word after the trigger in its captions, 'dog' in 'a photo of zwx dog'): in sample prompts, and in a
+    method's words (DreamBooth's trigger, instance and class prompts). The method's settings are validated again
+    once filled."""
+    words = {}
+    for placeholder, find, how in (
+        (
+            TRIGGER_PLACEHOLDER,
+            # a plain folder of images + .txt names no trigger; a made-up word every caption holds is one
+            lambda d: dataset_trigger(d) or inferred_trigger(dataset_captions(d)),
+            "has no trigger word; set one on the dataset (one word in every caption is taken as it)",
+        ),
+        (
+            CLASS_PLACEHOLDER,
+            dataset_class,
+            "names no class: its captions do not put one noun after the trigger (as in 'a photo of zwx dog')",
+        ),
+    ):
+        where = _placed(config, placeholder)
+        if not where:
+            continue
+        word = find(dataset)
+        if not word:
+            example = next((name for name in where if name != "sample_prompts"), "sample_prompts")
+            raise ValueError(
+                f"{', '.join(where)} use {placeholder} but dataset {str(dataset)!r} {how}, or --set {example}=..."
+            )
+        words[placeholder] = word
+    if words:
+        put_words(config, words)
 
 
 def put_trigger(config: RunConfig, trigger: str) -> None:
     """Write `trigger` wherever the config says <trigger> (sample prompts and the method's words)."""
+    put_words(config, {TRIGGER_PLACEHOLDER: trigger})
+
+
+def put_words(config: RunConfig, words: dict[str, str]) -> None:
+    """Write each placeholder's word wherever the config holds it (sample prompts and the method's words)."""
     import dataclasses
 
+    def filled(text: str) -> str:
+        for placeholder, word in words.items():
+            text = text.replace(placeholder, word)
+        return text
+
     method = config.method_config
-    config.training.sample_prompts = [p.replace(TRIGGER_PLACEHOLDER, trigger) for p in config.training.sample_prompts]
-    filled = {
-        f.name: getattr(method, f.name).replace(TRIGGER_PLACEHOLDER, trigger)
+    config.training.sample_prompts = [filled(p) for p in config.training.sample_prompts]
+    changed = {
+        f.name: filled(getattr(method, f.name))
         for f in dataclasses.fields(method)
-        if isinstance(getattr(method, f.name), str) and TRIGGER_PLACEHOLDER in getattr(method, f.name)
+        if isinstance(getattr(method, f.name), str) and filled(getattr(method, f.name)) != getattr(method, f.name)
     }
-    if filled:
-        config.method_config = dataclasses.replace(method, **filled)
+    if changed:
+        config.method_config = dataclasses.replace(method, **changed)
 
 
 def swap_trigger(prompts: list[str], old: set[str], new: str | None) -> list[str]:
@@ -127,7 +159,34 @@ def swap_trigger(prompts: list[str], old: set[str], new: str | None) -> list[str
     return prompts
 
 
-def dataset_trigger(dataset: str | Path) -> str | None:
+NOT_A_CLASS = {"a", "an", "the", "on", "in", "of", "with", "and", "at", "by", "is", "photo", "picture", "image"}
+
+
+def dataset_class(dataset: str | Path) -> str | None:
+    """The dataset's class noun: its manifest's `class` when set, else the word that follows the trigger in most
+    instance captions ('dog' in 'a photo of zwx dog', DreamBooth's own caption form)."""
+    import collections
+    import re
+
+    manifest = _manifest(dataset)
+    if manifest is None:
+        return None
+    if manifest.get("class"):
+        return manifest["class"]
+    trigger = manifest.get("trigger")
+    items = [i for i in manifest.get("items", []) if i.get("role", "instance") == "instance"]
+    if not trigger or not items:
+        return None
+    after = re.compile(rf"(?<!\w){re.escape(trigger)}\W*\s+(\w+)", re.IGNORECASE)
+    found = [m.group(1).lower() for i in items if (m := after.search(i.get("caption", "")))]
+    counts = collections.Counter(word for word in found if word not in NOT_A_CLASS and not word.isdigit())
+    if not counts:
+        return None
+    word, count = counts.most_common(1)[0]
+    return word if count * 2 > len(items) else None  # most captions agree, or there is no class to name
+
+
+def _manifest(dataset: str | Path) -> dict | None:
     import json
 
     from studio.data.dataset import datasets_root
@@ -138,8 +197,13 @@ def dataset_trigger(dataset: str | Path) -> str | None:
     for candidate in (path, path.parent.parent):  # a dataset, or one of its prepared/<variant> folders
         manifest = candidate / "manifest.json"
         if manifest.is_file():
-            return json.loads(manifest.read_text(encoding="utf-8")).get("trigger")
+            return json.loads(manifest.read_text(encoding="utf-8"))
     return None
+
+
+def dataset_trigger(dataset: str | Path) -> str | None:
+    manifest = _manifest(dataset)
+    return manifest.get("trigger") if manifest else None
 
 
 def inferred_trigger(captions: list[str]) -> str | None:

@@ -83,13 +83,15 @@ def test_a_step_that_makes_the_model_non_finite_fails_the_run_and_exports_nothin
         assert state.checkpoints == []  # nothing inf was saved
 
 
+@pytest.mark.parametrize("check", ["quick", "full"])
 def test_an_export_check_of_nan_fails_the_run_and_removes_the_exports(
-    tmp_path, sd1_dir, shapes_folder, monkeypatch
+    tmp_path, sd1_dir, shapes_folder, monkeypatch, check
 ) -> None:
-    from studio.train import export
+    from studio.train import export, export_check
 
     monkeypatch.setattr(export, "verify_lora_file", lambda *args: float("nan"))
-    run_dir = create_run(tiny_config(sd1_dir, steps=1), shapes_folder, root=tmp_path)
+    monkeypatch.setattr(export_check, "lora_in_place", lambda *args: float("nan"))
+    run_dir = create_run(tiny_config(sd1_dir, steps=1, export_check=check), shapes_folder, root=tmp_path)
     with pytest.raises(TrainingStopped, match="export check of .* gave a difference of nan"):
         run_training(run_dir)
     state = runs.replay(run_dir)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from studio.train import advice, monitor, runs
+from studio.train import advice, estimate, monitor, runs
 from studio.train.config import resolve_config
 
 
@@ -56,14 +58,40 @@ def test_the_estimate_uses_earlier_runs_of_the_same_model_when_there_are_some(tm
     _run(tmp_path, "a", _config(), step_seconds=[0.4] * 5)  # batch 4: 0.1 s per image-step
     measured = advice.estimate(config, tmp_path)
     assert "measured" in measured.basis
-    assert measured.seconds == pytest.approx(advice.POCKET_LOAD_SECONDS + advice.EXPORT_SECONDS + 100 * 4 * 0.1)
+    assert measured.seconds == pytest.approx(
+        estimate.POCKET_LOAD_SECONDS + estimate.POCKET_EXPORT_SECONDS + 100 * 4 * 0.1
+    )
     assert "GB" in measured.describe()
 
 
-def test_the_estimate_of_an_unmeasured_model_says_so():
-    estimate = advice.estimate(_config(base_model="runwayml/stable-diffusion-v1-5", resolution=512))
-    assert estimate.seconds is None and estimate.memory_gb == 7.0
-    assert "unknown time" in estimate.describe()
+def test_an_sd_model_never_run_here_is_estimated_from_its_configs(monkeypatch):
+    """Issue 23: no more 'unknown time'; RAM on a CPU at fp32, GPU memory apart on a GPU at fp16."""
+    config = _config(base_model="runwayml/stable-diffusion-v1-5", resolution=512, sample_every=0)
+    monkeypatch.setattr(estimate, "training_device", lambda config: "cpu")
+    on_cpu = advice.estimate(config)
+    assert on_cpu.seconds > 0 and on_cpu.gpu_gb is None and on_cpu.ram_gb > 5  # 1.07 B weights in float32 alone
+    monkeypatch.setattr(estimate, "training_device", lambda config: "cuda")
+    on_gpu = advice.estimate(resolve_config("lora-sd15", None, {"base_model": "runwayml/stable-diffusion-v1-5"}))
+    assert on_gpu.gpu_gb < on_cpu.ram_gb and on_gpu.ram_gb is not None
+    assert "unknown" not in on_gpu.describe() and "GPU memory about" in on_gpu.describe()
+
+
+def test_the_estimate_takes_loading_export_and_memory_from_a_measured_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(estimate, "training_device", lambda config: "cpu")
+    config = _config(base_model="runwayml/stable-diffusion-v1-5", resolution=512, sample_every=0, steps=10)
+    folder = runs.create_run_folder(config.to_yaml(), {"source": "x", "items": []}, "measured", tmp_path)
+    written = (folder / runs.CONFIG).stat().st_mtime
+    events = [("started", written + 100, {"step": 0, "total_steps": 2, "pid": 0})]
+    events += [("step", written + 100 + 50 * s, {"step": s, "loss": 1.0, "lr": 1e-4, "seconds": 50.0}) for s in (1, 2)]
+    events += [("finished", written + 100 + 50 * 2 + 30, {"step": 2, "peak_ram_gb": 12.5})]
+    with (folder / runs.EVENTS).open("w", encoding="utf-8") as stream:
+        for kind, when, fields in events:
+            stream.write(json.dumps({"type": kind, "time": when, **fields}) + "\n")
+    found = advice.estimate(config, tmp_path)
+    assert "measured on 1 earlier run" in found.basis
+    assert found.parts["load"] == pytest.approx(100) and found.parts["export"] == pytest.approx(30)
+    assert found.parts["10 steps"] == pytest.approx(10 * 50)  # the same batch: 50 s a step
+    assert found.ram_gb == 12.5
 
 
 def test_smoothing_is_bias_corrected():

@@ -315,18 +315,24 @@ class DreamBoothMethod(FrozenVaeMethod):
         if self.lora is not None:
             return self.lora.export(pipe, outputs)
         folder = outputs / PIPELINE_FOLDER
-        difference = save_pipeline(pipe, folder, self.config.instance_prompt)
+        difference = save_pipeline(pipe, folder, self.config.instance_prompt, getattr(self, "export_check", "full"))
         if difference > 1e-3 and self.emit is not None:
             self.emit("warning", message=f"{folder.name} reloads with a difference of {difference}")
         return [folder]
 
 
-def save_pipeline(pipe: Any, folder: Path, prompt: str) -> float:
-    """A diffusers pipeline folder (safetensors only); returns the largest pixel difference of its reload."""
+def save_pipeline(pipe: Any, folder: Path, prompt: str, check: str = "full") -> float:
+    """A diffusers pipeline folder (safetensors only); returns the largest difference its check found: the
+    saved weights against those in memory (quick: no second model in memory), or a whole reload's pixels (full)."""
     from studio.train import export
+    from studio.train.export_check import pipeline_folder_difference
 
     resolution = pipe.unet.config.sample_size * pipe.vae_scale_factor
     export.save_pipeline_folder(pipe, folder)
+    if check == "skip":
+        return 0.0
+    if check == "quick":
+        return pipeline_folder_difference(pipe, folder)
     with half_precision_autocast(pipe):
         reference = export.render(pipe, prompt, resolution)
     fresh = type(pipe).from_pretrained(folder).to(pipe.device)

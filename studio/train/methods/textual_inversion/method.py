@@ -204,6 +204,15 @@ class TextualInversionMethod:
             temporary.replace(path)
         return list(written)
 
+    def export_difference(self, pipe: Any, file: Path) -> float:
+        """The quick export check: either file holds one tensor, the learnt vectors, and nothing else."""
+        from safetensors.torch import load_file
+
+        tensors = list(load_file(str(file)).values())
+        if len(tensors) != 1 or tensors[0].shape != self.learned_embeds(pipe).shape:
+            return float("inf")
+        return float((tensors[0].float() - self.learned_embeds(pipe).float()).abs().max())
+
     def load_export(self, pipe: Any, file: Path) -> None:
         """How a user loads either export in diffusers (the loader accepts both, given the token)."""
         pipe.load_textual_inversion(str(file), token=self.config.placeholder_token)
