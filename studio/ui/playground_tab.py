@@ -23,6 +23,7 @@ from studio.generate.adapters import BLOCKS
 from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
 from studio.generate.png_metadata import read_params
 from studio.generate.samplers import sampler_labels
+from studio.generate.scoping import scope_to_prompt
 from studio.train.which_file import WHICH_FILE_FOR_WHICH_TOOL
 from studio.ui.gallery import results_gallery
 from studio.ui.playground_form import (
@@ -256,8 +257,12 @@ def _wire(engine: GenerationEngine, form: PlaygroundForm, c: dict) -> None:
         params = [r.params for r in results]
         tokens = [t for _, t in engine.adapters(engine.load(settings.model, settings.quantize).pipe).embeddings]
         active = sum(1 for spec in settings.lora_specs if spec.enabled)
+        acting = active
+        if settings.stacking != "sum":  # LoRAs whose trigger the prompt does not say sat this one out
+            acting = sum(1 for spec in scope_to_prompt(settings.lora_specs, settings.prompt) if spec.enabled)
         note = (
             f"{len(paths)} image(s), {params[0]['seconds']:.2f} s each, {active} LoRA(s) on"
+            + (f", {acting} acting on this prompt" if acting != active else "")
             + (" (fused)" if settings.fuse and active else "")
             + (f", SVDiff at {settings.svdiffs[0]['weight']:g}" if settings.svdiffs else "")
             + (" (fast: LCM-LoRA included)" if settings.fast else "")
