@@ -29,8 +29,6 @@ CSS = """
 #gen-gallery img, #pg-gallery img, #cmp-slider img, #cmp-grid img, #train-samples img, #runs-samples img, #runs-finals img, #ds-gallery img { image-rendering: pixelated; }
 /* Compare: the grid and its status stay in view while the long form beside them is scrolled */
 #cmp-results { position: sticky; top: 8px; align-self: flex-start; }
-/* ...all of it, its status line first: taller than the window (a scored run), it scrolls on its own */
-@media (min-width: 900px) { #cmp-results { max-height: calc(100vh - 80px); overflow-y: auto; } }
 /* Gradio's container hides its overflow, which makes it a scroll container and stops anything sticking in it;
    clip cuts off the same overflow without that */
 .gradio-container { overflow: clip !important; }

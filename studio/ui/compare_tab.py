@@ -128,13 +128,14 @@ def build(engine: GenerationEngine, playground: Playground | None = None) -> Com
         with gr.Column(scale=3, min_width=480, elem_id="cmp-results"):
             status = gr.Markdown(elem_id="cmp-status")
             grid_image = gr.Image(label="Grid", type="filepath", format="png", interactive=False, elem_id="cmp-grid")
+            # next to the grid: "which checkpoint is best?" has both the pictures and the numbers in view
+            with gr.Accordion("The run's scorecard (score it in the Runs tab)", open=True):
+                scorecard = ScorecardView("cmp")
             gr.Markdown("Side by side: pick two cells of the grid and drag the slider.")
             with gr.Row():
                 cell_a = gr.Dropdown(label="Left", choices=[], elem_id="cmp-cell-a")
                 cell_b = gr.Dropdown(label="Right", choices=[], elem_id="cmp-cell-b")
             slider = gr.ImageSlider(label="A / B", type="filepath", format="png", height=240, elem_id="cmp-slider")
-            with gr.Accordion("The run's scorecard (score it in the Runs tab)", open=True):
-                scorecard = ScorecardView("cmp")
 
     form = ComparisonForm(fields, extras, rows, target, run_box)
     cells = gr.State([])  # (label, png path) of every cell of the last grid

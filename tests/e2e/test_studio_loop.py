@@ -23,9 +23,9 @@ ARTIFACTS = Path(os.environ.get("STUDIO_TEST_ARTIFACTS", PROJECT_ROOT / "tmp" / 
 STEPS = 40
 
 
-def _shot(page, name: str) -> None:
+def _shot(page, name: str, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
 def _field(page, elem_id: str):
@@ -181,7 +181,8 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, shape
     page.locator("#cmp-grid img").wait_for()
     page.locator("#cmp-slider img").first.wait_for(timeout=10_000)
     _assert_no_error_shown(page)
-    _shot(page, "8-compare-checkpoints")
+    page.mouse.wheel(0, -5000)
+    _shot(page, "8-compare-checkpoints", full_page=False)  # the window's view: its results column sticks in it
     grids = sorted((studio_server["data_dir"] / "outputs" / "grids").glob("grid-*.png"))
     grid = read_params(grids[-1])["grid"]
     assert grid["x"]["kind"] == "checkpoint" and grid["y"]["kind"] == "prompt"
