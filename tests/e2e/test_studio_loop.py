@@ -129,7 +129,8 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, shape
     assert later < STEPS, "the run finished before the reload; the reload must happen mid-run"
     page.reload()
     page.get_by_role("tab", name="Train").click()
-    page.locator("#train-status").get_by_text(run_id).wait_for(timeout=10_000)
+    # a reload restores the page first (tab and forms, from the browser), then reattaches the run
+    page.locator("#train-status").get_by_text(run_id).wait_for(timeout=30_000)
     assert _step_of(page) >= later
     # the form shows the run's own settings, not the preset's (lora-pocket trains 300 steps, samples every 100)
     expect(page.locator("#cfg-training-steps input")).to_have_value(str(STEPS), timeout=10_000)
