@@ -8,17 +8,21 @@ colour and background.
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 from studio_server import free_port, serve
 
 from studio.generate.png_metadata import read_params
+from studio.paths import PROJECT_ROOT
 from studio.pocket.evaluator import judge
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 COUNT = 4
+ARTIFACTS = Path(os.environ.get("STUDIO_TEST_ARTIFACTS", PROJECT_ROOT / "tmp" / "artifacts"))
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +86,16 @@ def test_two_stacked_subject_loras_each_draw_where_their_prompt_asks(browser, st
         expect(page.locator("#pg-status")).to_contain_text(f"2 LoRA(s) on{acting or ', 1 acting on this prompt'}")
         right = sum(j.matches(*wanted) for j in judged)
         assert right >= COUNT - 1, (prompt, [(j.shape, j.color, j.background) for j in judged])
+        if "vx" in prompt:  # for the README: two LoRAs on, the heart's prompt drawn on a background it never saw
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "playground-stacked.png"))
 
     # one click in Compare: the stack, then each LoRA alone, then none, on the Playground's prompt and seed
     page.locator("#pg-send").click()
     page.get_by_role("tab", name="Compare").click()
     grids = stacked_studio["data_dir"] / "outputs" / "grids"
     earlier = set(grids.glob("grid-*.png"))
+    page.locator("#cmp-prompt textarea").fill("a purple zq on a black background")
     page.locator("#cmp-stack-alone").click()
     page.locator("#cmp-status").get_by_text("images in").wait_for(timeout=120_000)
     grid = read_params(sorted(set(grids.glob("grid-*.png")) - earlier)[-1])["grid"]
@@ -95,4 +103,6 @@ def test_two_stacked_subject_loras_each_draw_where_their_prompt_asks(browser, st
     assert labels[0] == "stacked" and labels[-1] == "no LoRA", labels
     assert [label.endswith(" alone") for label in labels[1:-1]] == [True, True], labels
     assert "trigger zq" in labels[1] and "trigger vx" in labels[2], labels
+    page.locator("#cmp-grid img").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "compare-stacked-vs-alone.png"))
     context.close()

@@ -183,6 +183,11 @@ def test_entries_train_one_at_a_time_in_order(tmp_path, base, shapes_folder, fak
     assert all(runs.replay(data / "runs" / e.run_id).status == "finished" for e in entries)
     rows = queue_rows(store.load(), data / "runs")
     assert [row[2] for row in rows] == ["finished"] * 3 and rows[0][6:8] == ["3/3", "0.3333"]
+    # a run reads by its name, as in every list, with the id beside it
+    from studio.train.run_names import run_label
+
+    first = data / "runs" / store.load().entries[0].run_id
+    assert rows[0][5] == f"{run_label(first)} ({first.name})" and " · " in rows[0][5]
     assert {p.entry.id for p in seen if p.entry} == {e.id for e in added}
 
 

@@ -34,6 +34,13 @@ def _settings(entry: QueueEntry) -> str:
     return ", ".join(f"{k}={v}" for k, v in entry.swept.items()) or "-"
 
 
+def _run_name(entry: QueueEntry, runs_root: Path) -> str:
+    """The run as every list names it (its name and trigger), with the id a file or a CLI call needs."""
+    from studio.train.run_names import run_label
+
+    return f"{run_label(runs_root / str(entry.run_id))} ({entry.run_id})"
+
+
 def _run_state(entry: QueueEntry, runs_root: Path) -> runs.RunState | None:
     folder = runs_root / str(entry.run_id)
     return runs.replay(folder) if entry.run_id and (folder / runs.CONFIG).is_file() else None
@@ -51,7 +58,7 @@ def queue_rows(state: QueueState, runs_root: Path) -> list[list[str]]:
         step = f"{run.last_step}/{run.total_steps or entry.config['training']['steps']}" if run else "-"
         loss = f"{run.losses[-1][1]:.4f}" if run and run.losses else "-"
         row = [str(entry.id), entry.sweep, status, _dataset_label(entry.dataset), _settings(entry)]
-        rows.append(row + [entry.run_id or "-", step, loss, entry.reason or ""])
+        rows.append(row + [_run_name(entry, runs_root) if run else entry.run_id or "-", step, loss, entry.reason or ""])
     return rows
 
 
