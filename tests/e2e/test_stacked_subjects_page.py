@@ -34,6 +34,14 @@ def stacked_studio(tmp_path_factory, two_subject_runs):
     yield from serve(data, ["app.py"], port, env={"PORT": str(port)})
 
 
+def _shot(page, name: str) -> None:
+    """A screenshot for the README once the page has settled: no toast over it, the gallery's fade-in done."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("() => document.querySelectorAll('.toast-wrap').forEach((toast) => toast.remove())")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
 def _choose_containing(page, elem_id: str, words: str) -> str:
     """Pick the option of a Gradio dropdown whose label holds `words`, as a person does; returns the label."""
     page.locator(f"#{elem_id} input").click()
@@ -87,8 +95,7 @@ def test_two_stacked_subject_loras_each_draw_where_their_prompt_asks(browser, st
         right = sum(j.matches(*wanted) for j in judged)
         assert right >= COUNT - 1, (prompt, [(j.shape, j.color, j.background) for j in judged])
         if "vx" in prompt:  # for the README: two LoRAs on, the heart's prompt drawn on a background it never saw
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "playground-stacked.png"))
+            _shot(page, "playground-stacked")
 
     # one click in Compare: the stack, then each LoRA alone, then none, on the Playground's prompt and seed
     page.locator("#pg-send").click()
@@ -104,5 +111,5 @@ def test_two_stacked_subject_loras_each_draw_where_their_prompt_asks(browser, st
     assert [label.endswith(" alone") for label in labels[1:-1]] == [True, True], labels
     assert "trigger zq" in labels[1] and "trigger vx" in labels[2], labels
     page.locator("#cmp-grid img").wait_for()
-    page.screenshot(path=str(ARTIFACTS / "compare-stacked-vs-alone.png"))
+    _shot(page, "compare-stacked-vs-alone")
     context.close()
