@@ -104,7 +104,7 @@ def test_upload_caption_train_reload_and_find_the_run(page, studio_server, shape
     page.locator("#cfg-training-sample_every input").press("Tab")
     page.locator("#train-advice").get_by_text("Estimate:").wait_for(timeout=10_000)
     page.locator("#train-start").click()
-    page.locator("#train-message").get_by_text("Started run").wait_for(timeout=30_000)
+    page.locator("#train-message").get_by_text("Started shapes · LoRA").wait_for(timeout=30_000)
     run_id = re.search(r"\(run (\S+)\)", page.locator("#train-message").inner_text()).group(1)
     label = "shapes · LoRA · trigger zq"  # its name (dataset and method) and trigger, in every list
 
