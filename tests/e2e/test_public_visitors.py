@@ -23,7 +23,7 @@ def _dataset_choices(page) -> list[str]:
     page.locator("#ds-pick input").click()
     options = page.get_by_role("option").all_inner_texts()
     page.keyboard.press("Escape")
-    return [o.strip() for o in options]
+    return [o.strip().removeprefix("✓").strip() for o in options]  # ✓ marks the chosen one
 
 
 def test_two_visitors_have_their_own_datasets(browser, public_server, tmp_path):

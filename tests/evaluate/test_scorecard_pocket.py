@@ -36,6 +36,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
         render(Scene("star", "blue", "black", cx, cy, size), 64).save(data / f"star{index}.png")
         (data / f"star{index}.txt").write_text("a sks diamond on a black background", encoding="utf-8")
     common = {
+        "trigger": "sks",
         "instance_prompt": "a sks diamond on a black background",
         "class_prompt": "a diamond on a black background",
         "num_class_images": "8",
