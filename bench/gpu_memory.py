@@ -113,13 +113,9 @@ def run_case(case: Case, model: Path, scratch: Path, steps: int, tiny: bool) -> 
     from studio.train.start import create_run
 
     resolution = 64 if tiny else case.resolution
-    overrides = {
-        "base_model": str(model),
-        "resolution": str(resolution),
-        "steps": str(steps),
-        "batch_size": "1",
-        "checkpoint_every": "0",
-        "sample_every": "0",
+    from random_models import few_step_overrides  # beside this script (sys.path[0] when run as one)
+
+    overrides = few_step_overrides(model, resolution, steps) | {
         "sample_prompts": "[a photo of sks dog]",
         "num_class_images": "2",  # DreamBooth batches hold instance + class halves: the real memory shape
         **case.options,

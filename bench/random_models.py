@@ -137,3 +137,16 @@ def write_random_model(size: str, folder: Path) -> Path:
     build = build_sdxl if size.endswith("sdxl") else build_sd15
     build(tokenizer, tiny=size.startswith("tiny")).save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def few_step_overrides(model: Path, resolution: int, steps: int) -> dict[str, str]:
+    """The settings every real-size bench case shares: this model, size and step count, one image a batch, and no
+    checkpoint or sample in between (bench/gpu_memory.py, bench/real_size.py)."""
+    return {
+        "base_model": str(model),
+        "resolution": str(resolution),
+        "steps": str(steps),
+        "batch_size": "1",
+        "checkpoint_every": "0",
+        "sample_every": "0",
+    }

@@ -60,14 +60,9 @@ def dataset(root: Path, resolution: int, count: int = 4) -> Path:
 
 
 def overrides(case: str, model: Path, steps: int, resolution: int, cpu: bool) -> dict[str, str]:
-    common = {
-        "base_model": str(model),
-        "resolution": str(resolution),
-        "steps": str(steps),
-        "batch_size": "1",
-        "checkpoint_every": "0",
-        "sample_every": "0",
-    }
+    from bench.random_models import few_step_overrides
+
+    common = few_step_overrides(model, resolution, steps)
     if cpu:
         common["mixed_precision"] = "no"
     return common | CASES[case][2]
