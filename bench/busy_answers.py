@@ -67,7 +67,7 @@ def make_dataset(data_dir: Path) -> None:
 
 def stop_run(url: str, data_dir: Path, run_id: str) -> None:
     """Cancel a run and wait until the server trains nothing (its process saves a checkpoint first)."""
-    from studio.train import runs
+    from studio import runs
 
     run_dir = data_dir / "runs" / run_id
     deadline = time.time() + 300

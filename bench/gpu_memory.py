@@ -88,8 +88,8 @@ def child(run_dir: Path) -> None:
 
     import torch
 
+    from studio.runs import read_events
     from studio.train.loop import prepare_trainer, train
-    from studio.train.runs import read_events
 
     cuda = torch.cuda.is_available()
     trainer = prepare_trainer(run_dir)

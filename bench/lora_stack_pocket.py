@@ -41,14 +41,14 @@ def concepts():
 
 def write_style_images(folder: Path) -> Path:
     """The base shapes in pink on the base backgrounds, captioned with the colour word: "a pink circle on ..."."""
-    from studio.train.pocket_concept import write_color_folder
+    from studio.pocket.datasets import write_color_folder
 
     return write_color_folder(folder, "pink", trigger="pink", count=8)
 
 
 def train_run(preset: str, name: str, folder_writer, trigger: str, root: Path, overrides: list[str]) -> Path:
     """Train `preset` on the folder `folder_writer(path)` writes, as a run called `name`; reuse a finished one."""
-    from studio.train import runs
+    from studio import runs
     from studio.train.config import parse_overrides, resolve_config
     from studio.train.loop import run_training
     from studio.train.start import create_run, put_trigger

@@ -26,8 +26,8 @@ def write_random_lora(folder: Path, seed: int, rank: int = 8) -> Path:
     import peft
     import torch
 
+    from studio.adapters.lora_files import save_lora_diffusers
     from studio.models import load_pipeline
-    from studio.train.export import save_lora_diffusers
 
     pipe = load_pipeline("pocket", device="cpu", dtype=torch.float32).pipe
     torch.manual_seed(seed)

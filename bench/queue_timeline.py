@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from studio import runs
 from studio.evaluate.report import SCORECARD
-from studio.train import runs
-from studio.train.queue import QueueStore
+from studio.queue import QueueStore
 
 
 def timeline(run_dir: Path) -> dict[str, float] | None:

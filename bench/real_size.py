@@ -87,7 +87,7 @@ def estimates(case: str, settings: dict[str, str], runs_root: Path) -> dict:
 
 
 def measure(run_dir: Path, wall: float, started_at: float) -> dict:
-    from studio.train import runs
+    from studio import runs
 
     events = runs.read_events(run_dir)
     steps = [e for e in events if e["type"] == "step"]
@@ -142,7 +142,8 @@ def table(runs_root: Path) -> list[dict]:
     one out: a run never estimates itself). Measured time is the run's own: folder written to finished."""
     import tempfile
 
-    from studio.train import estimate, runs
+    from studio import runs
+    from studio.train import estimate
     from studio.train.config import load_config_file
 
     folders = sorted(f for f in runs_root.iterdir() if (f / runs.CONFIG).is_file())

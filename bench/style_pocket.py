@@ -32,11 +32,11 @@ def main() -> None:
     import torch
 
     from studio.pocket.concept import DRIFT_PROMPTS, Probe, judge_probes, pipeline_drawer, sheet
+    from studio.pocket.datasets import STYLE_BACKGROUND, STYLE_COLOUR, write_style_folder
     from studio.pocket.world import BASE_SHAPES, caption_for
     from studio.runtime import apply_thread_budget
     from studio.train.config import parse_overrides, resolve_config
     from studio.train.loop import prepare_trainer, run_training
-    from studio.train.pocket_concept import STYLE_BACKGROUND, STYLE_COLOUR, write_style_folder
     from studio.train.start import create_run
 
     apply_thread_budget(args.threads)

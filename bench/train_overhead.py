@@ -25,7 +25,7 @@ prepare_environment()
 
 
 def concept(folder: Path) -> Path:
-    from studio.train.pocket_concept import write_concept_folder
+    from studio.pocket.datasets import write_concept_folder
 
     return write_concept_folder(folder, "star", "sks", side=64)
 

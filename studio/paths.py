@@ -21,6 +21,13 @@ _data_env = os.environ.get("STUDIO_DATA_DIR")
 DATA_DIR: Path = Path(_data_env).expanduser().resolve() if _data_env else PROJECT_ROOT / "data"
 
 
+def data_dir() -> Path:
+    """The data folder now: STUDIO_DATA_DIR if set (a training subprocess, a test), else DATA_DIR. The one place
+    it is resolved; everything under it (datasets/, runs/, loras/, outputs/) is found from here."""
+    env = os.environ.get("STUDIO_DATA_DIR")
+    return Path(env).expanduser().resolve() if env else DATA_DIR
+
+
 def is_pocket_model(base_model: str | None) -> bool:
     """Whether a base-model setting names the pocket model: "pocket" (or nothing) or a path to its folder."""
     spec = (base_model or "").strip()

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from studio.queue.worker import QueueWorker
 from studio.train.jobs import JobManager, JobPool
-from studio.train.queue.worker import QueueWorker
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class Workspace:
         from outside the workspace."""
         if self.limits is None:
             return
-        from studio.generate.adapters import split_weight
+        from studio.adapters.stack import split_weight
 
         training = config.training
         steps, base_model, base_loras = training.steps, training.base_model, training.base_loras
@@ -367,7 +367,7 @@ class PublicWorkspaces(Workspaces):
 
     def cleanup(self, now: float | None = None) -> list[str]:
         """Delete the workspaces idle for longer than `limits.idle_hours` (none with a run training); their ids."""
-        from studio.train import runs
+        from studio import runs
 
         now = time.time() if now is None else now
         removed = []

@@ -95,7 +95,7 @@ def _embedding(text: str) -> dict:
 
 
 def settings_from_args(args: argparse.Namespace, **overrides) -> GenerationSettings:
-    from studio.generate.adapters import LoraSpec, SvdiffSpec
+    from studio.adapters.stack import LoraSpec, SvdiffSpec
     from studio.generate.fast import form_values
 
     fast = bool(getattr(args, "fast", False))

@@ -23,7 +23,7 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studio.generate.adapters import LoraSpec
+    from studio.adapters.stack import LoraSpec
     from studio.generate.engine import GenerationEngine
     from studio.generate.mix import save_mix
 

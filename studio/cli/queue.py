@@ -52,16 +52,16 @@ def register(commands) -> None:
 
 
 def _store():
-    from studio.train.queue import QueueStore
-    from studio.train.runs import runs_root
+    from studio.queue import QueueStore
+    from studio.runs import runs_root
 
     return QueueStore(runs_root().parent)
 
 
 def run_add(args: argparse.Namespace) -> int:
+    from studio.queue import add_entries
+    from studio.queue.plan import dataset_folders, parse_sweeps
     from studio.train.config import parse_overrides, resolve_config
-    from studio.train.queue import add_entries
-    from studio.train.queue.plan import dataset_folders, parse_sweeps
 
     sweeps = parse_sweeps(args.sweeps)
     overrides = parse_overrides(args.overrides)
@@ -82,7 +82,7 @@ def run_list(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from studio.evaluate.report import text_table
-    from studio.train.queue.table import QUEUE_HEADERS, queue_rows
+    from studio.queue.table import QUEUE_HEADERS, queue_rows
 
     store = _store()
     state = store.load()
@@ -132,7 +132,7 @@ class _Printer:
 
 
 def run_run(args: argparse.Namespace) -> int:
-    from studio.train.queue import QueueRunner, RunnerLock, request_processing
+    from studio.queue import QueueRunner, RunnerLock, request_processing
 
     store = _store()
     lock = RunnerLock(store.data_dir)
@@ -162,7 +162,7 @@ def run_run(args: argparse.Namespace) -> int:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from studio.train.queue import request_processing
+    from studio.queue import request_processing
 
     request_processing(_store(), False)
     print("asked the queue to stop; the running entry saves a checkpoint and resumes when the queue runs again")
@@ -170,21 +170,21 @@ def run_stop(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from studio.train.queue import remove_entry
+    from studio.queue import remove_entry
 
     print(remove_entry(_store(), args.entry))
     return 0
 
 
 def run_retry(args: argparse.Namespace) -> int:
-    from studio.train.queue import retry_entry
+    from studio.queue import retry_entry
 
     print(retry_entry(_store(), args.entry))
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from studio.train.queue.table import format_sweep
+    from studio.queue.table import format_sweep
 
     store = _store()
     print(format_sweep(args.sweep, store.load().sweep(args.sweep), store.data_dir / "runs"))

@@ -86,11 +86,11 @@ class _Progress:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from studio.runs import runs_root
+    from studio.runs.names import rename_run, run_label
     from studio.train.advice import report
     from studio.train.config import parse_overrides, resolve_config
     from studio.train.distributed import shared_run_dir
-    from studio.train.run_names import rename_run, run_label
-    from studio.train.runs import runs_root
     from studio.train.start import create_run
 
     # the whole config is validated here, before any model is loaded
@@ -119,8 +119,8 @@ def _train(run_dir, no_progress: bool) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from studio.train.run_names import run_label
-    from studio.train.runs import list_runs
+    from studio.runs import list_runs
+    from studio.runs.names import run_label
 
     states = list_runs()
     if not states:
@@ -133,8 +133,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_rename(args: argparse.Namespace) -> int:
-    from studio.train.run_names import rename_run
-    from studio.train.runs import resolve_run
+    from studio.runs import resolve_run
+    from studio.runs.names import rename_run
 
     renamed = rename_run(resolve_run(args.run), args.name)
     print(f"run {renamed.run_id} is now called {renamed.label!r}")
@@ -142,8 +142,8 @@ def run_rename(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from studio.train.run_names import identity
-    from studio.train.runs import replay, resolve_run
+    from studio.runs import replay, resolve_run
+    from studio.runs.names import identity
 
     state = replay(resolve_run(args.run))
     who = identity(state.folder)
@@ -158,10 +158,10 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_resume(args: argparse.Namespace) -> int:
-    from studio.train.runs import resolve_run
+    from studio.runs import resolve_run
 
     run_dir = resolve_run(args.run)
-    from studio.train.runs import replay
+    from studio.runs import replay
 
     status = replay(run_dir).status
     if status in ("running", "finished"):
@@ -171,7 +171,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    from studio.train.runs import replay, resolve_run, send_command
+    from studio.runs import replay, resolve_run, send_command
 
     run_dir = resolve_run(args.run)
     status = replay(run_dir).status

@@ -91,3 +91,22 @@ def caption_issues(caption: str, counter: TokenCounter | None = None) -> list[Is
                 )
             ]
     return []
+
+
+# a prompt (to generate, or a run's sample prompt) is a few words; 4 KB is far more than any text encoder reads
+MAX_PROMPT_BYTES = 4096
+
+
+def check_prompt_size(name: str, text: object, limit: int, where: str = "") -> None:
+    """Refuse a prompt that is not text or is longer than `limit` bytes (UTF-8), before any tokenizer sees it.
+    None is no prompt (an empty negative prompt from a form)."""
+    if text is None:
+        return
+    if not isinstance(text, str):
+        raise ValueError(f"{name} must be text, got {type(text).__name__}")
+    size = len(text) if len(text) > limit else len(text.encode("utf-8"))  # a character is at least one byte
+    if size > limit:
+        raise ValueError(
+            f"{name} is too long: {size} bytes, the limit{where} is {limit} bytes "
+            "(the model reads only its first 77 tokens, about 300 characters)"
+        )

@@ -36,7 +36,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def datasets_root() -> Path:
-    return paths.DATA_DIR / "datasets"
+    return paths.data_dir() / "datasets"
 
 
 def list_datasets(root: Path | None = None) -> list[str]:

@@ -36,7 +36,7 @@ def _stars(folder: Path) -> None:
 
 
 def _pink_style(folder: Path) -> None:
-    from studio.train.pocket_concept import write_style_folder
+    from studio.pocket.datasets import write_style_folder
 
     write_style_folder(folder, "zq", count=32, side=SIDE)
 

@@ -6,8 +6,10 @@ what a plain "dog" looks like, and the trigger in their captions would tie it to
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Protocol
 
 from studio.data.issues import Issue
@@ -50,18 +52,6 @@ def with_trigger(caption: str, trigger: str, separator: str = ", ") -> str:
     if has_trigger(caption, trigger):
         return caption
     return f"{trigger}{separator}{caption}" if caption else trigger
-
-
-def missing_trigger(captions: Mapping[str, str], trigger: str) -> list[str]:
-    """Names whose caption lacks the trigger."""
-    return [name for name, caption in captions.items() if not has_trigger(caption, trigger)]
-
-
-def enforce_trigger(captions: Mapping[str, str], trigger: str) -> None:
-    """Raise MissingTriggerError naming every caption without the trigger."""
-    missing = missing_trigger(captions, validate_trigger(trigger))
-    if missing:
-        raise MissingTriggerError(trigger, missing)
 
 
 def trigger_issues(items: Iterable[_Captioned], trigger: str | None) -> dict[str, Issue]:
@@ -108,3 +98,24 @@ def infer_trigger(captions: list[str]) -> str | None:
         return None
     candidates = sorted(set.intersection(*words) - _pocket_vocabulary())
     return candidates[0] if len(candidates) == 1 else None
+
+
+def dataset_manifest_of(dataset: str | Path) -> dict | None:
+    """The manifest of a dataset (a name under datasets/, its folder, or one of its prepared/<variant> folders);
+    None for a plain folder of images."""
+    from studio.data.dataset import datasets_root
+
+    path = Path(dataset)
+    if not path.exists():
+        path = datasets_root() / str(dataset)
+    for candidate in (path, path.parent.parent):
+        manifest = candidate / "manifest.json"
+        if manifest.is_file():
+            return json.loads(manifest.read_text(encoding="utf-8"))
+    return None
+
+
+def dataset_trigger(dataset: str | Path) -> str | None:
+    """The trigger word a dataset was saved with, if it is a dataset the studio made."""
+    manifest = dataset_manifest_of(dataset)
+    return manifest.get("trigger") if manifest else None

@@ -270,7 +270,8 @@ def distill(cfg: LcmDistillConfig, log=print, stop_after: int | None = None) -> 
 def save_lcm_lora(pipe, folder: Path) -> Path:
     """The diffusers LoRA file in float16: half the bytes, and the rounding is far below what the evaluator sees.
     Its scale is in lora_B, as in every diffusers-format LoRA we write (older diffusers ignore the metadata)."""
-    from studio.train.export import DIFFUSERS_WEIGHTS, baked_lora_layers
+    from studio.adapters.lora_files import baked_lora_layers
+    from studio.runs.layout import LORA_FILE as DIFFUSERS_WEIGHTS
 
     layers, metadata = baked_lora_layers(pipe.unet, "unet")
     folder.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from PIL import Image
 
+from studio import runs
 from studio.evaluate.prompts import EvalPrompt
-from studio.train import runs
-from studio.train.checkpoints import TRAINABLE, list_checkpoints
+from studio.runs.checkpoints import TRAINABLE, list_checkpoints
 from studio.train.config import load_config_file
 
 BATCH = 8

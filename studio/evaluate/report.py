@@ -121,7 +121,7 @@ def chart_points(card: dict) -> list[dict]:
 
 def read_scorecard(run: str | Path) -> dict | None:
     """The last scorecard written for a run (a run id or folder), or None when it was never evaluated."""
-    from studio.train.runs import resolve_run
+    from studio.runs import resolve_run
 
     path = resolve_run(run) / "eval" / SCORECARD
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

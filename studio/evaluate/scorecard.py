@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from studio import runs
 from studio.evaluate import prompts as prompt_sets
 from studio.evaluate.render import (
     checkpoint_folder,
@@ -27,7 +28,6 @@ from studio.evaluate.similarity import as_array, is_near_copy, nearest_training_
 from studio.evaluate.subject import Subject, run_subject
 from studio.evaluate.verdict import best_checkpoint, overfitting
 from studio.paths import is_pocket_model
-from studio.train import runs
 
 
 @dataclass

@@ -11,8 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio import runs
 from studio.data.trigger import infer_trigger
-from studio.train import runs
 from studio.train.config import RunConfig, load_config_file
 
 _LEADING = re.compile(r"^(a photo of |a picture of |an image of |a |an |the )+", re.IGNORECASE)
@@ -64,7 +64,7 @@ def run_subject(run_dir: Path, trigger: str | None = None) -> Subject:
 
 
 def _dataset_trigger(source: str) -> str | None:
-    from studio.train.start import dataset_trigger
+    from studio.data.trigger import dataset_trigger
 
     try:
         return dataset_trigger(source)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from studio.generate.adapters import AdapterStack, EmbeddingSpec, LoraSpec, SvdiffSpec
+from studio.adapters.stack import AdapterStack, EmbeddingSpec, LoraSpec, SvdiffSpec
+from studio.data.caption_text import MAX_PROMPT_BYTES, check_prompt_size
 from studio.generate.composite import composite_unet
 from studio.generate.png_metadata import save_png
 from studio.generate.quantize import QUANTIZE_MODES
@@ -31,7 +32,6 @@ CHUNK = 4  # images per pipeline call: bounds peak memory on big models
 # The text encoder reads a prompt's first 77 tokens (about 300 characters) and drops the rest, so a longer prompt
 # only costs memory and time in the tokenizer: a 20 MB prompt held the only generation slot for 3 minutes and took
 # the server to 7.8 GB. 4 KB is a page of text, far more than is ever read.
-MAX_PROMPT_BYTES = 4096
 MAX_SEED = 2**32 - 1  # what torch generators and numpy take the same way; 2**70 was an "Overflow" error
 
 
@@ -146,21 +146,6 @@ class GenerationSettings:
         if unknown:
             raise ValueError(f"unknown generation setting(s): {', '.join(sorted(unknown))}")
         return cls(**values)
-
-
-def check_prompt_size(name: str, text: object, limit: int, where: str = "") -> None:
-    """Refuse a prompt that is not text or is longer than `limit` bytes (UTF-8), before any tokenizer sees it.
-    None is no prompt (an empty negative prompt from a form)."""
-    if text is None:
-        return
-    if not isinstance(text, str):
-        raise ValueError(f"{name} must be text, got {type(text).__name__}")
-    size = len(text) if len(text) > limit else len(text.encode("utf-8"))  # a character is at least one byte
-    if size > limit:
-        raise ValueError(
-            f"{name} is too long: {size} bytes, the limit{where} is {limit} bytes "
-            "(the model reads only its first 77 tokens, about 300 characters)"
-        )
 
 
 @dataclass

@@ -7,7 +7,7 @@ the sampler / steps / guidance fields become, and the engine adds `pocket_lcm_lo
 
 from __future__ import annotations
 
-from studio.generate.adapters import LoraSpec
+from studio.adapters.stack import LoraSpec
 from studio.paths import POCKET_LCM_LORA_DIR
 
 FAST_STEPS = 4

@@ -142,8 +142,8 @@ def _number(kind: str, text: str, kind_type: type):
 
 def checkpoint_axis(run: str | Path, with_base: bool = False) -> Axis:
     """Every saved checkpoint of a run, oldest first, labelled by step; `with_base` puts the base model first."""
-    from studio.train.checkpoints import list_checkpoints
-    from studio.train.runs import resolve_run
+    from studio.runs import resolve_run
+    from studio.runs.checkpoints import list_checkpoints
 
     run_dir = resolve_run(run)
     checkpoints = list_checkpoints(run_dir)
@@ -169,18 +169,17 @@ def stack_axis(loras: list[dict], names: list[str] | None = None) -> Axis:
 def best_checkpoint_axes(run: str | Path) -> tuple[Axis, Axis, dict]:
     """ "Which checkpoint is best?": the base model and then every checkpoint across, the run's sample prompts down,
     so the first column shows what training started from."""
-    from studio.train.config import load_config_file
-    from studio.train.runs import CONFIG, resolve_run
+    from studio.runs import read_config, resolve_run
 
     run_dir = resolve_run(run)
-    config = load_config_file(run_dir / CONFIG)
-    prompts = tuple(config.training.sample_prompts) or ("a photo",)
+    training = read_config(run_dir)["training"]
+    prompts = tuple(training.get("sample_prompts") or ()) or ("a photo",)
     base = {
-        "model": config.training.base_model,
-        "steps": config.training.sample_steps,
-        "seed": config.training.sample_seed,
-        "width": config.training.resolution,
-        "height": config.training.resolution,
+        "model": training["base_model"],
+        "steps": training["sample_steps"],
+        "seed": training["sample_seed"],
+        "width": training["resolution"],
+        "height": training["resolution"],
     }
     return checkpoint_axis(run_dir, with_base=True), Axis("prompt", prompts), base
 

@@ -11,15 +11,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.generate.adapters import LORA_FILE
-
-
-def data_dir() -> Path:
-    import os
-
-    from studio.paths import DATA_DIR
-
-    return Path(os.environ.get("STUDIO_DATA_DIR") or DATA_DIR).expanduser().resolve()
+from studio.paths import data_dir
+from studio.runs.layout import EMBEDDING_FILE, KOHYA_FILE, LORA_FILE, LORA_FOLDER, OUTPUTS, SVDIFF_FILE
 
 
 def uploads_dir(kind: str) -> Path:
@@ -43,7 +36,7 @@ class Choice:
 
 
 def _runs() -> list[Path]:
-    from studio.train.runs import CONFIG, runs_root
+    from studio.runs import CONFIG, runs_root
 
     root = runs_root()
     if not root.is_dir():
@@ -53,7 +46,7 @@ def _runs() -> list[Path]:
 
 def run_label(run: Path) -> str:
     """How a run is named in every list of this module: its name and trigger word ('stars · LoRA · trigger zq')."""
-    from studio.train.run_names import run_label as named
+    from studio.runs.names import run_label as named
 
     return named(run)
 
@@ -77,7 +70,7 @@ def list_loras() -> list[Choice]:
     """Newest run first: each run's exported LoRA (diffusers and kohya), then uploaded files."""
     choices = []
     for run in _runs():
-        for file in (run / "outputs" / "lora-diffusers" / LORA_FILE, run / "outputs" / "lora-kohya.safetensors"):
+        for file in (run / OUTPUTS / LORA_FOLDER / LORA_FILE, run / OUTPUTS / KOHYA_FILE):
             if file.is_file():
                 choices.append(Choice(adapter_label(file), str(file)))
     folder = uploads_dir("loras")
@@ -90,9 +83,8 @@ def list_embeddings() -> list[Choice]:
     """Textual-inversion exports of our runs (diffusers and A1111 files) and uploaded embeddings."""
     choices = []
     for run in _runs():
-        outputs = run / "outputs"
-        if (outputs / "learned_embeds.safetensors").is_file():
-            choices.append(Choice(run_label(run), str(outputs / "learned_embeds.safetensors")))
+        if (run / OUTPUTS / EMBEDDING_FILE).is_file():
+            choices.append(Choice(run_label(run), str(run / OUTPUTS / EMBEDDING_FILE)))
     folder = uploads_dir("embeddings")
     if folder.is_dir():
         choices += [Choice(adapter_label(p), str(p)) for p in sorted(folder.glob("*.safetensors"))]
@@ -101,9 +93,7 @@ def list_embeddings() -> list[Choice]:
 
 def list_svdiffs() -> list[Choice]:
     """SVDiff exports of our runs (spectral shifts) and files put in data/svdiff/."""
-    from studio.train.methods.svdiff.config import EXPORT_FILE
-
-    choices = [Choice(run_label(run), str(run / "outputs" / EXPORT_FILE)) for run in _runs()]
+    choices = [Choice(run_label(run), str(run / OUTPUTS / SVDIFF_FILE)) for run in _runs()]
     choices = [c for c in choices if Path(c.path).is_file()]
     folder = uploads_dir("svdiff")
     if folder.is_dir():
@@ -114,8 +104,8 @@ def list_svdiffs() -> list[Choice]:
 def list_checkpoint_runs() -> list[Choice]:
     """Runs with at least one saved checkpoint, newest first, labelled with their status and checkpoint count; each
     choice's value is the run id (`find_run` reads it back), so a page holds no server path."""
-    from studio.train.checkpoints import list_checkpoints
-    from studio.train.runs import replay
+    from studio.runs import replay
+    from studio.runs.checkpoints import list_checkpoints
 
     choices = []
     for run in _runs():
@@ -129,10 +119,10 @@ def list_checkpoint_runs() -> list[Choice]:
 def listing_signature() -> tuple:
     """What the lists above depend on, cheaply (directory listings, no file read): it changes when a run saves a
     checkpoint or an export, or a file is uploaded, so a page can read the lists again only then."""
-    from studio.train.checkpoints import list_checkpoints
+    from studio.runs.checkpoints import list_checkpoints
 
     runs = tuple(
-        (run.name, len(list_checkpoints(run)), tuple(sorted(p.name for p in (run / "outputs").glob("*"))))
+        (run.name, len(list_checkpoints(run)), tuple(sorted(p.name for p in (run / OUTPUTS).glob("*"))))
         for run in _runs()
     )
     uploads = tuple(
@@ -144,7 +134,7 @@ def listing_signature() -> tuple:
 
 def find_run(text: str) -> Path:
     """The run folder that `text` names: a run id, `runs/<id>`, or a path to it inside the data folder."""
-    from studio.train.runs import CONFIG, runs_root
+    from studio.runs import CONFIG, runs_root
 
     text = (text or "").strip().rstrip("/")
     if not text:

@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from studio.models.saving import save_pipeline_folder
 from studio.pocket import components, world
 from studio.pocket.evaluator import judge
 from studio.pocket.pretrain_config import PretrainConfig
 from studio.pocket.tokenizer import build_tokenizer
-from studio.train.export import save_pipeline_folder
 
 
 def _to_tensor(images) -> torch.Tensor:

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio import runs
 from studio.generate.engine import (
     MAX_PROMPT_BYTES,
     GeneratedImage,
@@ -18,7 +19,6 @@ from studio.generate.engine import (
     check_prompt_size,
 )
 from studio.serve.admission import Admission
-from studio.train import runs
 from studio.train.config import list_presets, resolve_config
 from studio.workspace import Workspace, Workspaces
 
@@ -125,7 +125,7 @@ def start_from_preset(ws: Workspace, preset: str, dataset: str, settings: dict |
         raise ValueError(f"preset: no preset {preset!r}; known: {', '.join(list_presets())}")
     overrides = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (settings or {}).items()}
     config = resolve_config(preset=preset, overrides=overrides)
-    from studio.generate.adapters import split_weight
+    from studio.adapters.stack import split_weight
     from studio.generate.library import inside_data
 
     for text in config.training.base_loras:  # as generate's LoRAs: the API reads no file outside the data folder

@@ -121,7 +121,7 @@ def dataset_facts(folder: Path) -> tuple[int, str | None]:
     """Image count and trigger word of a dataset or prepared folder, read from its manifest (nothing is prepared)."""
     import json
 
-    from studio.train.start import dataset_trigger
+    from studio.data.trigger import dataset_trigger
 
     folder = Path(folder)
     for manifest in ("prepared.json", "manifest.json"):

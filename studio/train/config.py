@@ -169,7 +169,7 @@ class TrainingConfig:
             )
         if len(self.base_loras) > MAX_BASE_LORAS:
             raise ValueError(f"base_loras holds at most {MAX_BASE_LORAS} LoRAs, got {len(self.base_loras)}")
-        from studio.generate.engine import MAX_PROMPT_BYTES, check_prompt_size
+        from studio.data.caption_text import MAX_PROMPT_BYTES, check_prompt_size
 
         for prompt in self.sample_prompts:
             check_prompt_size("a sample prompt", prompt, MAX_PROMPT_BYTES)
@@ -301,12 +301,6 @@ def config_from_dict(data: dict) -> RunConfig:
 
 def load_config_file(path: Path) -> RunConfig:
     return config_from_dict(_read_yaml(path))
-
-
-def save_config_file(config: RunConfig, path: Path) -> None:
-    from studio.data.files import write_text_atomic
-
-    write_text_atomic(path, config.to_yaml())
 
 
 def _read_yaml(path: Path) -> dict:

@@ -159,7 +159,7 @@ def save_deepspeed_checkpoint(accelerator: Any, engine: Any, run_dir: Path, step
 
     These are DeepSpeed's own torch files, read back only by DeepSpeed on resume; the user-facing weights of the
     checkpoint stay in trainable.safetensors."""
-    from studio.train.checkpoints import building_folder
+    from studio.runs.checkpoints import building_folder
 
     box = [str(building_folder(run_dir, step)) if accelerator.is_main_process else None]
     if accelerator.num_processes > 1:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from studio.train import lora_keys
+from studio.adapters import kohya as lora_keys
 
 CHECK_ADAPTER = "export_check"  # the name a LoRA file is loaded under, beside the trained "default"
 # Convolutions and attention apply the same weights at any size, so a step at 128 px goes through every adapted

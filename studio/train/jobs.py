@@ -17,8 +17,8 @@ import threading
 import weakref
 from pathlib import Path
 
+from studio import runs
 from studio.runtime import thread_budget
-from studio.train import runs
 from studio.train.config import RunConfig
 
 log = logging.getLogger(__name__)

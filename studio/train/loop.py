@@ -24,16 +24,17 @@ from typing import Any, NoReturn
 
 import torch
 
+from studio import runs
 from studio.data.files import WriteFailed
-from studio.runtime import pocket_training_threads
-from studio.train import distributed, runs
-from studio.train.checkpoints import (
+from studio.runs.checkpoints import (
     checkpoint_name,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
     seed_everything,
 )
+from studio.runtime import pocket_training_threads
+from studio.train import distributed
 from studio.train.conditioning import Caches, predict, text_embeddings
 from studio.train.config import RunConfig, TrainingConfig, load_config_file
 from studio.train.data import TrainingImage, batch_at, load_training_images
@@ -113,7 +114,7 @@ def load_base_pipeline(training: TrainingConfig, device: str, dtype: torch.dtype
 
     pipe = load_pipeline(training.base_model, device=device, dtype=dtype).pipe
     if training.base_loras:
-        from studio.generate.adapters import merge_into_base
+        from studio.adapters.merge import merge_into_base
 
         merge_into_base(pipe, training.base_loras)
     return pipe

@@ -25,7 +25,7 @@ def measured_runs(runs_root: Path) -> list[MeasuredRun]:
     """Finished runs under `runs_root` with what they took, read from their config and events."""
     import statistics
 
-    from studio.train import runs
+    from studio import runs
     from studio.train.config import load_config_file
 
     found = []

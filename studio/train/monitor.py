@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from studio.train import runs
+from studio import runs
 
 SMOOTHING = 0.9  # weight of the past in the loss's moving average (TensorBoard's default slider value)
 SPEED_WINDOW = 20  # recent step events the speed is measured over
@@ -50,7 +50,7 @@ class RunSummary:
     @property
     def label(self) -> str:
         """The run as every list shows it: its name and trigger word (run_names.RunIdentity.label)."""
-        from studio.train.run_names import RunIdentity
+        from studio.runs.names import RunIdentity
 
         return RunIdentity(self.run_id, self.name or self.run_id, self.trigger).label
 
@@ -116,7 +116,7 @@ def _dataset_name(run_dir: Path) -> str:
 
 
 def summarise(run_dir: Path) -> RunSummary:
-    from studio.train.run_names import identity
+    from studio.runs.names import identity
 
     run_dir = Path(run_dir)
     state = runs.replay(run_dir)

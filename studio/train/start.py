@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from studio.train import runs
+from studio import runs
+from studio.data.trigger import dataset_manifest_of, dataset_trigger, infer_trigger
 from studio.train.config import RunConfig
 from studio.train.data import dataset_manifest, load_training_images
 
@@ -16,7 +18,7 @@ def create_run(config: RunConfig, dataset: str | Path, run_id: str | None = None
 
     The config was validated when it was built, so a bad config never gets this far.
     """
-    from studio.train import run_names
+    from studio.runs import names as run_names
     from studio.train.preflight import check_run
 
     items = load_training_images(dataset, config.training.resolution)
@@ -28,14 +30,15 @@ def create_run(config: RunConfig, dataset: str | Path, run_id: str | None = None
     source_text = str(source.resolve()) if source.exists() else str(dataset)
     manifest = dataset_manifest(source_text, items)
     folder = runs.create_run_folder(config.to_yaml(), manifest, run_id or runs.new_run_id(config.method), root)
-    trigger = run_names.run_trigger(config, source_text, [item.caption for item in items])
-    use_lora = bool(getattr(config.method_config, "use_lora", False))
-    run_names.name_new_run(folder, config.method, source_text, trigger, use_lora)
+    options = dataclasses.asdict(config.method_config)
+    trigger = run_names.run_trigger(options, source_text, [item.caption for item in items])
+    label = run_names.method_label(config.method, bool(options.get("use_lora", False)))
+    run_names.name_new_run(folder, label, source_text, trigger)
     return folder
 
 
 def _located_base_lora(text: str) -> str:
-    from studio.generate.adapters import lora_source, split_weight
+    from studio.adapters.stack import lora_source, split_weight
 
     path, weight = split_weight(text)
     try:
@@ -62,7 +65,7 @@ def resume_run(run: str | Path, on_event: Callable[[dict], None] | None = None) 
 
 def export_run(run: str | Path, verify: bool = True) -> list[Path]:
     """(Re-)export a run's latest checkpoint into outputs/."""
-    from studio.train.checkpoints import list_checkpoints
+    from studio.runs.checkpoints import list_checkpoints
     from studio.train.export import export_trainer
     from studio.train.loop import prepare_trainer
 
@@ -99,7 +102,7 @@ def fill_trigger(config: RunConfig, dataset: str | Path) -> None:
         (
             TRIGGER_PLACEHOLDER,
             # a plain folder of images + .txt names no trigger; a made-up word every caption holds is one
-            lambda d: dataset_trigger(d) or inferred_trigger(dataset_captions(d)),
+            lambda d: dataset_trigger(d) or infer_trigger(dataset_captions(d)),
             "has no trigger word; set one on the dataset (one word in every caption is taken as it)",
         ),
         (
@@ -168,7 +171,7 @@ def dataset_class(dataset: str | Path) -> str | None:
     import collections
     import re
 
-    manifest = _manifest(dataset)
+    manifest = dataset_manifest_of(dataset)
     if manifest is None:
         return None
     if manifest.get("class"):
@@ -184,32 +187,6 @@ def dataset_class(dataset: str | Path) -> str | None:
         return None
     word, count = counts.most_common(1)[0]
     return word if count * 2 > len(items) else None  # most captions agree, or there is no class to name
-
-
-def _manifest(dataset: str | Path) -> dict | None:
-    import json
-
-    from studio.data.dataset import datasets_root
-
-    path = Path(dataset)
-    if not path.exists():
-        path = datasets_root() / str(dataset)
-    for candidate in (path, path.parent.parent):  # a dataset, or one of its prepared/<variant> folders
-        manifest = candidate / "manifest.json"
-        if manifest.is_file():
-            return json.loads(manifest.read_text(encoding="utf-8"))
-    return None
-
-
-def dataset_trigger(dataset: str | Path) -> str | None:
-    manifest = _manifest(dataset)
-    return manifest.get("trigger") if manifest else None
-
-
-def inferred_trigger(captions: list[str]) -> str | None:
-    from studio.data.trigger import infer_trigger
-
-    return infer_trigger(captions)
 
 
 def dataset_captions(dataset: str | Path) -> list[str]:

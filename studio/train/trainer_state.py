@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from studio.runs.checkpoints import restore_rng_state, rng_state_json
 from studio.train import distributed
-from studio.train.checkpoints import restore_rng_state, rng_state_json
 
 if TYPE_CHECKING:
     from studio.train.loop import Trainer

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from studio.adapters.stack import BLOCKS
 from studio.generate import fast as fast_sampling
 from studio.generate import library
-from studio.generate.adapters import BLOCKS
 from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings, save_images
 from studio.generate.png_metadata import read_params
 from studio.generate.samplers import sampler_labels
@@ -304,7 +304,7 @@ def _wire(engine: GenerationEngine, form: PlaygroundForm, c: dict) -> None:
         """An SVDiff export from elsewhere: checked to be one (a LoRA file is refused, naming why), kept, selected."""
         if not file:
             return gr.Dropdown(), None
-        from studio.train.methods.svdiff.spectral import read_shifts
+        from studio.adapters.svdiff import read_shifts
 
         try:
             read_shifts(Path(file))
@@ -315,8 +315,8 @@ def _wire(engine: GenerationEngine, form: PlaygroundForm, c: dict) -> None:
 
     def save_this_mix(values: dict):
         """The switched-on LoRAs at their weights -> one new file in data/loras/, listed and offered for download."""
+        from studio.adapters.kohya import kohya_consumer_warnings
         from studio.generate.mix import describe_mix, save_mix
-        from studio.train.export import kohya_consumer_warnings
 
         try:
             settings = GenerationSettings.from_dict(form.settings(values) | {"fast": False})

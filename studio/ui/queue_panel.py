@@ -1,7 +1,7 @@
 """The Train tab's queue: add the form's config (optionally a sweep), watch the queue, start / stop it, remove an
 entry, and compare a sweep's scorecards side by side.
 
-Thin: every action is a function of `studio.train.queue`; the work happens in the workspace's server-side queue
+Thin: every action is a function of `studio.queue`; the work happens in the workspace's server-side queue
 worker, and the tables are read from the queue file and run folders on each tick, so a reload shows the same queue.
 """
 
@@ -12,10 +12,10 @@ from collections.abc import Callable
 import gradio as gr
 import pandas as pd
 
+from studio.queue import add_entries, remove_entry, retry_entry
+from studio.queue.plan import parse_sweep_lines
+from studio.queue.table import QUEUE_HEADERS, queue_rows, sweep_table
 from studio.train.config import RunConfig
-from studio.train.queue import add_entries, remove_entry, retry_entry
-from studio.train.queue.plan import parse_sweep_lines
-from studio.train.queue.table import QUEUE_HEADERS, queue_rows, sweep_table
 from studio.ui.errors import as_message
 from studio.workspace import Workspace, Workspaces
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.train import monitor, run_names, runs
-from studio.train.run_files import delete_run, download_files
+from studio import runs
+from studio.runs import names as run_names
+from studio.runs.downloads import delete_run, download_files
+from studio.train import monitor
 from studio.train.which_file import WHICH_FILE_FOR_WHICH_TOOL
 from studio.ui.errors import as_message, friendly
 from studio.ui.run_view import STATUS_WORDS, RunView

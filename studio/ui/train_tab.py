@@ -13,8 +13,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from studio import runs
 from studio.data.examples import example_of
-from studio.train import advice, hardware, monitor, run_names, runs
+from studio.runs import names as run_names
+from studio.train import advice, hardware, monitor
 from studio.train.config import RunConfig, list_presets, load_config_file, resolve_config
 from studio.train.start import TRIGGER_PLACEHOLDER, swap_trigger
 from studio.ui import queue_panel

@@ -18,7 +18,6 @@ from studio.data.dataset import Dataset, read_metadata_captions, read_sidecar_ca
 from studio.data.importer import ImportOptions, import_dataset
 from studio.data.trigger import (
     MissingTriggerError,
-    enforce_trigger,
     enforce_trigger_on_items,
     has_trigger,
     with_trigger,
@@ -66,8 +65,6 @@ def test_token_count_expands_multi_vector_ti_tokens(tiny_tokenizer):
 def test_trigger_is_matched_as_a_word():
     assert has_trigger("a photo of SKS dog", "sks") and not has_trigger("she asks", "sks")
     assert with_trigger("a dog", "sks") == "sks, a dog" and with_trigger("sks dog", "sks") == "sks dog"
-    with pytest.raises(MissingTriggerError, match="1 caption"):
-        enforce_trigger({"a.png": "sks dog", "b.png": "a dog"}, "sks")
 
 
 def test_captioning_keeps_existing_captions_and_adds_the_trigger(dataset):

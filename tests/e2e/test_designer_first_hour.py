@@ -67,8 +67,8 @@ def open_page(browser, stocked):
 
 
 def _label(data_dir: Path, run_id: str) -> str:
-    """How the lists name a run (its name and trigger word), as `studio.train.run_names` decides."""
-    from studio.train.run_names import run_label
+    """How the lists name a run (its name and trigger word), as `studio.runs.names` decides."""
+    from studio.runs.names import run_label
 
     return run_label(data_dir / "runs" / run_id)
 

@@ -55,7 +55,8 @@ def _finished_run(data_dir: Path) -> Path:
     sys.path.insert(0, str(Path(__file__).parent.parent / "generate"))
     from lora_factory import write_lora
 
-    from studio.train import run_names, runs
+    from studio import runs
+    from studio.runs import names as run_names
     from studio.train.config import resolve_config
     from studio.train.start import put_trigger
 
@@ -64,7 +65,7 @@ def _finished_run(data_dir: Path) -> Path:
     source = data_dir / "datasets" / "example-stars"
     run_dir = runs.create_run_folder(config.to_yaml(), {"source": str(source), "items": []}, "20261206-043312-lora-aaaa",
                                      data_dir / "runs")  # fmt: skip
-    run_names.name_new_run(run_dir, "lora", source, "zq")
+    run_names.name_new_run(run_dir, "LoRA", source, "zq")
     out = run_dir / "outputs" / "lora-diffusers"
     diffusers_file, kohya_file = write_lora(POCKET_MODEL_DIR, data_dir / "scratch-lora", seed=1)
     out.mkdir(parents=True)
@@ -220,7 +221,7 @@ def test_sample_prompts_follow_the_dataset_and_an_example_brings_its_preset(page
 
 
 def test_answers_sit_by_their_buttons_and_a_runs_end_is_announced(page, first_hour_server):
-    from studio.train import runs
+    from studio import runs
 
     # the dataset tab: the caption answer under Auto-caption, the prepare answer under Prepare
     page.get_by_role("tab", name="Dataset").click()

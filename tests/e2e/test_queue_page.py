@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from studio.queue import QueueStore, add_entries
+from studio.queue.plan import parse_sweeps
 from studio.train.config import resolve_config
-from studio.train.queue import QueueStore, add_entries
-from studio.train.queue.plan import parse_sweeps
 
 pytestmark = pytest.mark.e2e
 

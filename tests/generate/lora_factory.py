@@ -28,8 +28,9 @@ def write_lora(
     """
     import peft
 
+    from studio.adapters.kohya import save_lora_kohya
+    from studio.adapters.lora_files import save_lora_diffusers
     from studio.models import load_pipeline
-    from studio.train.export import save_lora_diffusers, save_lora_kohya
 
     pipe = load_pipeline(str(base_dir), device="cpu", dtype=torch.float32).pipe
     torch.manual_seed(seed)

@@ -24,10 +24,10 @@ def write_lora_run(
     import peft
     from safetensors.torch import save_file
 
+    from studio import runs
     from studio.models import load_pipeline
     from studio.paths import POCKET_MODEL_DIR
-    from studio.train import runs
-    from studio.train.checkpoints import TRAINABLE, checkpoint_name
+    from studio.runs.checkpoints import TRAINABLE, checkpoint_name
     from studio.train.config import resolve_config
 
     config = resolve_config(preset="lora-pocket", overrides={"steps": str(max(steps))})
@@ -55,8 +55,8 @@ def write_lora_run(
 
 def finish_run(folder: Path, lora_file: Path) -> None:
     """The end of a run of `write_lora_run(finished=False)`: `lora_file` as its exported LoRA, then "finished"."""
-    from studio.generate.adapters import LORA_FILE
-    from studio.train import runs
+    from studio import runs
+    from studio.adapters.stack import LORA_FILE
 
     export = folder / "outputs" / "lora-diffusers" / LORA_FILE
     export.parent.mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,8 @@ import pytest
 import torch
 from lora_factory import write_lora
 
+from studio.adapters.stack import LoraSpec
 from studio.generate import GenerationEngine, GenerationSettings
-from studio.generate.adapters import LoraSpec
 
 
 @pytest.fixture(scope="module")

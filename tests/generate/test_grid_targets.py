@@ -48,7 +48,7 @@ def test_a_run_is_found_by_id_by_runs_slash_id_or_by_its_folder(data) -> None:
 
 
 def test_adapters_are_named_as_the_lists_name_them(data) -> None:
-    from studio.train.run_names import run_label
+    from studio.runs.names import run_label
 
     run = data / "runs" / "20261206-090000-lora-ab12"
     assert library.adapter_label(run / "checkpoints" / "step-000200") == f"{run_label(run)} step 200"

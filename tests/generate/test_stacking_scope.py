@@ -9,8 +9,8 @@ import pytest
 import torch
 from lora_factory import write_lora
 
+from studio.adapters.stack import LoraSpec
 from studio.generate import GenerationEngine, GenerationSettings
-from studio.generate.adapters import LoraSpec
 from studio.generate.scoping import METADATA_KEY, lora_triggers, run_trigger, scope_to_prompt
 
 
@@ -38,8 +38,8 @@ def _with_trigger_metadata(source, target, phrase: str):
 
 def _run_folder(tmp_path, lora, captions: list[str], source: str = "/nowhere"):
     """A finished LoRA run as the studio lays it out: config, dataset manifest, the export under outputs/."""
+    from studio.runs import CONFIG, DATASET
     from studio.train.config import resolve_config
-    from studio.train.runs import CONFIG, DATASET
 
     run = tmp_path / "runs" / "r1"
     export = run / "outputs" / "lora-diffusers"

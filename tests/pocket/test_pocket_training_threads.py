@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from studio.pocket.datasets import write_concept_folder
 from studio.train.config import resolve_config
 from studio.train.loop import run_training
-from studio.train.pocket_concept import write_concept_folder
 from studio.train.start import create_run
 
 

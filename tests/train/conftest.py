@@ -91,7 +91,7 @@ RESUME_SETTINGS = {
 def final_weights(run_dir: Path) -> dict:
     from safetensors.torch import load_file
 
-    from studio.train.checkpoints import TRAINABLE, list_checkpoints
+    from studio.runs.checkpoints import TRAINABLE, list_checkpoints
 
     return load_file(str(list_checkpoints(run_dir)[-1] / TRAINABLE))
 
@@ -120,7 +120,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
 def resumed_and_reference_weights(config, dataset: Path, root: Path) -> tuple[dict, dict]:
     """Train `config` twice: never interrupted, and cancelled after step 3 (between the checkpoints at 2 and 4, so
     the cancel itself must save) then resumed. Returns both runs' final trained weights: (resumed, reference)."""
-    from studio.train import runs
+    from studio import runs
     from studio.train.loop import run_training
     from studio.train.start import create_run, resume_run
 

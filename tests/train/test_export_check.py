@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import tiny_config, tiny_method_config
 
-from studio.train import export, loop, runs
+from studio import runs
+from studio.train import loop
 from studio.train.loop import run_training
 from studio.train.start import create_run
 
@@ -33,13 +34,15 @@ def test_quick_lora_check_reloads_each_file_into_the_trained_pipeline(tmp_path, 
 
 
 def test_quick_check_still_finds_a_file_that_is_not_what_was_trained(tmp_path, sd1_dir, shapes_folder, monkeypatch):
-    real = export.baked_lora_layers
+    from studio.adapters import lora_files
+
+    real = lora_files.baked_lora_layers
 
     def doubled(module, name):  # a writer bug: every lora_B written twice as large
         layers, config = real(module, name)
         return {k: v * 2 if "lora_B" in k else v for k, v in layers.items()}, config
 
-    monkeypatch.setattr(export, "baked_lora_layers", doubled)
+    monkeypatch.setattr(lora_files, "baked_lora_layers", doubled)
     run_dir = create_run(tiny_config(sd1_dir, steps=2, learning_rate=5e-2), shapes_folder, root=tmp_path)
     run_training(run_dir)
     events = runs.read_events(run_dir)

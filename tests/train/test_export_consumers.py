@@ -56,7 +56,7 @@ def _adapted(family: str, tokenizer, unet_targets=UNET_ATTENTION, text_encoder: 
 def _kohya(pipe, tmp_path: Path) -> dict:
     from safetensors.torch import load_file
 
-    from studio.train.export import save_lora_kohya
+    from studio.adapters.kohya import save_lora_kohya
 
     return load_file(str(save_lora_kohya(pipe, tmp_path / "lora-kohya.safetensors")))
 
@@ -82,7 +82,7 @@ def test_kohya_file_is_read_by_sd_scripts_with_every_key_used(family, tiny_token
 def test_kohya_metadata_is_what_sd_scripts_writes(family, tiny_tokenizer, tmp_path) -> None:
     from safetensors import safe_open
 
-    from studio.train.export import save_lora_kohya
+    from studio.adapters.kohya import save_lora_kohya
 
     path = save_lora_kohya(_adapted(family, tiny_tokenizer, POCKET_TARGETS), tmp_path / "lora.safetensors")
     with safe_open(str(path), "pt") as stream:
@@ -97,7 +97,7 @@ def test_kohya_metadata_is_what_sd_scripts_writes(family, tiny_tokenizer, tmp_pa
 
 def test_kohya_export_names_the_modules_sd_scripts_ignores(tiny_tokenizer, tmp_path) -> None:
     """The pocket preset's conv_in / conv_out sit outside every block sd-scripts adapts: the export says so."""
-    from studio.train.export import kohya_consumer_warnings, save_lora_kohya
+    from studio.adapters.kohya import kohya_consumer_warnings, save_lora_kohya
 
     pipe = _adapted("sd1", tiny_tokenizer, POCKET_TARGETS, text_encoder=False)
     path = save_lora_kohya(pipe, tmp_path / "lora.safetensors")
@@ -115,7 +115,7 @@ def test_kohya_export_names_the_modules_sd_scripts_ignores(tiny_tokenizer, tmp_p
 
 
 def test_a_run_with_the_pocket_targets_warns_about_sd_scripts_at_export(tmp_path, sd1_dir, shapes_folder) -> None:
-    from studio.train import runs
+    from studio import runs
     from studio.train.loop import run_training
     from studio.train.start import create_run
 
@@ -133,7 +133,7 @@ def test_a_run_with_the_pocket_targets_warns_about_sd_scripts_at_export(tmp_path
 def test_diffusers_file_text_encoder_keys_are_read_by_diffusers_032(family, tiny_tokenizer, tmp_path) -> None:
     from safetensors.torch import load_file
 
-    from studio.train.export import save_lora_diffusers
+    from studio.adapters.lora_files import save_lora_diffusers
 
     state = load_file(str(save_lora_diffusers(_adapted(family, tiny_tokenizer), tmp_path / "lora")))
     parts = ["text_encoder"] + (["text_encoder_2"] if family == "sdxl" else [])
@@ -150,7 +150,7 @@ def test_diffusers_file_gives_the_trained_image_without_the_metadata_older_diffu
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from studio.train.export import save_lora_diffusers
+    from studio.adapters.lora_files import save_lora_diffusers
 
     pipe = _adapted("sd1", tiny_tokenizer, text_encoder=text_encoder)
     reference = generate(pipe)
@@ -188,7 +188,7 @@ def test_comfyui_users_are_told_to_take_the_kohya_file(tiny_tokenizer, tmp_path)
     """ComfyUI leaves most of a diffusers-format file unread; the table in the UI and README sends them to kohya."""
     from safetensors.torch import load_file
 
-    from studio.train.export import save_lora_diffusers
+    from studio.adapters.lora_files import save_lora_diffusers
     from studio.train.which_file import WHICH_FILE_FOR_WHICH_TOOL
 
     pipe = _adapted("sd1", tiny_tokenizer)
@@ -273,8 +273,8 @@ def test_pipeline_folder_reads_in_transformers_4(family, tiny_tokenizer, tmp_pat
 def test_a_runs_lora_exports_are_read_by_every_consumer(method, family, tmp_path, request, shapes_folder) -> None:
     from safetensors.torch import load_file
 
+    from studio import runs
     from studio.models import load_pipeline
-    from studio.train import runs
     from studio.train.loop import run_training
     from studio.train.start import create_run
 

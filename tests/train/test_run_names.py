@@ -9,7 +9,9 @@ import json
 import pytest
 from conftest import RESOLUTION, tiny_config
 
-from studio.train import hardware, run_names, runs
+from studio import runs
+from studio.runs import names as run_names
+from studio.train import hardware
 from studio.train.config import resolve_config
 from studio.train.start import create_run
 
@@ -52,8 +54,8 @@ def test_a_run_from_before_names_gets_one_worked_out(tmp_path):
 
 
 def test_adapters_and_mixes_read_by_the_run_label(tmp_path, monkeypatch, sd1_dir, zq_folder):
+    from studio.adapters.stack import LORA_FILE, LoraSpec
     from studio.generate import library
-    from studio.generate.adapters import LORA_FILE, LoraSpec
     from studio.generate.mix import describe_mix
 
     monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path))

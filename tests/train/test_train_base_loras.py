@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import RESOLUTION, tiny_config
 
-from studio.train import runs
+from studio import runs
 from studio.train.loop import prepare_trainer, run_training
 from studio.train.start import create_run
 
@@ -22,7 +22,7 @@ def _first_lora(tmp_path, sd1_dir, shapes_folder):
 
 def _render_with(sd1_dir, loras: list[str]):
     """The tiny base model with `loras` (PATH:WEIGHT) stacked as the Playground stacks them (unfused)."""
-    from studio.generate.adapters import AdapterStack, LoraSpec
+    from studio.adapters.stack import AdapterStack, LoraSpec
     from studio.models import load_pipeline
     from studio.train.export import render
 

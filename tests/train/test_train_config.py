@@ -15,7 +15,6 @@ from studio.train.config import (
     load_config_file,
     preset_path,
     resolve_config,
-    save_config_file,
 )
 from studio.train.methods import METHOD_NAMES
 from studio.train.methods.dreambooth.config import DreamBoothConfig
@@ -44,7 +43,7 @@ def test_every_field_has_a_default_and_help() -> None:
 def test_round_trip_save_load_equal(tmp_path, preset) -> None:
     method = yaml.safe_load(preset_path(preset).read_text())["method"] if preset else "lora"
     config = resolve_config(preset, overrides={**METHOD_OVERRIDES[method], "sample_prompts": "[a, b]"})
-    save_config_file(config, tmp_path / "config.yaml")
+    (tmp_path / "config.yaml").write_text(config.to_yaml())
     loaded = load_config_file(tmp_path / "config.yaml")
     assert loaded == config
     assert loaded.to_dict() == config.to_dict()

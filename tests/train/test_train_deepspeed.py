@@ -20,7 +20,8 @@ import torch
 import yaml
 from conftest import RESOLUTION, tiny_config
 
-from studio.train import distributed, runs
+from studio import runs
+from studio.train import distributed
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = PROJECT_ROOT / distributed.DEEPSPEED_CONFIG
@@ -132,7 +133,7 @@ def test_dreambooth_under_deepspeed_zero2_offload_trains_cancels_and_resumes(tmp
     pytest.importorskip("deepspeed")
     from safetensors.torch import load_file
 
-    from studio.train.checkpoints import TRAINABLE, list_checkpoints
+    from studio.runs.checkpoints import TRAINABLE, list_checkpoints
 
     # the shipped config, turned into its CPU variant: no fp16 on a CPU
     launch = yaml.safe_load(SHIPPED.read_text(encoding="utf-8")) | {"mixed_precision": "no"}

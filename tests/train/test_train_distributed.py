@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import RESOLUTION
 
-from studio.train import runs
+from studio import runs
 
 
 @pytest.mark.slow

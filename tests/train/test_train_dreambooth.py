@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import RESOLUTION, assert_same_weights, resumed_and_reference_weights
 
-from studio.train import runs
+from studio import runs
 from studio.train.config import RunConfig, config_from_dict, load_config_file, resolve_config
 from studio.train.export import export_trainer
 from studio.train.loop import prepare_trainer, run_training, train

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import RESOLUTION, assert_same_weights, resumed_and_reference_weights, tiny_method_config
 
+from studio import runs
 from studio.paths import POCKET_MODEL_DIR
-from studio.train import runs
 from studio.train.loop import prepare_trainer, run_training
 from studio.train.methods.finetune.config import FinetuneConfig
 from studio.train.start import create_run
@@ -113,9 +113,9 @@ def test_every_field_has_a_default_and_help() -> None:
 @pytest.mark.skipif(not (POCKET_MODEL_DIR / "model_index.json").is_file(), reason="the pocket model is not built yet")
 def test_finetune_style_preset_teaches_the_pocket_model_a_style(tmp_path) -> None:
     """96 captioned pink-on-black images; afterwards "a <shape> in zq style" draws that shape in the new palette."""
+    from studio.pocket.datasets import STYLE_BACKGROUND, STYLE_COLOUR, write_style_folder
     from studio.pocket.evaluator import judge
     from studio.train.config import resolve_config
-    from studio.train.pocket_concept import STYLE_BACKGROUND, STYLE_COLOUR, write_style_folder
 
     overrides = {"sample_every": "0", "checkpoint_every": "0", "sample_prompts": "[a circle in zq style]"}
     config = resolve_config("finetune-style-pocket", overrides=overrides)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import RESOLUTION, tiny_config
 
-from studio.train import runs
+from studio import runs
 from studio.train.loop import TrainingStopped, prepare_trainer, run_training, train
 from studio.train.start import create_run
 

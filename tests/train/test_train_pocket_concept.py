@@ -19,8 +19,8 @@ needs_pocket = pytest.mark.skipif(
 def test_concept_folder_renders_the_shape_with_trigger_captions(tmp_path) -> None:
     from PIL import Image
 
+    from studio.pocket.datasets import write_concept_folder
     from studio.pocket.evaluator import judge
-    from studio.train.pocket_concept import write_concept_folder
 
     folder = write_concept_folder(tmp_path, "star", "zq", count=5)
     images = sorted(folder.glob("*.png"))

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from studio import runs
 from studio.cli import main
-from studio.train import jobs, runs
-from studio.train.config import resolve_config
-from studio.train.queue import (
+from studio.queue import (
     QueueRunner,
     QueueStore,
     RunnerBusy,
@@ -26,8 +25,10 @@ from studio.train.queue import (
     request_processing,
     retry_entry,
 )
-from studio.train.queue.plan import parse_sweeps, split_values
-from studio.train.queue.table import format_sweep, queue_rows, sweep_table
+from studio.queue.plan import parse_sweeps, split_values
+from studio.queue.table import format_sweep, queue_rows, sweep_table
+from studio.train import jobs
+from studio.train.config import resolve_config
 
 # Writes the events of a 3-step run; stops at the next step when control.json counts a cancel. Logs its start and
 # end (with the time) to $QUEUE_TEST_LOG, so a test can see the order and that no two overlapped.
@@ -184,7 +185,7 @@ def test_entries_train_one_at_a_time_in_order(tmp_path, base, shapes_folder, fak
     rows = queue_rows(store.load(), data / "runs")
     assert [row[2] for row in rows] == ["finished"] * 3 and rows[0][6:8] == ["3/3", "0.3333"]
     # a run reads by its name, as in every list, with the id beside it
-    from studio.train.run_names import run_label
+    from studio.runs.names import run_label
 
     first = data / "runs" / store.load().entries[0].run_id
     assert rows[0][5] == f"{run_label(first)} ({first.name})" and " · " in rows[0][5]
@@ -320,7 +321,7 @@ def test_the_sweep_table_puts_scorecards_side_by_side(tmp_path, base, shapes_fol
 
 
 def test_ctrl_c_in_queue_run_asks_for_a_stop_and_waits_for_it(tmp_path, base, shapes_folder, monkeypatch, capsys):
-    from studio.train.queue import Progress
+    from studio.queue import Progress
 
     data = tmp_path / "data"
     monkeypatch.setenv("STUDIO_DATA_DIR", str(data))

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
+from studio import runs
 from studio.cli import main
 from studio.paths import POCKET_MODEL_DIR
-from studio.train import runs
+from studio.queue import QueueRunner, QueueStore, add_entries, request_processing
 from studio.train.config import resolve_config
-from studio.train.queue import QueueRunner, QueueStore, add_entries, request_processing
 
 pytestmark = [
     pytest.mark.slow,

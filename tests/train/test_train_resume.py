@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from conftest import RESUME_SETTINGS, assert_same_weights, final_weights, tiny_config
 
-from studio.train import runs
-from studio.train.checkpoints import SLEEP_IN_SAVE_ENV, list_checkpoints
+from studio import runs
+from studio.runs.checkpoints import SLEEP_IN_SAVE_ENV, list_checkpoints
 from studio.train.loop import run_training
 from studio.train.start import create_run, resume_run
 
@@ -43,10 +43,8 @@ def test_cancel_at_step_k_then_resume_is_bit_identical(tmp_path, sd1_dir, shapes
 def test_sigkill_during_checkpoint_save_leaves_the_previous_one_resumable(
     tmp_path, sd1_dir, shapes_folder, uninterrupted_weights
 ) -> None:
-    from studio.train.config import save_config_file
-
     config_file = tmp_path / "config.yaml"
-    save_config_file(tiny_config(sd1_dir, **RESUME_SETTINGS), config_file)
+    config_file.write_text(tiny_config(sd1_dir, **RESUME_SETTINGS).to_yaml())
     env = {
         **os.environ,
         "STUDIO_DATA_DIR": str(tmp_path / "data"),

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import tiny_config
 
-from studio.train import runs
+from studio import runs
 from studio.train.start import create_run
 
 
@@ -115,7 +115,7 @@ def test_cli_train_then_runs_list_show_export(tmp_path, monkeypatch, capsys, sd1
 
 
 def test_a_cancel_sent_while_the_model_loads_stops_before_the_first_step(tmp_path, sd1_dir, shapes_folder) -> None:
-    from studio.train.checkpoints import list_checkpoints
+    from studio.runs.checkpoints import list_checkpoints
     from studio.train.loop import prepare_trainer, train
 
     run_dir = create_run(tiny_config(sd1_dir, steps=3), shapes_folder, root=tmp_path)

@@ -15,12 +15,12 @@ from conftest import (
     tiny_method_config,
 )
 
+from studio import runs
+from studio.adapters.svdiff import SpectralFactors, apply_spectral_shifts, read_shifts
 from studio.paths import POCKET_MODEL_DIR
-from studio.train import runs
 from studio.train.export import export_trainer
 from studio.train.loop import prepare_trainer, train
 from studio.train.methods.svdiff.config import SvdiffConfig
-from studio.train.methods.svdiff.spectral import SpectralFactors, apply_spectral_shifts, read_shifts
 from studio.train.start import create_run
 
 PROMPT = "a red circle on a white background"
@@ -195,7 +195,7 @@ def test_svdiff_stacks_with_a_fused_lora_in_either_order(trained, sd1_dir, tmp_p
 
 def test_playground_lists_the_runs_export(trained, monkeypatch) -> None:
     from studio.generate import library
-    from studio.train.run_names import run_label
+    from studio.runs.names import run_label
 
     trainer, file = trained
     monkeypatch.setenv("STUDIO_DATA_DIR", str(trainer.run_dir.parent.parent))

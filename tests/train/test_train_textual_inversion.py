@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import RESOLUTION, assert_same_weights, final_weights
 
-from studio.train import conditioning, export, loop, runs
+from studio import runs
+from studio.train import conditioning, export, loop
 from studio.train.config import resolve_config
 from studio.train.export import export_trainer
 from studio.train.methods.textual_inversion.config import TextualInversionConfig

@@ -10,8 +10,8 @@ import re
 import pytest
 from conftest import tiny_config
 
+from studio import runs
 from studio.data import files
-from studio.train import runs
 from studio.train.loop import TrainingStopped, run_training
 from studio.train.start import create_run
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from studio.train import advice, estimate, monitor, runs
+from studio import runs
+from studio.train import advice, estimate, monitor
 from studio.train.config import resolve_config
 
 
@@ -124,8 +125,11 @@ def test_a_running_run_has_a_speed_and_an_eta(tmp_path, monkeypatch):
     events = runs.read_events(folder)
     for index, event in enumerate(e for e in events if e["type"] == "step"):
         event["time"] = 1000.0 + index * 0.5  # two steps a second
+    from studio.runs import folder as run_folder  # where replay reads them
+
     monkeypatch.setattr(runs, "read_events", lambda _folder: events)
-    monkeypatch.setattr(runs, "_alive", lambda pid: True)
+    monkeypatch.setattr(run_folder, "read_events", lambda _folder: events)
+    monkeypatch.setattr(run_folder, "_alive", lambda pid: True)
     summary = monitor.summarise(folder)
     assert summary.status == "running"
     assert summary.steps_per_second == pytest.approx(2.0)

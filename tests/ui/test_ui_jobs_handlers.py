@@ -7,10 +7,11 @@ import zipfile
 
 import pytest
 
+from studio import runs
 from studio.data.dataset import Dataset
-from studio.train import jobs, monitor, runs
+from studio.runs.downloads import delete_run, download_files
+from studio.train import jobs, monitor
 from studio.train.config import resolve_config
-from studio.train.run_files import delete_run, download_files
 from studio.ui import dataset_tab, runs_tab, train_tab
 
 
@@ -145,7 +146,9 @@ def test_runs_tab_lists_runs_offers_outputs_and_deletes_after_checks(workspace):
 
 def test_a_running_run_cannot_be_deleted(workspace, monkeypatch):
     folder = _finished_run(workspace)
-    monkeypatch.setattr(monitor.runs, "replay", lambda _folder: runs.RunState("r1", folder, status="running"))
+    from studio.runs import downloads
+
+    monkeypatch.setattr(downloads, "replay", lambda _folder: runs.RunState("r1", folder, status="running"))
     with pytest.raises(ValueError, match="still running"):
         delete_run(folder, workspace.runs_root)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from studio.train import jobs, runs
+from studio import runs
+from studio.train import jobs
 from studio.train.config import resolve_config
 from studio.ui import dataset_tab, runs_tab, train_tab
 from studio.workspace import LAST_SEEN, PublicLimits, PublicWorkspaces

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from studio.queue import RunnerBusy, RunnerLock, request_processing
 from studio.train import jobs
 from studio.train.config import resolve_config
-from studio.train.queue import RunnerBusy, RunnerLock, request_processing
 from studio.ui import dataset_tab, queue_panel
 from studio.workspace import Workspace
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -68,9 +67,9 @@ def half_precision_autocast(pipe: Any):
 
 
 def class_images_root() -> Path:
-    from studio.paths import DATA_DIR
+    from studio.paths import data_dir
 
-    return Path(os.environ.get("STUDIO_DATA_DIR") or DATA_DIR) / "class-images"
+    return data_dir() / "class-images"
 
 
 def base_model_fingerprint(base_model: str) -> list:
@@ -324,11 +323,12 @@ class DreamBoothMethod(FrozenVaeMethod):
 def save_pipeline(pipe: Any, folder: Path, prompt: str, check: str = "full") -> float:
     """A diffusers pipeline folder (safetensors only); returns the largest difference its check found: the
     saved weights against those in memory (quick: no second model in memory), or a whole reload's pixels (full)."""
+    from studio.models.saving import save_pipeline_folder
     from studio.train import export
     from studio.train.export_check import pipeline_folder_difference
 
     resolution = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    export.save_pipeline_folder(pipe, folder)
+    save_pipeline_folder(pipe, folder)
     if check == "skip":
         return 0.0
     if check == "quick":

@@ -79,11 +79,12 @@ class LoraMethod(FrozenVaeMethod):
         load_parameters(self.parameters(pipe), state, "adapter")
 
     def export(self, pipe: Any, outputs: Path) -> list[Path]:
-        from studio.train import export
+        from studio.adapters import kohya, lora_files
+        from studio.runs.layout import KOHYA_FILE, LORA_FOLDER
 
         if self.config.variant in ("loha", "lokr"):
-            return [export.save_peft_adapter(pipe, outputs / "peft")]
-        files = [export.save_lora_diffusers(pipe, outputs / "lora-diffusers")]
+            return [lora_files.save_peft_adapter(pipe, outputs / "peft")]
+        files = [lora_files.save_lora_diffusers(pipe, outputs / LORA_FOLDER)]
         if self.config.export_kohya and self.config.variant == "lora":
-            files.append(export.save_lora_kohya(pipe, outputs / export.KOHYA_FILE))
+            files.append(kohya.save_lora_kohya(pipe, outputs / KOHYA_FILE))
         return files

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from studio.runs.layout import SVDIFF_FILE
 from studio.train.config import check_numbers, non_negative
 
 # every Linear and Conv2d of a transformer block and a resnet block: the paper shifts all of the UNet's weights
@@ -12,7 +13,7 @@ UNET_TARGETS = [
     "conv1", "conv2", "conv_shortcut", "time_emb_proj",
 ]  # fmt: skip
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
-EXPORT_FILE = "svdiff.safetensors"  # in outputs/; named here, without torch, so the UI can list exports
+EXPORT_FILE = SVDIFF_FILE  # in outputs/ (studio.runs.layout names every file of a run)
 
 
 @dataclass

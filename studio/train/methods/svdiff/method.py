@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from studio.adapters.svdiff import add_spectral_shifts, apply_spectral_shifts, save_shifts
 from studio.train.methods.base import FrozenVaeMethod, load_parameters, parameters_state_dict
 from studio.train.methods.svdiff.config import EXPORT_FILE, SvdiffConfig
-from studio.train.methods.svdiff.spectral import add_spectral_shifts, apply_spectral_shifts, save_shifts
 
 
 def text_encoder_names(pipe: Any) -> list[str]:

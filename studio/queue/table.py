@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from studio import runs
 from studio.evaluate.report import SCORECARD, text_table
-from studio.train import runs
-from studio.train.queue.store import QueueEntry, QueueState
+from studio.queue.store import QueueEntry, QueueState
 
 QUEUE_HEADERS = ["#", "sweep", "status", "dataset", "settings", "run", "step", "loss", "note"]
 SCORES = (
@@ -36,7 +36,7 @@ def _settings(entry: QueueEntry) -> str:
 
 def _run_name(entry: QueueEntry, runs_root: Path) -> str:
     """The run as every list names it (its name and trigger), with the id a file or a CLI call needs."""
-    from studio.train.run_names import run_label
+    from studio.runs.names import run_label
 
     return f"{run_label(runs_root / str(entry.run_id))} ({entry.run_id})"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studio.train import runs
+from studio import runs
+from studio.queue.plan import plan, scored_by_default
+from studio.queue.store import QueueEntry, QueueStore
 from studio.train.config import RunConfig
-from studio.train.queue.plan import plan, scored_by_default
-from studio.train.queue.store import QueueEntry, QueueStore
 
 MAX_ENTRIES_PER_ADD = 64  # a sweep this large is more likely a typo (an extra value list) than a plan
 

@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio import runs
 from studio.evaluate.report import SCORECARD
-from studio.train import runs
+from studio.queue.store import QueueEntry, QueueStore
 from studio.train.jobs import JobBusy, JobManager, training_environment
-from studio.train.queue.store import QueueEntry, QueueStore
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import logging
 import threading
 from pathlib import Path
 
+from studio.queue.actions import request_processing
+from studio.queue.runner import Progress, QueueRunner, RunnerLock
 from studio.train.jobs import JobManager
-from studio.train.queue.actions import request_processing
-from studio.train.queue.runner import Progress, QueueRunner, RunnerLock
 
 log = logging.getLogger(__name__)
 

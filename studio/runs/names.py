@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.data.files import write_json_atomic
+from studio.runs.layout import DATASET, NAME_FILE
 
-NAME_FILE = "name.json"  # {"name": ..., "trigger": ...}; absent in runs made before names existed
 MAX_NAME = 80
-METHOD_LABELS = {
+LABELS_BEFORE_NAMES = {
     "lora": "LoRA", "dreambooth": "DreamBooth", "textual_inversion": "Textual Inversion", "finetune": "Full fine-tune",
     "svdiff": "SVDiff (spectral shifts)",
 }  # fmt: skip
@@ -36,9 +36,11 @@ class RunIdentity:
 
 
 def method_label(method: str, use_lora: bool = False) -> str:
+    """How a run of the five methods that existed before names read in lists (runs made since carry their name,
+    which their method's own label made: a new method needs no entry here)."""
     if method == "dreambooth" and use_lora:
         return "DreamBooth LoRA"
-    return METHOD_LABELS.get(method, method)
+    return LABELS_BEFORE_NAMES.get(method, method)
 
 
 def dataset_display_name(source: str | Path) -> str:
@@ -49,8 +51,8 @@ def dataset_display_name(source: str | Path) -> str:
     return path.name.removeprefix(_EXAMPLE_PREFIX) or str(source)
 
 
-def default_name(method: str, dataset: str | Path, use_lora: bool = False) -> str:
-    return f"{dataset_display_name(dataset)} · {method_label(method, use_lora)}"
+def default_name(label: str, dataset: str | Path) -> str:
+    return f"{dataset_display_name(dataset)} · {label}"
 
 
 def check_name(name: str) -> str:
@@ -77,11 +79,11 @@ def write_identity(run_dir: Path, name: str, trigger: str | None) -> None:
     write_json_atomic(Path(run_dir) / NAME_FILE, {"name": check_name(name), "trigger": trigger or None})
 
 
-def name_new_run(run_dir: Path, method: str, dataset: str | Path, trigger: str | None, use_lora: bool = False) -> str:
+def name_new_run(run_dir: Path, label: str, dataset: str | Path, trigger: str | None) -> str:
     """Give a new run its default name (unique among its siblings) and record its trigger; returns the name."""
     run_dir = Path(run_dir)
     taken = {identity(folder).name for folder in run_dir.parent.iterdir() if folder != run_dir and folder.is_dir()}
-    name = unique_name(default_name(method, dataset, use_lora), taken)
+    name = unique_name(default_name(label, dataset), taken)
     write_identity(run_dir, name, trigger)
     return name
 
@@ -109,31 +111,33 @@ def run_label(run_dir: Path) -> str:
 
 
 def _worked_out(run_dir: Path) -> RunIdentity:
-    from studio.train import runs
-    from studio.train.config import load_config_file
+    """A run made before names existed: its dataset and method, and the trigger its config or dataset holds."""
+    from studio.runs.folder import read_config
 
     try:
-        config = load_config_file(run_dir / runs.CONFIG)
-        manifest = json.loads((run_dir / runs.DATASET).read_text(encoding="utf-8"))
+        config = read_config(run_dir)
+        manifest = json.loads((run_dir / DATASET).read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError):
         return RunIdentity(run_dir.name, run_dir.name, None)
-    use_lora = bool(getattr(config.method_config, "use_lora", False))
-    name = default_name(config.method, manifest.get("source", ""), use_lora)
+    method = str(config.get("method", ""))
+    options = config.get(method) if isinstance(config.get(method), dict) else {}
+    label = method_label(method, bool(options.get("use_lora", False)))
+    name = default_name(label, manifest.get("source", ""))
     captions = [str(item.get("caption", "")) for item in manifest.get("items", [])]
-    return RunIdentity(run_dir.name, name, run_trigger(config, manifest.get("source", ""), captions))
+    return RunIdentity(run_dir.name, name, run_trigger(options, manifest.get("source", ""), captions))
 
 
-def run_trigger(config, dataset: str | Path, captions: list[str]) -> str | None:
-    """The word that calls up what a run learnt: DreamBooth's trigger, Textual Inversion's token, else the
-    dataset's trigger word, else a word every caption shares that the shapes world does not use."""
-    if config.method == "dreambooth":
-        return config.method_config.trigger or None
-    if config.method == "textual_inversion":
-        return config.method_config.placeholder_token or None
-    from studio.train.start import dataset_trigger, inferred_trigger
+def run_trigger(method_options: dict, dataset: str | Path, captions: list[str]) -> str | None:
+    """The word that calls up what a run learnt: the trigger its method's options name (DreamBooth's `trigger`,
+    Textual Inversion's `placeholder_token`), else the dataset's trigger word, else a word every caption shares
+    that the shapes world does not use."""
+    from studio.data.trigger import dataset_trigger, infer_trigger
 
+    for key in ("trigger", "placeholder_token"):
+        if method_options.get(key):
+            return str(method_options[key])
     try:
         word = dataset_trigger(dataset)
     except (OSError, ValueError):
         word = None
-    return word or inferred_trigger(captions)
+    return word or infer_trigger(captions)

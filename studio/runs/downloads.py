@@ -10,16 +10,15 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from studio.train import runs
-
-DOWNLOADS = "downloads"
+from studio.runs.folder import replay
+from studio.runs.layout import CONFIG, DOWNLOADS
 
 
 def download_files(run_dir: Path) -> list[Path]:
     """Each export of the run as one file: files as they are, folders zipped."""
     run_dir = Path(run_dir)
     files = []
-    for export in runs.replay(run_dir).exports:
+    for export in replay(run_dir).exports:
         path = run_dir / export["path"]
         if path.is_file():
             files.append(path)
@@ -45,9 +44,9 @@ def _zipped(folder: Path, target: Path) -> Path:
 def delete_run(run_dir: Path, runs_root: Path) -> None:
     """Remove a run folder for good. A running run is refused (cancel it first); only folders under runs_root go."""
     run_dir, runs_root = Path(run_dir).resolve(), Path(runs_root).resolve()
-    if run_dir.parent != runs_root or not (run_dir / runs.CONFIG).is_file():
+    if run_dir.parent != runs_root or not (run_dir / CONFIG).is_file():
         raise ValueError(f"{run_dir.name} is not a run of this studio")
-    status = runs.replay(run_dir).status
+    status = replay(run_dir).status
     if status == "running":
         raise ValueError(f"run {run_dir.name} is still running; cancel it before deleting it")
     shutil.rmtree(run_dir)

@@ -10,9 +10,9 @@ table.py    the queue and a sweep's scorecards side by side, as rows
 
 from __future__ import annotations
 
-from studio.train.queue.actions import add_entries, remove_entry, request_processing, retry_entry
-from studio.train.queue.runner import Progress, QueueRunner, RunnerBusy, RunnerLock
-from studio.train.queue.store import QueueEntry, QueueState, QueueStore
+from studio.queue.actions import add_entries, remove_entry, request_processing, retry_entry
+from studio.queue.runner import Progress, QueueRunner, RunnerBusy, RunnerLock
+from studio.queue.store import QueueEntry, QueueState, QueueStore
 
 __all__ = [
     "Progress",

@@ -18,10 +18,12 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
 
-TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
+from studio.models.saving import TEXT_ENCODERS, save_safetensors, with_text_model
 
 # sd-scripts adapts only layers inside a Transformer2DModel, ResnetBlock2D, Downsample2D or Upsample2D (UNet) and a
 # CLIPAttention or CLIPMLP (text encoder); in diffusers' names those are the layers these patterns match.
@@ -33,17 +35,6 @@ _SD_SCRIPTS_TEXT = re.compile(r"lora_te[12]?_text_model_encoder_layers_\d+_(self
 
 # sd-scripts' `ss_base_model_version` (model_util.get_model_version_str_for_sd1_sd2, sdxl_model_util)
 _BASE_MODEL_VERSIONS = {"sd1": "sd_v1", "sd2": "sd_v2", "sdxl": "sdxl_base_v1-0"}
-
-
-def with_text_model(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`text_encoder.encoder.layers…` (transformers 5) as `text_encoder.text_model.encoder.layers…` (4 and the tools)."""
-    renamed = {}
-    for key, value in state.items():
-        part, _, rest = key.partition(".")
-        if part in TEXT_ENCODERS and not rest.startswith(("text_model.", "text_projection.")):
-            key = f"{part}.text_model.{rest}"
-        renamed[key] = value
-    return renamed
 
 
 def kohya_state_dict(
@@ -95,3 +86,78 @@ def sd_scripts_ignored(keys: list[str]) -> list[str]:
     """The LoRA layers (kohya names) that sd-scripts silently leaves unused: conv_in, conv_out, time embedding…"""
     layers = dict.fromkeys(key.split(".")[0] for key in keys)
     return [name for name in layers if not (_SD_SCRIPTS_UNET.match(name) or _SD_SCRIPTS_TEXT.match(name))]
+
+
+# ------------------------------------------------------------------ the three things that become kohya files
+
+
+def pipeline_kohya_state_dict(pipe: Any) -> dict[str, torch.Tensor]:
+    """A trained pipeline's LoRA (a run's export): each part's peft weights at that part's alpha."""
+    from peft.utils import get_peft_model_state_dict
+
+    state, alphas = {}, {}
+    for name, module in adapter_parts(pipe).items():
+        state.update({f"{name}.{key}": value for key, value in get_peft_model_state_dict(module).items()})
+        alphas[name] = float(module.peft_config["default"].lora_alpha)
+    return kohya_state_dict(state, alphas, sdxl=getattr(pipe, "text_encoder_2", None) is not None)
+
+
+def checkpoint_kohya(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """A run checkpoint (peft names, `.default` adapter) as a kohya state dict carrying the run's true alpha.
+
+    The alpha is read from the run's resolved config: a LoRA names it `alpha`, a method that trains a LoRA on
+    request (DreamBooth's `use_lora`) `lora_alpha`; a run of any other kind has no LoRA to preview."""
+    from safetensors.torch import load_file
+
+    from studio.runs.folder import read_config
+    from studio.runs.layout import TRAINABLE
+
+    config = read_config(checkpoint.parent.parent)
+    method = str(config.get("method"))
+    options = config.get(method) if isinstance(config.get(method), dict) else {}
+    if options.get("use_lora") and "lora_alpha" in options:
+        alpha = options["lora_alpha"]
+    elif options.get("variant", "lora") == "lora" and "alpha" in options:
+        alpha = options["alpha"]
+    else:
+        raise ValueError(f"checkpoint {checkpoint.name}: only plain LoRA runs can be previewed, not {method}")
+    state = {key.replace(".default.", "."): value for key, value in load_file(str(checkpoint / TRAINABLE)).items()}
+    # only the naming of the text encoders depends on it; our SDXL runs train both or neither
+    sdxl = any(key.startswith("text_encoder_2.") for key in state)
+    return kohya_state_dict(state, dict.fromkeys(("unet", *TEXT_ENCODERS), float(alpha)), sdxl)
+
+
+def kohya_file_metadata(pipe: Any, kohya: dict[str, torch.Tensor]) -> dict[str, str]:
+    """sd-scripts' `ss_*` fields for a kohya state dict made on `pipe`'s base model."""
+    from studio.models.single_file import pipeline_family
+
+    v_prediction = pipe.scheduler.config.get("prediction_type") == "v_prediction"
+    return kohya_metadata(kohya, str(pipeline_family(pipe)), v_prediction)
+
+
+def save_lora_kohya(pipe: Any, path: Path) -> Path:
+    state = pipeline_kohya_state_dict(pipe)
+    return save_safetensors(state, path, kohya_file_metadata(pipe, state))
+
+
+def kohya_consumer_warnings(path: Path) -> list[str]:
+    """What a reader of this kohya file should know: the layers kohya sd-scripts silently leaves out."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as stream:
+        ignored = sd_scripts_ignored(list(stream.keys()))
+    if not ignored:
+        return []
+    return [
+        f"{path.name}: kohya sd-scripts skips {', '.join(ignored)} (outside every block it adapts), so there it "
+        "acts as a weaker LoRA; ComfyUI, A1111 / Forge and diffusers apply every layer"
+    ]
+
+
+def adapter_parts(pipe: Any) -> dict[str, torch.nn.Module]:
+    """The parts of `pipe` that carry an adapter: the UNet, and the text encoder(s) when they were trained too."""
+    parts = {"unet": pipe.unet}
+    for name in TEXT_ENCODERS:
+        if getattr(getattr(pipe, name, None), "peft_config", None):
+            parts[name] = getattr(pipe, name)
+    return parts

@@ -11,7 +11,7 @@ Sources a LoRA may come from: a `.safetensors` file (diffusers or kohya keys), a
 (`checkpoints/step-N`, converted from the training state with the run's true alpha). Pickle files (`.bin`, `.pt`,
 `.ckpt`) load only with `allow_pickle`, and then with `torch.load(weights_only=True)`.
 
-SVDiff files (spectral shifts, studio/train/methods/svdiff/) are written into the base weights in place: the SVD
+SVDiff files (spectral shifts, svdiff.py) are written into the base weights in place: the SVD
 of each shifted weight is computed once and kept, so a new weight costs one matrix product per layer, and the
 original weights come back exactly when a file is turned off.
 """
@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+from studio.adapters.files import lora_source, peft_keys_only, read_tensors, svdiff_source
+from studio.runs.layout import LORA_FILE
+
 BLOCKS = ("down", "mid", "up")
 MAX_WEIGHT = 5.0
-LORA_FILE = "pytorch_lora_weights.safetensors"  # what training's diffusers export writes
 COMPONENTS = ("unet", "text_encoder", "text_encoder_2")
 
 
@@ -159,116 +157,6 @@ class SvdiffSpec:
 # ------------------------------------------------------------------ reading files safely
 
 
-def read_tensors(path: Path, allow_pickle: bool = False) -> dict:
-    """A file's tensors: safetensors always; pickle only when the user opted in, and then without running code."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    if path.suffix in PICKLE_SUFFIXES:
-        if not allow_pickle:
-            raise ValueError(
-                f"{path.name} is a pickle file, which can run code when opened; convert it to .safetensors "
-                "or allow pickle files explicitly (--allow-pickle) if you trust it"
-            )
-        import torch
-
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    raise ValueError(f"{path.name}: expected a .safetensors file")
-
-
-def _checkpoint_lora(checkpoint: Path) -> dict:
-    """A run checkpoint (peft names, `.default` adapter) as a kohya state dict carrying the run's true alpha."""
-    from safetensors.torch import load_file
-
-    from studio.train.checkpoints import TRAINABLE
-    from studio.train.config import load_config_file
-    from studio.train.lora_keys import kohya_state_dict
-    from studio.train.runs import CONFIG
-
-    config = load_config_file(checkpoint.parent.parent / CONFIG)
-    options = config.method_config
-    if config.method == "lora" and options.variant == "lora":
-        alpha = options.alpha
-    elif config.method == "dreambooth" and options.use_lora:
-        alpha = options.lora_alpha
-    else:
-        raise ValueError(f"checkpoint {checkpoint.name}: only plain LoRA runs can be previewed, not {config.method}")
-    state = {key.replace(".default.", "."): value for key, value in load_file(str(checkpoint / TRAINABLE)).items()}
-    # only the naming of the text encoders depends on it; our SDXL runs train both or neither
-    sdxl = any(key.startswith("text_encoder_2.") for key in state)
-    return kohya_state_dict(state, dict.fromkeys(("unet", "text_encoder", "text_encoder_2"), float(alpha)), sdxl)
-
-
-def lora_source(path: str | Path) -> Path:
-    """The file (or checkpoint folder) a LoRA path means; FileNotFoundError / ValueError say what is wrong."""
-    from studio.train.checkpoints import TRAINABLE
-    from studio.train.runs import CONFIG
-
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"no LoRA at {path}")
-    if path.is_file():
-        return path
-    if (path / TRAINABLE).is_file():
-        return path  # a run checkpoint
-    for candidate in (path / LORA_FILE, path / "outputs" / "lora-diffusers" / LORA_FILE):
-        if candidate.is_file():
-            return candidate
-    if (path / CONFIG).is_file():
-        raise ValueError(f"run {path.name} has no exported LoRA yet (export it, or pick one of its checkpoints)")
-    raise ValueError(f"{path} holds no LoRA ({LORA_FILE} or a run checkpoint)")
-
-
-@contextmanager
-def _peft_keys_only(path: Path) -> Iterator[Path]:
-    """`path`, or a temporary copy whose keys are all in peft's form.
-
-    diffusers' `convert_state_dict_to_diffusers` renames only attention layers (`to_k.lora_A` -> `to_k.lora.down`);
-    a LoRA that also adapts convolutions or feed-forward layers comes out with both forms in one file, and
-    diffusers' loader then picks the peft form and silently drops every `lora.down` / `lora.up` layer.
-    """
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as stream:
-        keys = list(stream.keys())
-        mixed = any(".lora.down." in k for k in keys) and any(".lora_A." in k for k in keys)
-        if not mixed:
-            yield path
-            return
-        metadata = stream.metadata()
-        tensors = {_peft_key(k): stream.get_tensor(k) for k in keys}
-    from safetensors.torch import save_file
-
-    with tempfile.TemporaryDirectory() as folder:
-        copy = Path(folder) / path.name
-        save_file(tensors, str(copy), metadata=metadata)
-        yield copy
-
-
-def svdiff_source(path: str | Path) -> Path:
-    """The shift file an SVDiff path means: the file, a run's export, or a run checkpoint's trained state."""
-    from studio.train.checkpoints import TRAINABLE
-    from studio.train.methods.svdiff.config import EXPORT_FILE
-    from studio.train.runs import CONFIG
-
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"no SVDiff file at {path}")
-    if path.is_file():
-        return path
-    for candidate in (path / EXPORT_FILE, path / "outputs" / EXPORT_FILE, path / TRAINABLE):
-        if candidate.is_file():
-            return candidate  # a checkpoint of an SVDiff run holds the shifts under the export's own keys
-    if (path / CONFIG).is_file():
-        raise ValueError(f"run {path.name} has no SVDiff export yet (export it, or pick one of its checkpoints)")
-    raise ValueError(f"{path} holds no SVDiff file ({EXPORT_FILE} or a run checkpoint)")
-
-
-def _peft_key(key: str) -> str:
-    return key.replace(".lora.down.", ".lora_A.").replace(".lora.up.", ".lora_B.")
-
-
 def _file_key(path: Path) -> str:
     """Same path and same file contents (by size and time) -> same adapter; an overwritten file reloads."""
     stat = (path / "trainable.safetensors" if path.is_dir() else path).stat()
@@ -309,10 +197,12 @@ class AdapterStack:
             return self.loras[key]
         name = _adapter_name(source, key)
         if source.is_dir():
-            pipe.load_lora_weights(_checkpoint_lora(source), adapter_name=name)
+            from studio.adapters.kohya import checkpoint_kohya  # torch: only when a checkpoint is previewed
+
+            pipe.load_lora_weights(checkpoint_kohya(source), adapter_name=name)
         elif source.suffix == ".safetensors":
             # diffusers reads the file itself so a diffusers export's adapter metadata (its alpha) is kept
-            with _peft_keys_only(source) as readable:
+            with peft_keys_only(source) as readable:
                 pipe.load_lora_weights(str(readable.parent), weight_name=readable.name, adapter_name=name)
         else:
             pipe.load_lora_weights(read_tensors(source, self.allow_pickle), adapter_name=name)
@@ -389,7 +279,7 @@ class AdapterStack:
     # ---- SVDiff spectral shifts
 
     def _svdiff_shifts(self, spec: SvdiffSpec) -> tuple[str, dict]:
-        from studio.train.methods.svdiff.spectral import read_shifts, recorded_shapes
+        from studio.adapters.svdiff import read_shifts, recorded_shapes
 
         source = svdiff_source(spec.path)
         key = _file_key(source)
@@ -401,7 +291,7 @@ class AdapterStack:
     def apply_svdiffs(self, pipe: Any, specs: list[SvdiffSpec]) -> None:
         """Make `specs` the pipeline's spectral shifts, written into the base weights; their shifts add up.
         Comes before the LoRAs: a fused LoRA is unfused first, so the SVD is always of the model's own weights."""
-        from studio.train.methods.svdiff.spectral import AppliedShifts
+        from studio.adapters.svdiff import AppliedShifts
 
         loaded = [(self._svdiff_shifts(spec), spec) for spec in specs]
         signature = tuple((key, spec.weight) for (key, _), spec in loaded if spec.enabled)
@@ -488,11 +378,3 @@ def _embedding_token(state: dict, path: Path) -> str:
     if isinstance(state.get("name"), str):
         return state["name"]
     return path.stem
-
-
-def merge_into_base(pipe: Any, paths: list[str]) -> None:
-    """Merge LoRAs (each `PATH` or `PATH:WEIGHT`) into the pipeline's base weights for good, for training on top
-    of them: they are fused, then their adapter layers are removed, so the pipeline is a plain model again whose
-    weights include them and a new adapter is the only one."""
-    AdapterStack().apply_loras(pipe, [LoraSpec.parse(text) for text in paths], fuse=True)
-    pipe.unload_lora_weights()  # drops the adapter layers; the fused weights stay in the base layers

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.data.files import write_json_atomic, write_text_atomic, writing_in
+from studio.paths import data_dir
+from studio.runs.layout import CONFIG, CONTROL, DATASET, EVENTS, SUBFOLDERS
 
 EVENT_TYPES = ("started", "step", "sample", "checkpoint", "warning", "finished", "failed", "cancelled", "export")
 # long preparation before the first step (DreamBooth's class images): task, done, total
@@ -37,16 +39,9 @@ KEYBOARD_INTERRUPT = "interrupted from the keyboard; resumes from the last check
 # resume from the last checkpoint, not a failure the training reported (NaN loss, a bad dataset)
 PROCESS_DIED = "the training process exited with code"
 
-CONFIG = "config.yaml"
-DATASET = "dataset.json"
-EVENTS = "events.jsonl"
-CONTROL = "control.json"
-
 
 def runs_root() -> Path:
-    from studio.paths import DATA_DIR
-
-    return Path(os.environ.get("STUDIO_DATA_DIR") or DATA_DIR) / "runs"
+    return data_dir() / "runs"
 
 
 def new_run_id(method: str) -> str:
@@ -71,7 +66,7 @@ def create_run_folder(config_yaml: str, dataset_manifest: dict, run_id: str, roo
         raise ValueError(f"run {run_id!r} already exists")
     try:
         with writing_in(folder.parent):
-            for sub in ("samples", "checkpoints", "outputs"):
+            for sub in SUBFOLDERS:
                 (folder / sub).mkdir(parents=True)
             write_json_atomic(folder / DATASET, dataset_manifest)
             write_json_atomic(folder / CONTROL, {name: 0 for name in COMMANDS})
@@ -81,6 +76,17 @@ def create_run_folder(config_yaml: str, dataset_manifest: dict, run_id: str, roo
         shutil.rmtree(folder, ignore_errors=True)  # no half-made run folder
         raise
     return folder
+
+
+def read_config(run_dir: Path) -> dict:
+    """The run's resolved config as plain data (every key is there: it was written whole at creation). Readers
+    below the training engine (generate, the run's name) use this; training itself parses it with its configs."""
+    import yaml
+
+    data = yaml.safe_load((Path(run_dir) / CONFIG).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{Path(run_dir) / CONFIG} holds no config")
+    return data
 
 
 # ------------------------------------------------------------------ events out

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-TRAINABLE = "trainable.safetensors"
-TRAINING_STATE = "training_state.pt"
-STATE_JSON = "state.json"
+from studio.runs.layout import CHECKPOINTS, STATE_JSON, TRAINABLE, TRAINING_STATE
+
 # Test hook, "STEP:SECONDS": sleep in the middle of saving the checkpoint of STEP, so a test can SIGKILL there.
 SLEEP_IN_SAVE_ENV = "STUDIO_TEST_SLEEP_IN_SAVE"
 
@@ -45,7 +44,7 @@ def checkpoint_name(step: int) -> str:
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
     """Complete checkpoints, oldest first. Half-written ones are hidden `.step-*.tmp` folders and never listed."""
-    folder = run_dir / "checkpoints"
+    folder = run_dir / CHECKPOINTS
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-"))
@@ -61,7 +60,7 @@ def _test_sleep(step: int) -> None:
 
 def building_folder(run_dir: Path, step: int) -> Path:
     """The hidden, empty folder a checkpoint of `step` is built in (never listed until renamed)."""
-    final = run_dir / "checkpoints" / checkpoint_name(step)
+    final = run_dir / CHECKPOINTS / checkpoint_name(step)
     building = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
@@ -75,7 +74,7 @@ def save_checkpoint(run_dir: Path, state: dict, keep: int, building: Path | None
     partitions, written by every process); they are fsynced and renamed with the rest."""
     from studio.data.files import writing_in
 
-    final = run_dir / "checkpoints" / checkpoint_name(state["step"])
+    final = run_dir / CHECKPOINTS / checkpoint_name(state["step"])
     try:
         # a full disk makes torch.save fail with "[enforce fail at inline_container.cc]": say where and how much
         with writing_in(final.parent, needed=tensor_bytes(state["trainable"]) + tensor_bytes(state["torch"])):
