@@ -164,7 +164,7 @@ class _Handlers:
         return *[gr.Dropdown(choices=choices) for _ in self.form.slots], note, gr.File(value=str(path), visible=True)
 
     def restore_settings(self, file) -> dict:
-        """A PNG of ours -> the form, by name; adapters outside the data folder are left out (and said so)."""
+        """A PNG of ours -> the form; adapters outside the data folder are left out (and said so)."""
         params = read_params(file) if file else None
         if not params:
             raise refusal("that image carries no studio settings (only PNGs made here do)")
