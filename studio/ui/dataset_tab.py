@@ -320,8 +320,8 @@ class _Handlers:
             lambda done, total: progress((done, total), unit="images"),
         )  # fmt: skip
 
-    def edited(self, values: dict, edit: Callable[[Dataset], str]) -> dict:
-        """The table's edits applied, then `edit` (its message), saved and shown."""
+    def edited(self, values: dict, edit: Callable[[Dataset], str] | None) -> dict:
+        """The table's edits applied, then `edit` (which says what it did), saved and shown."""
         dataset = self.current(values[self.ui.picked])
         changed = apply_caption_table(dataset, values[self.ui.table] or [])
         message = edit(dataset) if edit else f"Saved: {changed} caption(s) changed."
