@@ -18,6 +18,7 @@ from studio.ui import (
     train_tab,
     visitors,
 )
+from studio.ui.tab import Answer, BuiltTab
 from studio.workspace import Workspaces
 
 LIST_POLL_SECONDS = 3.0  # how soon a run's new checkpoint or export shows in the Playground and Compare lists
@@ -74,41 +75,52 @@ def build_app(
         # first on every page load: who the visitor is (public mode); the tabs load their data after it
         visitor = visitors.visitor_state()
         loaded = app.load(visitors.visit_handler(workspaces), visitor, visitor, api_visibility="private")
-        tabs: dict[str, gr.Tab] = {}
-        with gr.Tabs() as tab_bar:
-            with gr.Tab("Dataset", id="dataset") as tabs["dataset"]:
-                opened, prepared = dataset_tab.build(loaded, tabs["dataset"], workspaces)
-            with gr.Tab("Train", id="train") as tabs["train"]:
-                train_tab.build(loaded, tabs["train"], workspaces, opened, prepared)
-            with gr.Tab("Runs", id="runs") as tabs["runs"]:
-                runs_tab.build(loaded, tabs["runs"], workspaces)
-            with gr.Tab("Generate", id="generate") as tabs["generate"]:
-                generate_tab.build(engine, workspaces)
-            if not workspaces.public:  # they list every run and adapter in the data folder: not yet one visitor's own
-                with gr.Tab("Playground", id="playground") as tabs["playground"]:
-                    playground = playground_tab.build(engine)
-                with gr.Tab("Compare", id="compare") as tabs["compare"]:
-                    compare = compare_tab.build(engine, playground)
+        tab_bar, tabs, built = build_tabs(loaded, engine, workspaces)
         data_dir = workspaces.root.parent if workspaces.public else workspaces.shared.data_dir
-        key = remembered.secret(data_dir)
-        memories = [remembered.dataset_memory(opened, workspaces)]
-        if not workspaces.public:
-            memories += [playground.memory(), compare.memory()]
-        remembered.remember(loaded, memories, key, tab_bar, tabs)
-        if not workspaces.public:
-            # lists of runs and adapters are read again when their tab opens and when the data folder's runs or
-            # uploads change (a run saved a checkpoint or finished): no "Refresh" click needed
-            listing, changes = gr.State(None), gr.State(0)  # what the lists depend on; how often it changed
-            watch = gr.Timer(LIST_POLL_SECONDS)  # private studios only: no visitor to wait for
-            watch.tick(
-                _watched, [listing, changes], [listing, changes], show_progress="hidden", api_visibility="private"
-            )
-            for tab, shown in ((tabs["playground"], playground), (tabs["compare"], compare)):
-                for trigger in (tab.select, changes.change):
-                    trigger(shown.refresh_lists, set(shown.list_components), shown.list_components,
-                            show_progress="hidden", api_visibility="private")  # fmt: skip
+        memories = [shown.memory for shown in built.values() if shown.memory is not None]
+        remembered.remember(loaded, memories, remembered.secret(data_dir), tab_bar, tabs)
+        for tab_id, shown in built.items():
+            if shown.on_select is not None:
+                shown.on_select.attach(tabs[tab_id].select)
+        _watch_runs([shown.on_runs_changed for shown in built.values() if shown.on_runs_changed is not None])
         api_endpoints.register(engine, workspaces, admission)
     return app
+
+
+def build_tabs(
+    loaded: gr.events.Dependency, engine: GenerationEngine, workspaces: Workspaces
+) -> tuple[gr.Tabs, dict[str, gr.Tab], dict[str, BuiltTab]]:
+    """The tab bar, its tabs by id, and what each built tab shows the page (`BuiltTab`). A tab that another one
+    wires to is handed over by name: the Dataset tab's picker to Train, the Playground to Compare."""
+    tabs: dict[str, gr.Tab] = {}
+    built: dict[str, BuiltTab] = {}
+    with gr.Tabs() as tab_bar:
+        with gr.Tab("Dataset", id="dataset") as tabs["dataset"]:
+            dataset = built["dataset"] = dataset_tab.build(loaded, workspaces)
+        with gr.Tab("Train", id="train") as tabs["train"]:
+            built["train"] = train_tab.build(loaded, workspaces, dataset.picked, dataset.prepared)
+        with gr.Tab("Runs", id="runs") as tabs["runs"]:
+            built["runs"] = runs_tab.build(loaded, workspaces)
+        with gr.Tab("Generate", id="generate") as tabs["generate"]:
+            built["generate"] = generate_tab.build(engine, workspaces)
+        if not workspaces.public:  # they list every run and adapter in the data folder: not yet one visitor's own
+            with gr.Tab("Playground", id="playground") as tabs["playground"]:
+                playground = built["playground"] = playground_tab.build(engine)
+            with gr.Tab("Compare", id="compare") as tabs["compare"]:
+                built["compare"] = compare_tab.build(engine, playground)
+    return tab_bar, tabs, built
+
+
+def _watch_runs(answers: list[Answer]) -> None:
+    """Lists of runs and adapters are read again when the data folder's runs or uploads change (a run saved a
+    checkpoint or finished): no "Refresh" click needed. Private studios only: no visitor to wait for."""
+    if not answers:
+        return
+    listing, changes = gr.State(None), gr.State(0)  # what the lists depend on; how often it changed
+    watch = gr.Timer(LIST_POLL_SECONDS)
+    watch.tick(_watched, [listing, changes], [listing, changes], show_progress="hidden", api_visibility="private")
+    for answer in answers:
+        answer.attach(changes.change)
 
 
 def _watched(seen, changes: int):

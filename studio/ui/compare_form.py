@@ -15,6 +15,7 @@ import gradio as gr
 from studio.generate import library
 from studio.generate.engine import GenerationSettings
 from studio.generate.grid import NO_LORA, Axis, checkpoint_axis, stack_axis
+from studio.ui.remembered import Memory
 
 # everything the Playground sends besides the fields shown here: the adapters and how they are applied
 EXTRAS = ("loras", "embeddings", "svdiffs", "fuse", "fast", "quantize")
@@ -198,6 +199,10 @@ class ComparisonForm:
     @property
     def list_components(self) -> list:
         return [self.run, *(row.run for row in self.axes.values())]
+
+    def memory(self) -> Memory:
+        """The grid builder's fields, axes and the run picked: what a page reload gives back."""
+        return Memory("compare", self.components, self.read, self.updates, self.components)
 
 
 def stacked_vs_alone(loras: list[dict], values: str = "") -> Axis:

@@ -5,6 +5,7 @@ prepare a cropped copy for training. Everything is saved in the dataset folder, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -17,7 +18,9 @@ from studio.data.importer import ImportOptions, import_dataset
 from studio.data.prepare import MODES, PrepareSettings, prepare_dataset
 from studio.data.validate import ImageRules
 from studio.paths import POCKET_MODEL_DIR
+from studio.ui import remembered
 from studio.ui.errors import friendly
+from studio.ui.tab import Answer, BuiltTab
 from studio.workspace import Workspace, Workspaces
 
 STATUS_COLUMNS = ["file", "status", "detail"]
@@ -124,171 +127,262 @@ def prepare(ws: Workspace, name: str, mode: str, resolution: int) -> tuple[str, 
 # ------------------------------------------------------------------ layout and wiring
 
 
-def build(loaded: gr.events.Dependency, tab: gr.Tab, workspaces: Workspaces) -> tuple[gr.Dropdown, gr.State]:
-    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it. Returns, for the
-    Train tab to offer, the picker of the dataset open here and the Train-tab choice of the copy last prepared."""
+@dataclass
+class DatasetTab(BuiltTab):
+    """What the page keeps of the tab: besides memory and events, for the Train tab to offer, the picker of the
+    dataset open here and the Train-tab choice of the copy last prepared."""
+
+    picked: gr.Dropdown
+    prepared: gr.State
+
+
+@dataclass
+class _Controls:
+    """The tab's components by name: the left column (`_source_column`) and the right one (`_table_column`)."""
+
+    picked: gr.Dropdown
+    name: gr.Textbox
+    upload: gr.File
+    trigger: gr.Textbox
+    resolution: gr.Number
+    add: gr.Button
+    examples: dict  # example key -> its button
+    message: gr.Markdown
+    captioner: gr.Dropdown
+    overwrite: gr.Checkbox
+    caption: gr.Button
+    caption_message: gr.Markdown
+    crop: gr.Dropdown
+    prepare: gr.Button
+    prepare_message: gr.Markdown
+    gallery: gr.Gallery
+    status: gr.Dataframe
+    table: gr.Dataframe
+    find: gr.Textbox
+    replace: gr.Textbox
+    replace_all: gr.Button
+    apply_trigger: gr.Button
+    save: gr.Button
+    table_message: gr.Markdown
+
+    @property
+    def view(self) -> list:
+        """What shows the dataset open: `_Handlers.view` fills them by name."""
+        return [self.gallery, self.status, self.table, self.picked]
+
+
+def build(loaded: gr.events.Dependency, workspaces: Workspaces) -> DatasetTab:
+    """`loaded`: the page's load event that knows the visitor; the tab loads its data after it."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=380):
-            with gr.Row():
-                # custom values: API callers name a dataset the page has not listed (the name is checked on use)
-                picked = gr.Dropdown(
-                    [], label="Open a saved dataset", elem_id="ds-pick", scale=3, allow_custom_value=True
-                )
-                name = gr.Textbox(label="…or name a new one", placeholder="my-shapes", elem_id="ds-name", scale=3)
-            upload = gr.File(
-                label="Drop images, caption .txt files or a .zip", file_count="multiple", elem_id="ds-upload",
-                file_types=["image", ".zip", ".txt", ".caption", ".jsonl"], height=140,
-            )  # fmt: skip
-            with gr.Row():
-                trigger = gr.Textbox(
-                    label="Trigger word", placeholder="e.g. zq", elem_id="ds-trigger",
-                    info="A rare word that will mean your concept; put before every caption.",
-                )  # fmt: skip
-                resolution = gr.Number(
-                    DEFAULT_RESOLUTION, precision=0, label="Resolution", elem_id="ds-resolution",
-                    info="Training size in pixels (pocket: 64, SD 1.5: 512).",
-                )  # fmt: skip
-            add = gr.Button("Add to dataset", variant="primary", elem_id="ds-import")
-            with gr.Row(equal_height=True):
-                gr.Markdown("No images to hand? Start from an example:", elem_id="ds-examples-label")
-                example_buttons = {
-                    key: gr.Button(example.title, size="sm", elem_id=f"ds-example-{key}")
-                    for key, example in EXAMPLES.items()
-                }
-            # each answer sits under the buttons that caused it, not at the bottom of the column
-            message = gr.Markdown(elem_id="ds-message")
-            with gr.Row():
-                captioner = gr.Dropdown(
-                    ["pocket", "template", "blip", "florence2"], value="pocket", label="Captioner",
-                    info=CAPTIONER_HELP, elem_id="ds-captioner",
-                )  # fmt: skip
-                overwrite = gr.Checkbox(label="Replace existing captions", elem_id="ds-overwrite")
-            caption = gr.Button("Auto-caption", elem_id="ds-caption")
-            caption_message = gr.Markdown(elem_id="ds-caption-message")
-            with gr.Row():
-                crop = gr.Dropdown(list(MODES), value="center", label="Crop mode", elem_id="ds-crop",
-                                   info=PrepareSettings.__dataclass_fields__["mode"].metadata["help"])  # fmt: skip
-                prepare_button = gr.Button("Prepare for training", elem_id="ds-prepare")
-            prepare_message = gr.Markdown(elem_id="ds-prepare-message")
+            left = _source_column()
         with gr.Column(scale=3, min_width=520):
-            gallery = gr.Gallery(
-                label="Images", columns=6, height=260, object_fit="contain", allow_preview=True, elem_id="ds-gallery"
-            )
-            status = gr.Dataframe(
-                headers=STATUS_COLUMNS, interactive=False, wrap=True, max_height=200, label="Files",
-                elem_id="ds-status", type="array",
-            )  # fmt: skip
-            table = gr.Dataframe(
-                headers=CAPTION_COLUMNS, interactive=True, wrap=True, max_height=320, label="Captions (editable)",
-                static_columns=[0], type="array", elem_id="ds-captions", column_count=2,
-            )  # fmt: skip
-            with gr.Row():
-                find = gr.Textbox(label="Find", elem_id="ds-find")
-                replace = gr.Textbox(label="Replace with", elem_id="ds-replace")
-                replace_all = gr.Button("Replace in all", scale=0, elem_id="ds-replace-all")
-            with gr.Row():
-                apply_trigger = gr.Button("Put the trigger word in every caption", elem_id="ds-apply-trigger")
-                save = gr.Button("Save captions", variant="primary", elem_id="ds-save")
-            table_message = gr.Markdown(elem_id="ds-table-message")
+            right = _table_column()
+    ui = _Controls(**left, **right)
+    handlers = _Handlers(ui, workspaces)
+    prepared = gr.State(None)
+    _wire_sources(ui, handlers, prepared)
+    _wire_table(ui, handlers)
+    loaded.then(handlers.on_show, None, ui.picked, api_visibility="private")
+    return DatasetTab(
+        picked=ui.picked,
+        prepared=prepared,
+        memory=remembered.dataset_memory(ui.picked, workspaces),
+        on_select=Answer(handlers.on_show, None, ui.picked),
+    )
 
-    view_outputs = [gallery, status, table, picked]
 
-    def view(dataset: Dataset | None):
-        choices = list_datasets(workspaces.get().datasets_root)
+def _source_column() -> dict:
+    """Where the images come from (a name, an upload, an example), then captioning and preparing them."""
+    with gr.Row():
+        # custom values: API callers name a dataset the page has not listed (the name is checked on use)
+        picked = gr.Dropdown([], label="Open a saved dataset", elem_id="ds-pick", scale=3, allow_custom_value=True)
+        name = gr.Textbox(label="…or name a new one", placeholder="my-shapes", elem_id="ds-name", scale=3)
+    upload = gr.File(
+        label="Drop images, caption .txt files or a .zip", file_count="multiple", elem_id="ds-upload",
+        file_types=["image", ".zip", ".txt", ".caption", ".jsonl"], height=140,
+    )  # fmt: skip
+    with gr.Row():
+        trigger = gr.Textbox(
+            label="Trigger word", placeholder="e.g. zq", elem_id="ds-trigger",
+            info="A rare word that will mean your concept; put before every caption.",
+        )  # fmt: skip
+        resolution = gr.Number(
+            DEFAULT_RESOLUTION, precision=0, label="Resolution", elem_id="ds-resolution",
+            info="Training size in pixels (pocket: 64, SD 1.5: 512).",
+        )  # fmt: skip
+    add = gr.Button("Add to dataset", variant="primary", elem_id="ds-import")
+    with gr.Row(equal_height=True):
+        gr.Markdown("No images to hand? Start from an example:", elem_id="ds-examples-label")
+        examples = {key: gr.Button(example.title, size="sm", elem_id=f"ds-example-{key}")
+                    for key, example in EXAMPLES.items()}  # fmt: skip
+    # each answer sits under the buttons that caused it, not at the bottom of the column
+    message = gr.Markdown(elem_id="ds-message")
+    return dict(picked=picked, name=name, upload=upload, trigger=trigger, resolution=resolution, add=add,
+                examples=examples, message=message) | _caption_and_prepare_rows()  # fmt: skip
+
+
+def _caption_and_prepare_rows() -> dict:
+    with gr.Row():
+        captioner = gr.Dropdown(
+            ["pocket", "template", "blip", "florence2"], value="pocket", label="Captioner",
+            info=CAPTIONER_HELP, elem_id="ds-captioner",
+        )  # fmt: skip
+        overwrite = gr.Checkbox(label="Replace existing captions", elem_id="ds-overwrite")
+    caption = gr.Button("Auto-caption", elem_id="ds-caption")
+    caption_message = gr.Markdown(elem_id="ds-caption-message")
+    with gr.Row():
+        crop = gr.Dropdown(list(MODES), value="center", label="Crop mode", elem_id="ds-crop",
+                           info=PrepareSettings.__dataclass_fields__["mode"].metadata["help"])  # fmt: skip
+        prepare_button = gr.Button("Prepare for training", elem_id="ds-prepare")
+    prepare_message = gr.Markdown(elem_id="ds-prepare-message")
+    return dict(captioner=captioner, overwrite=overwrite, caption=caption, caption_message=caption_message,
+                crop=crop, prepare=prepare_button, prepare_message=prepare_message)  # fmt: skip
+
+
+def _table_column() -> dict:
+    """The images, every file's status and the editable captions with their bulk edits."""
+    gallery = gr.Gallery(
+        label="Images", columns=6, height=260, object_fit="contain", allow_preview=True, elem_id="ds-gallery"
+    )
+    status = gr.Dataframe(
+        headers=STATUS_COLUMNS, interactive=False, wrap=True, max_height=200, label="Files",
+        elem_id="ds-status", type="array",
+    )  # fmt: skip
+    table = gr.Dataframe(
+        headers=CAPTION_COLUMNS, interactive=True, wrap=True, max_height=320, label="Captions (editable)",
+        static_columns=[0], type="array", elem_id="ds-captions", column_count=2,
+    )  # fmt: skip
+    with gr.Row():
+        find = gr.Textbox(label="Find", elem_id="ds-find")
+        replace = gr.Textbox(label="Replace with", elem_id="ds-replace")
+        replace_all = gr.Button("Replace in all", scale=0, elem_id="ds-replace-all")
+    with gr.Row():
+        apply_trigger = gr.Button("Put the trigger word in every caption", elem_id="ds-apply-trigger")
+        save = gr.Button("Save captions", variant="primary", elem_id="ds-save")
+    table_message = gr.Markdown(elem_id="ds-table-message")
+    return dict(gallery=gallery, status=status, table=table, find=find, replace=replace, replace_all=replace_all,
+                apply_trigger=apply_trigger, save=save, table_message=table_message)  # fmt: skip
+
+
+class _Handlers:
+    """The tab's event handlers; each returns its updates as a dict by component."""
+
+    def __init__(self, ui: _Controls, workspaces: Workspaces) -> None:
+        self.ui, self.workspaces = ui, workspaces
+
+    def view(self, dataset: Dataset | None) -> dict:
+        ui, choices = self.ui, list_datasets(self.workspaces.get().datasets_root)
         if dataset is None:
-            return [], [], [], gr.Dropdown(choices=choices)
-        return (
-            thumbnails(dataset, workspaces.served_copy),
-            file_rows(dataset),
-            caption_rows(dataset),
-            gr.Dropdown(choices=choices, value=dataset.name),
-        )
+            return {ui.gallery: [], ui.status: [], ui.table: [], ui.picked: gr.Dropdown(choices=choices)}
+        return {
+            ui.gallery: thumbnails(dataset, self.workspaces.served_copy),
+            ui.status: file_rows(dataset),
+            ui.table: caption_rows(dataset),
+            ui.picked: gr.Dropdown(choices=choices, value=dataset.name),
+        }
 
-    def current(chosen: str | None) -> Dataset:
+    def current(self, chosen: str | None) -> Dataset:
         if not chosen:
             raise ValueError("open a dataset or add images to a new one first")
-        return Dataset.load(workspaces.get().dataset_path(chosen))
+        return Dataset.load(self.workspaces.get().dataset_path(chosen))
 
     @friendly
-    def on_open(chosen: str | None):
+    def on_open(self, chosen: str | None) -> dict:
         if not chosen:
-            return [gr.skip()] * 4 + [gr.skip()]
-        dataset = current(chosen)
-        return [*view(dataset), dataset.trigger or ""]
+            return {component: gr.skip() for component in [*self.ui.view, self.ui.trigger]}
+        dataset = self.current(chosen)
+        return self.view(dataset) | {self.ui.trigger: dataset.trigger or ""}
 
     @friendly
-    def on_import(files, new_name, chosen, trigger_word, size, progress=gr.Progress()):
+    def on_import(self, values: dict, progress=gr.Progress()) -> dict:
+        ui = self.ui
         progress(0, desc="checking images")
-        dataset, summary = import_files(workspaces.get(), new_name or chosen, files or [], size, trigger_word)
-        return [*view(dataset), f"**{dataset.name}**: {summary}.", None]
+        dataset, summary = import_files(
+            self.workspaces.get(), values[ui.name] or values[ui.picked], values[ui.upload] or [],
+            values[ui.resolution], values[ui.trigger],
+        )  # fmt: skip
+        return self.view(dataset) | {ui.message: f"**{dataset.name}**: {summary}.", ui.upload: None}
 
-    def on_example(key: str):
+    def on_example(self, key: str) -> Callable[[], dict]:
         @friendly
-        def handler():
-            dataset, about = open_example(workspaces.get(), key)
-            return [*view(dataset), dataset.trigger or "", about]
+        def handler() -> dict:
+            dataset, about = open_example(self.workspaces.get(), key)
+            return self.view(dataset) | {self.ui.trigger: dataset.trigger or "", self.ui.message: about}
 
         return handler
 
     @friendly
-    def on_caption(dataset: str, captioner: str = "pocket", overwrite: bool = False, progress=gr.Progress()) -> str:
+    def on_caption(self, dataset: str, captioner: str = "pocket", overwrite: bool = False, progress=gr.Progress()):
         progress(0, desc="loading the captioner")
         return auto_caption(
-            workspaces.get(), dataset, captioner, overwrite, lambda done, total: progress((done, total), unit="images")
-        )
+            self.workspaces.get(), dataset, captioner, overwrite,
+            lambda done, total: progress((done, total), unit="images"),
+        )  # fmt: skip
 
-    @friendly
-    def on_replace(chosen, rows, find_text, replace_text):
-        dataset = current(chosen)
-        apply_caption_table(dataset, rows or [])
-        changed = captions.find_replace(dataset, find_text, replace_text, counter=token_counter())
+    def edited(self, values: dict, edit: Callable[[Dataset], str] | None) -> dict:
+        """The table's edits applied, then `edit` (which says what it did), saved and shown."""
+        dataset = self.current(values[self.ui.picked])
+        changed = apply_caption_table(dataset, values[self.ui.table] or [])
+        message = edit(dataset) if edit else f"Saved: {changed} caption(s) changed."
         dataset.save()
-        return [*view(dataset), f"Replaced in {changed} caption(s) and saved."]
+        return self.view(dataset) | {self.ui.table_message: message}
 
     @friendly
-    def on_trigger(chosen, rows, trigger_word):
-        dataset = current(chosen)
-        apply_caption_table(dataset, rows or [])
-        if not (trigger_word or "").strip():
-            raise ValueError("type a trigger word first")
-        changed = captions.apply_trigger(dataset, trigger_word.strip(), token_counter())
-        dataset.save()
-        return [*view(dataset), f"Trigger **{dataset.trigger}** added to {changed} caption(s) and saved."]
+    def on_replace(self, values: dict) -> dict:
+        def replace(dataset: Dataset) -> str:
+            find, text = values[self.ui.find], values[self.ui.replace]
+            return f"Replaced in {captions.find_replace(dataset, find, text, counter=token_counter())} caption(s) and saved."
+
+        return self.edited(values, replace)
 
     @friendly
-    def on_save(chosen, rows):
-        dataset = current(chosen)
-        changed = apply_caption_table(dataset, rows or [])
-        dataset.save()
-        return [*view(dataset), f"Saved: {changed} caption(s) changed."]
+    def on_trigger(self, values: dict) -> dict:
+        def put_trigger(dataset: Dataset) -> str:
+            word = (values[self.ui.trigger] or "").strip()
+            if not word:
+                raise ValueError("type a trigger word first")
+            changed = captions.apply_trigger(dataset, word, token_counter())
+            return f"Trigger **{dataset.trigger}** added to {changed} caption(s) and saved."
+
+        return self.edited(values, put_trigger)
 
     @friendly
-    def on_prepare(chosen, mode, size):
-        return prepare(workspaces.get(), current(chosen).name, mode, size)
+    def on_save(self, values: dict) -> dict:
+        return self.edited(values, None)
 
-    def on_show():
-        return gr.Dropdown(choices=list_datasets(workspaces.get().datasets_root))
+    @friendly
+    def on_prepare(self, chosen, mode, size):
+        return prepare(self.workspaces.get(), self.current(chosen).name, mode, size)
 
-    prepared = gr.State(None)
-    picked.change(on_open, picked, [*view_outputs, trigger], api_visibility="private")
-    add.click(
-        on_import, [upload, name, picked, trigger, resolution], [*view_outputs, message, upload],
+    def on_show(self):
+        return gr.Dropdown(choices=list_datasets(self.workspaces.get().datasets_root))
+
+
+def _wire_sources(ui: _Controls, handlers: _Handlers, prepared: gr.State) -> None:
+    """Opening, importing, the examples, captioning and preparing."""
+    shown = [*ui.view, ui.trigger]
+    ui.picked.change(handlers.on_open, ui.picked, shown, api_visibility="private")
+    ui.add.click(
+        handlers.on_import, {ui.upload, ui.name, ui.picked, ui.trigger, ui.resolution}, [*ui.view, ui.message, ui.upload],
         api_visibility="private",
     )  # fmt: skip
-    for key, button in example_buttons.items():
-        button.click(on_example(key), None, [*view_outputs, trigger, message], api_visibility="private")
-    caption.click(on_caption, [picked, captioner, overwrite], caption_message, api_name="caption").then(
-        on_open, picked, [*view_outputs, trigger], api_visibility="private"
-    )
-    table_outputs = [*view_outputs, table_message]
-    replace_all.click(on_replace, [picked, table, find, replace], table_outputs, api_visibility="private")
-    apply_trigger.click(on_trigger, [picked, table, trigger], table_outputs, api_visibility="private")
-    save.click(on_save, [picked, table], table_outputs, api_visibility="private")
-    prepare_button.click(on_prepare, [picked, crop, resolution], [prepare_message, prepared], api_visibility="private")
+    for key, button in ui.examples.items():
+        button.click(handlers.on_example(key), None, [*shown, ui.message], api_visibility="private")
+    ui.caption.click(handlers.on_caption, [ui.picked, ui.captioner, ui.overwrite], ui.caption_message,
+                     api_name="caption").then(handlers.on_open, ui.picked, shown, api_visibility="private")  # fmt: skip
+    ui.prepare.click(handlers.on_prepare, [ui.picked, ui.crop, ui.resolution], [ui.prepare_message, prepared],
+                     api_visibility="private")  # fmt: skip
     # another dataset opened by hand: the answers about the last one are stale (not .change: an import or an
     # example sets the picker and its own answer at once)
-    picked.input(lambda: ("", "", "", ""), None, [message, caption_message, prepare_message, table_message],
-                  api_visibility="private")  # fmt: skip
-    loaded.then(on_show, None, picked, api_visibility="private")
-    tab.select(on_show, None, picked, api_visibility="private")
-    return picked, prepared
+    answers = [ui.message, ui.caption_message, ui.prepare_message, ui.table_message]
+    ui.picked.input(lambda: ("", "", "", ""), None, answers, api_visibility="private")
+
+
+def _wire_table(ui: _Controls, handlers: _Handlers) -> None:
+    """The caption table's bulk edits and its Save."""
+    outputs = [*ui.view, ui.table_message]
+    table = {ui.picked, ui.table}
+    ui.replace_all.click(handlers.on_replace, table | {ui.find, ui.replace}, outputs, api_visibility="private")
+    ui.apply_trigger.click(handlers.on_trigger, table | {ui.trigger}, outputs, api_visibility="private")
+    ui.save.click(handlers.on_save, table, outputs, api_visibility="private")

@@ -14,6 +14,7 @@ import gradio as gr
 
 from studio.generate import library
 from studio.generate.engine import GenerationSettings
+from studio.ui.remembered import Memory
 
 SLOTS = 4  # LoRAs stacked at once in the UI (the engine takes any number)
 WEIGHT_RANGE = (-2.0, 2.0)
@@ -209,3 +210,8 @@ class PlaygroundForm:
     @property
     def list_components(self) -> list:
         return [*(s.lora for s in self.slots), self.svdiff, self.embeddings]
+
+    def memory(self) -> Memory:
+        """The prompt, settings and adapter stack: what a page reload gives back (as a dropped PNG does)."""
+        return Memory("playground", self.components, self.settings, lambda saved: self.updates(saved)[0],
+                      self.components)  # fmt: skip

@@ -8,6 +8,7 @@ worker, and the tables are read from the queue file and run folders on each tick
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
@@ -61,6 +62,29 @@ def picked_entry(event: gr.SelectData) -> int | None:
 # ------------------------------------------------------------------ layout and wiring
 
 
+@dataclass
+class _Controls:
+    """The panel's components by name."""
+
+    sweep_box: gr.Textbox
+    status: gr.Markdown
+    run: gr.Button
+    stop: gr.Button
+    entry: gr.Number
+    remove: gr.Button
+    retry: gr.Button
+    message: gr.Markdown
+    table: gr.Dataframe
+    sweep: gr.Dropdown
+    sweep_view: gr.Dataframe
+    shown: gr.State  # what the tables show; an unchanged tick re-sends nothing
+
+    @property
+    def ticked(self) -> list:
+        """What a tick of the queue's view updates."""
+        return [self.status, self.table, self.sweep, self.sweep_view, self.shown]
+
+
 def build(
     workspaces: Workspaces,
     add: gr.Button,
@@ -71,76 +95,89 @@ def build(
 ) -> None:
     """Below the Train tab's form and run view; `add` is the "Add to queue" button beside Start."""
     with gr.Accordion("Queue: trainings one after another, sweeps compared", open=True, elem_id="queue-panel"):
-        with gr.Row():
-            sweep_box = gr.Textbox(
-                label="Sweep (optional)", lines=1, scale=3, elem_id="queue-sweep",
-                placeholder="learning_rate=1e-3,2e-3; rank=8,16",
-                info="One key=values per line or separated by ';'. Add to queue then queues every combination.",
-            )  # fmt: skip
-            status = gr.Markdown(elem_id="queue-status")
-        with gr.Row():
-            run = gr.Button("▶ Run queue", variant="primary", scale=0, elem_id="queue-run")
-            stop = gr.Button("■ Stop queue", variant="stop", scale=0, elem_id="queue-stop")
-            entry = gr.Number(
-                None, label="Entry #", placeholder="click a row", precision=0, minimum=1, scale=0, min_width=110,
-                elem_id="queue-entry",
-            )  # fmt: skip
-            remove = gr.Button("Remove entry", scale=0, elem_id="queue-remove")
-            retry = gr.Button("Retry entry", scale=0, elem_id="queue-retry")
-        message = gr.Markdown(elem_id="queue-message")
-        table = gr.Dataframe(
-            headers=QUEUE_HEADERS, interactive=False, wrap=True, label="Queue (in order)", elem_id="queue-table"
-        )
-        with gr.Row():
-            sweep = gr.Dropdown([], label="Sweep", scale=1, elem_id="queue-sweep-pick")
-            gr.Markdown("One row per entry: its swept values, final loss, and the best checkpoint's scorecard.")
-        sweep_view = gr.Dataframe(
-            interactive=False, label="Sweep: scorecards side by side", elem_id="queue-sweep-table"
-        )
-    shown = gr.State(None)  # what the tables show; an unchanged tick re-sends nothing
+        ui = _lay_out()
     timer = gr.Timer(2.0, active=False)
+    handlers = _Handlers(ui, workspaces)
 
     @as_message
     def on_add(values: dict):
-        return add_to_queue(workspaces.get(), config_of(values), values[dataset], values[sweep_box])
+        return add_to_queue(workspaces.get(), config_of(values), values[dataset], values[ui.sweep_box])
+
+    tick = (handlers.on_tick, [ui.sweep, ui.shown], ui.ticked)
+    add.click(on_add, form_inputs | {dataset, ui.sweep_box}, ui.message, api_visibility="private").then(
+        *tick, api_visibility="private"
+    )
+    ui.run.click(handlers.on_run, None, ui.message, api_visibility="private")
+    ui.stop.click(handlers.on_stop, None, ui.message, api_visibility="private")
+    ui.remove.click(handlers.on_remove, ui.entry, ui.message, api_visibility="private")
+    ui.retry.click(handlers.on_retry, ui.entry, ui.message, api_visibility="private")
+    ui.table.select(picked_entry, None, ui.entry, api_visibility="private")
+    ui.sweep.input(handlers.on_sweep, ui.sweep, ui.sweep_view, api_visibility="private")
+    timer.tick(*tick, show_progress="hidden", queue=False, api_visibility="private")
+    loaded.then(*tick, api_visibility="private").then(
+        lambda: gr.Timer(active=True), None, timer, api_visibility="private"
+    )
+
+
+def _lay_out() -> _Controls:
+    with gr.Row():
+        sweep_box = gr.Textbox(
+            label="Sweep (optional)", lines=1, scale=3, elem_id="queue-sweep",
+            placeholder="learning_rate=1e-3,2e-3; rank=8,16",
+            info="One key=values per line or separated by ';'. Add to queue then queues every combination.",
+        )  # fmt: skip
+        status = gr.Markdown(elem_id="queue-status")
+    with gr.Row():
+        run = gr.Button("▶ Run queue", variant="primary", scale=0, elem_id="queue-run")
+        stop = gr.Button("■ Stop queue", variant="stop", scale=0, elem_id="queue-stop")
+        entry = gr.Number(
+            None, label="Entry #", placeholder="click a row", precision=0, minimum=1, scale=0, min_width=110,
+            elem_id="queue-entry",
+        )  # fmt: skip
+        remove = gr.Button("Remove entry", scale=0, elem_id="queue-remove")
+        retry = gr.Button("Retry entry", scale=0, elem_id="queue-retry")
+    message = gr.Markdown(elem_id="queue-message")
+    table = gr.Dataframe(
+        headers=QUEUE_HEADERS, interactive=False, wrap=True, label="Queue (in order)", elem_id="queue-table"
+    )
+    with gr.Row():
+        sweep = gr.Dropdown([], label="Sweep", scale=1, elem_id="queue-sweep-pick")
+        gr.Markdown("One row per entry: its swept values, final loss, and the best checkpoint's scorecard.")
+    sweep_view = gr.Dataframe(interactive=False, label="Sweep: scorecards side by side", elem_id="queue-sweep-table")
+    return _Controls(sweep_box, status, run, stop, entry, remove, retry, message, table, sweep, sweep_view,
+                     gr.State(None))  # fmt: skip
+
+
+class _Handlers:
+    def __init__(self, ui: _Controls, workspaces: Workspaces) -> None:
+        self.ui, self.workspaces = ui, workspaces
 
     @as_message
-    def on_run():
-        return workspaces.get().queue.start()
+    def on_run(self):
+        return self.workspaces.get().queue.start()
 
     @as_message
-    def on_stop():
-        return workspaces.get().queue.stop()
+    def on_stop(self):
+        return self.workspaces.get().queue.stop()
 
     @as_message
-    def on_remove(number):
-        return remove_entry(workspaces.get().queue.store, entry_number(number))
+    def on_remove(self, number):
+        return remove_entry(self.workspaces.get().queue.store, entry_number(number))
 
     @as_message
-    def on_retry(number):
-        return retry_entry(workspaces.get().queue.store, entry_number(number))
+    def on_retry(self, number):
+        return retry_entry(self.workspaces.get().queue.store, entry_number(number))
 
-    def on_tick(picked: str | None, before):
-        ws = workspaces.get()
+    def on_sweep(self, picked: str | None):
+        return sweep_frame(self.workspaces.get(), picked)
+
+    def on_tick(self, picked: str | None, before) -> dict:
+        ui, ws = self.ui, self.workspaces.get()
         ids = sweep_ids(ws)
         picked = picked if picked in ids else (ids[-1] if ids else None)
         frames = (queue_frame(ws), sweep_frame(ws, picked))
         signature = (ws.queue.describe(), frames[0].to_json(), None if frames[1] is None else frames[1].to_json(), ids)
         if signature == before:
-            return [gr.skip()] * 5
-        return signature[0], frames[0], gr.Dropdown(choices=ids, value=picked), frames[1], signature
-
-    add.click(on_add, form_inputs | {dataset, sweep_box}, message, api_visibility="private").then(
-        on_tick, [sweep, shown], [status, table, sweep, sweep_view, shown], api_visibility="private"
-    )
-    run.click(on_run, None, message, api_visibility="private")
-    stop.click(on_stop, None, message, api_visibility="private")
-    remove.click(on_remove, entry, message, api_visibility="private")
-    retry.click(on_retry, entry, message, api_visibility="private")
-    table.select(picked_entry, None, entry, api_visibility="private")
-    sweep.input(lambda picked: sweep_frame(workspaces.get(), picked), sweep, sweep_view, api_visibility="private")
-    outputs = [status, table, sweep, sweep_view, shown]
-    timer.tick(on_tick, [sweep, shown], outputs, show_progress="hidden", queue=False, api_visibility="private")
-    loaded.then(on_tick, [sweep, shown], outputs, api_visibility="private").then(
-        lambda: gr.Timer(active=True), None, timer, api_visibility="private"
-    )
+            return {component: gr.skip() for component in ui.ticked}
+        return {ui.status: signature[0], ui.table: frames[0], ui.sweep: gr.Dropdown(choices=ids, value=picked),
+                ui.sweep_view: frames[1], ui.shown: signature}  # fmt: skip

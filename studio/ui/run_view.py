@@ -114,12 +114,13 @@ class RunView:
     def outputs(self) -> list:
         return [self.status, self.stats, self.loss, self.lr, self.gallery, self.checkpoints]
 
-    def values(self, summary: RunSummary | None) -> list:
-        return [
-            status_line(summary),
-            stats_line(summary),
-            loss_frame(summary),
-            lr_frame(summary),
-            gallery_items(summary, self.serve),
-            checkpoints_line(summary),
-        ]
+    def updates(self, summary: RunSummary | None) -> dict:
+        """What `summary` shows, by component (None: no run)."""
+        return {
+            self.status: status_line(summary),
+            self.stats: stats_line(summary),
+            self.loss: loss_frame(summary),
+            self.lr: lr_frame(summary),
+            self.gallery: gallery_items(summary, self.serve),
+            self.checkpoints: checkpoints_line(summary),
+        }

@@ -96,15 +96,16 @@ class ScorecardView:
     def outputs(self) -> list:
         return [self.verdict, self.table, self.chart, self.legend]
 
-    def values(self, card: dict | None) -> list:
-        """The verdict, table and chart of `card`; an unscored run shows the sentence alone, not an empty table."""
+    def updates(self, card: dict | None) -> dict:
+        """The verdict, table and chart of `card`, by component; an unscored run shows the sentence alone, not an
+        empty table."""
         shown = card is not None
-        return [
-            verdict_text(card),
-            gr.Dataframe(value=table_value(card), visible=shown),
-            gr.LinePlot(value=score_frame(card), visible=shown),
-            gr.Markdown(visible=shown),
-        ]
+        return {
+            self.verdict: verdict_text(card),
+            self.table: gr.Dataframe(value=table_value(card), visible=shown),
+            self.chart: gr.LinePlot(value=score_frame(card), visible=shown),
+            self.legend: gr.Markdown(visible=shown),
+        }
 
-    def values_for(self, run_dir: Path | None) -> list:
-        return self.values(read_scorecard(run_dir) if run_dir else None)
+    def updates_for(self, run_dir: Path | None) -> dict:
+        return self.updates(read_scorecard(run_dir) if run_dir else None)

@@ -220,7 +220,7 @@ def test_the_table_is_shown_with_run_downloads_and_the_saved_mix(tmp_path) -> No
 
 
 def test_a_saved_mix_is_named_as_sd_scripts_names_it(tiny_tokenizer) -> None:
-    from studio.generate.mix import mix_state_dict
+    from studio.adapters.merge import mix_state_dict
 
     pipe = _adapted("sd1", tiny_tokenizer)
     state = mix_state_dict(pipe, ["default"])

@@ -10,7 +10,7 @@ import pytest
 from studio import runs
 from studio.data.dataset import Dataset
 from studio.runs.downloads import delete_run, download_files
-from studio.train import jobs, monitor
+from studio.train import jobs
 from studio.train.config import resolve_config
 from studio.ui import dataset_tab, runs_tab, train_tab
 
