@@ -17,7 +17,7 @@ from studio.train.config import (
     resolve_config,
     save_config_file,
 )
-from studio.train.methods import METHOD_NAMES
+from studio.train.methods import method_names
 from studio.train.methods.dreambooth.config import DreamBoothConfig
 from studio.train.methods.lora.config import LoraConfig
 from studio.train.methods.svdiff.config import SvdiffConfig
@@ -53,7 +53,7 @@ def test_round_trip_save_load_equal(tmp_path, preset) -> None:
 def test_presets_are_sparse_and_versioned() -> None:
     for name in list_presets():
         data = yaml.safe_load(preset_path(name).read_text())
-        assert data["version"] == 1 and data["method"] in METHOD_NAMES and data["method"] in METHOD_OVERRIDES
+        assert data["version"] == 1 and data["method"] in method_names() and data["method"] in METHOD_OVERRIDES
         assert data.get("description"), f"{name} does not say what it is for (VRAM, time)"
         # sparse: a handful of keys, all known (the headline numbers may repeat a default, to be visible)
         assert set(data.get("training", {})) <= {f.name for f in dataclasses.fields(TrainingConfig)}
