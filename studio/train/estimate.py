@@ -136,6 +136,8 @@ def trained_parameters(config: RunConfig, configs, unet: int, text: int) -> int:
         return EMBEDDING_WIDTH * method.embedding_vectors
     if method.trains == "shifts":
         return unet // WEIGHTS_PER_SINGULAR_VALUE
+    if method.trains == "values":
+        return method.trained_values
     return sizes.adapter_parameters(configs, method.unet_modules, method.adapter_rank)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RESERVED_NAMES = ("training", "version", "method", "description")  # a config's other top-level keys
-TRAINS = ("model", "adapters", "embeddings", "shifts")
+TRAINS = ("model", "adapters", "embeddings", "shifts", "values")
 EXPORTS = ("model", "lora", "weights")
 
 
@@ -34,7 +34,8 @@ class MethodFacts:
     kind: str  # what measured runs are compared by ("dreambooth_lora" apart from "dreambooth")
     learning_rates: tuple[float, float]  # the usual range (low, high); far outside it the advice warns
     # what learns: "model" (the whole UNet, the text encoder too when text_encoder_learns), "adapters" (low-rank
-    # adapters on unet_modules), "embeddings" (embedding_vectors new token rows), "shifts" (one per singular value)
+    # adapters on unet_modules), "embeddings" (embedding_vectors new token rows), "shifts" (one per singular value),
+    # "values" (trained_values numbers, whatever the model's size)
     trains: str
     # what outputs/ gets: "model" (a pipeline folder: the whole model), "lora" (LoRA files, each checked by loading
     # it beside the trained adapter), "weights" (a file of the trained values only)
@@ -42,6 +43,7 @@ class MethodFacts:
     unet_modules: tuple[str, ...] | None = None  # the UNet modules whose weights take gradients; None: all, (): none
     adapter_rank: int = 0
     embedding_vectors: int = 0
+    trained_values: int = 0
     text_encoder_learns: bool = False  # the text encoder runs forward and backward every step (no cached text)
     prior_preservation: bool = False  # each batch holds a class image beside every instance image
     draw_steps: int = 0  # denoising steps of each image the run draws before training (DreamBooth's class images)
