@@ -45,7 +45,8 @@ def run_subject(run_dir: Path, trigger: str | None = None) -> Subject:
     read_subject = get(config.method).subject  # a method that names its subject itself (DreamBooth, TI)
     if read_subject is not None:
         words = read_subject(config.method_config, trigger)
-        trigger, phrase, class_phrase, prompts = words.trigger, words.phrase, words.class_phrase, words.prompts
+        trigger, phrase, prompts = words.trigger, noun_phrase(words.phrase), words.prompts
+        class_phrase = noun_phrase(words.class_phrase) if words.class_phrase else None
     else:
         trigger = trigger or _dataset_trigger(manifest["source"]) or infer_trigger(captions)
         if not trigger:

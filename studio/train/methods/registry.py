@@ -63,11 +63,12 @@ class MethodFacts:
 
 @dataclass(frozen=True)
 class SubjectWords:
-    """How a run's prompts name what it learnt (the scorecard's subject, less its images)."""
+    """How a run's prompts name what it learnt (the scorecard's subject, less its images). The scorecard reads the
+    noun phrase of `phrase` and `class_phrase` ('a photo of sks dog' -> 'sks dog'), so a prompt may stand for one."""
 
     trigger: str
-    phrase: str  # "sks dog", "<concept>"
-    class_phrase: str | None  # the same without the trigger ("dog"), when the run says
+    phrase: str  # "a photo of sks dog", "<concept>"
+    class_phrase: str | None  # the same without the trigger ("a photo of a dog"), when the run says
     prompts: tuple[str, ...]  # the prompts the subject was trained with
 
 

@@ -43,12 +43,10 @@ def advice(config: DreamBoothConfig) -> list[str]:
 
 
 def subject(config: DreamBoothConfig, trigger: str | None) -> SubjectWords:
-    from studio.evaluate.subject import noun_phrase
-
     return SubjectWords(
         trigger=trigger or config.trigger,
-        phrase=noun_phrase(config.instance_prompt),
-        class_phrase=noun_phrase(config.class_prompts[0]),  # the first, when several share the class images
+        phrase=config.instance_prompt,
+        class_phrase=config.class_prompts[0],  # the first, when several share the class images
         prompts=(config.instance_prompt,),
     )
 
