@@ -73,15 +73,11 @@ class PublicLimits:
             ("sample_prompts", len(training.sample_prompts), self.max_sample_prompts),
             ("sample_steps", training.sample_steps, self.max_sample_steps),
         ]
-        # the method's own sizes, by the names its config gives them (LoRA: rank; DreamBooth: lora_rank ...)
-        for name, cap in (
-            ("rank", self.max_lora_rank),
-            ("lora_rank", self.max_lora_rank),
-            ("num_class_images", self.max_class_images),
-            ("class_image_steps", self.max_sample_steps),
-        ):
-            if hasattr(method, name):
-                capped.append((f"{config.method}.{name}", getattr(method, name), cap))
+        # the method's own sizes, as its registry entry names them (LoRA: rank; DreamBooth: lora_rank ...)
+        from studio.train.methods import get
+
+        for name, cap in get(config.method).caps.items():
+            capped.append((f"{config.method}.{name}", getattr(method, name), getattr(self, cap)))
         return capped
 
 

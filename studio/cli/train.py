@@ -11,9 +11,14 @@ import sys
 
 
 def register(commands) -> None:
+    from studio.train.methods import methods
+
+    known = methods()  # every registered method (studio/train/methods/registry.py)
     p = commands.add_parser(
         "train",
-        help="Train on a dataset (LoRA, DreamBooth, Textual Inversion, full fine-tune, SVDiff) from a preset or a config.",
+        help=f"Train on a dataset ({', '.join(spec.label for spec in known.values())}) from a preset or a config.",
+        description="Train on a dataset from a preset or a config. Methods (a config's `method:`): "
+        + "; ".join(f"{name}: {spec.label}" for name, spec in known.items()),
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", help="A preset name from presets/ (e.g. lora-pocket) or a preset .yaml file.")

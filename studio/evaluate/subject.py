@@ -14,6 +14,7 @@ from pathlib import Path
 from studio import runs
 from studio.data.trigger import infer_trigger
 from studio.train.config import RunConfig, load_config_file
+from studio.train.methods import get
 
 _LEADING = re.compile(r"^(a photo of |a picture of |an image of |a |an |the )+", re.IGNORECASE)
 # where the subject's noun phrase ends and its setting begins: "sks dog | on the beach"
@@ -41,16 +42,11 @@ def run_subject(run_dir: Path, trigger: str | None = None) -> Subject:
     manifest = json.loads((run_dir / runs.DATASET).read_text(encoding="utf-8"))
     images = tuple(_training_image_paths(manifest, config.training.resolution))
     captions = [item["caption"] for item in manifest["items"]]
-    method = config.method_config
-    if config.method == "dreambooth":
-        trigger = trigger or method.trigger
-        prompts = (method.instance_prompt,)
-        phrase = noun_phrase(method.instance_prompt)
-        class_phrase = noun_phrase(method.class_prompts[0])  # the first, when several share the class images
-    elif config.method == "textual_inversion":
-        trigger = trigger or method.placeholder_token
-        phrase, class_phrase = trigger, method.initializer_token
-        prompts = (f"a photo of a {trigger}",)
+    read_subject = get(config.method).subject  # a method that names its subject itself (DreamBooth, TI)
+    if read_subject is not None:
+        words = read_subject(config.method_config, trigger)
+        trigger, phrase, prompts = words.trigger, noun_phrase(words.phrase), words.prompts
+        class_phrase = noun_phrase(words.class_phrase) if words.class_phrase else None
     else:
         trigger = trigger or _dataset_trigger(manifest["source"]) or infer_trigger(captions)
         if not trigger:

@@ -124,18 +124,18 @@ def _worked_out(run_dir: Path) -> RunIdentity:
     label = method_label(method, bool(options.get("use_lora", False)))
     name = default_name(label, manifest.get("source", ""))
     captions = [str(item.get("caption", "")) for item in manifest.get("items", [])]
-    return RunIdentity(run_dir.name, name, run_trigger(options, manifest.get("source", ""), captions))
+    own = options.get("trigger") or options.get("placeholder_token")  # DreamBooth's, Textual Inversion's
+    return RunIdentity(run_dir.name, name, run_trigger(own, manifest.get("source", ""), captions))
 
 
-def run_trigger(method_options: dict, dataset: str | Path, captions: list[str]) -> str | None:
-    """The word that calls up what a run learnt: the trigger its method's options name (DreamBooth's `trigger`,
-    Textual Inversion's `placeholder_token`), else the dataset's trigger word, else a word every caption shares
-    that the shapes world does not use."""
+def run_trigger(own_trigger: str | None, dataset: str | Path, captions: list[str]) -> str | None:
+    """The word that calls up what a run learnt: the method's own trigger (its registered trigger field, e.g.
+    DreamBooth's `trigger`), else the dataset's trigger word, else a word every caption shares that the shapes
+    world does not use."""
     from studio.data.trigger import dataset_trigger, infer_trigger
 
-    for key in ("trigger", "placeholder_token"):
-        if method_options.get(key):
-            return str(method_options[key])
+    if own_trigger:
+        return str(own_trigger)
     try:
         word = dataset_trigger(dataset)
     except (OSError, ValueError):

@@ -12,17 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.train.config import RunConfig
-from studio.train.estimate import Estimate, method_kind
+from studio.train.estimate import Estimate
+from studio.train.methods import facts, get
 
-# usual learning rates per method (low, high); a rate more than LR_FACTOR outside is "far outside"
-LR_RANGES = {
-    "lora": (1e-5, 3e-3),
-    "dreambooth": (1e-7, 5e-4),  # the full UNet: small rates (pocket's tiny UNet sits at the top)
-    "dreambooth_lora": (1e-5, 3e-3),
-    "textual_inversion": (1e-4, 1e-2),
-    "finetune": (1e-7, 1e-3),  # the full UNet again; SD's style fine-tunes use 1e-6 to 1e-5
-    "svdiff": (1e-4, 1e-2),  # singular-value shifts: about 1000x a fine-tune's rate (the paper: 1e-3 on SD 1.5)
-}
+# a rate more than LR_FACTOR outside the method's usual range (its registry facts) is "far outside"
 LR_FACTOR = 3.0
 MIN_IMAGES = 3
 MAX_REPEATS = 400  # times each image is seen; beyond this a small dataset is usually memorised
@@ -34,21 +27,21 @@ POCKET_RESOLUTION = 64
 
 
 def trigger_word(config: RunConfig, dataset_trigger: str | None) -> str | None:
-    if config.method == "dreambooth":
-        from studio.train.start import TRIGGER_PLACEHOLDER
+    """The method's own word (DreamBooth's trigger, Textual Inversion's token), else the dataset's."""
+    field = get(config.method).trigger_field
+    if field is None:
+        return dataset_trigger
+    from studio.train.start import TRIGGER_PLACEHOLDER
 
-        word = config.method_config.trigger  # a preset's <trigger> is the dataset's word, filled in at the start
-        return dataset_trigger if word == TRIGGER_PLACEHOLDER else word
-    if config.method == "textual_inversion":
-        return config.method_config.placeholder_token
-    return dataset_trigger
+    word = getattr(config.method_config, field)  # a preset's <trigger> is the dataset's word, filled in at the start
+    return dataset_trigger if word == TRIGGER_PLACEHOLDER else word
 
 
 def risky_settings(config: RunConfig, image_count: int, dataset_trigger: str | None = None) -> list[str]:
     """One sentence per risky setting, most serious first."""
-    training, kind = config.training, method_kind(config)
+    training, spec = config.training, get(config.method)
     found = []
-    low, high = LR_RANGES[kind]
+    low, high = facts(config).learning_rates
     if training.learning_rate > high * LR_FACTOR:
         found.append(
             f"Learning rate {training.learning_rate:g} is far above the usual {low:g}–{high:g} for this method: "
@@ -61,24 +54,16 @@ def risky_settings(config: RunConfig, image_count: int, dataset_trigger: str | N
         )
     if image_count < MIN_IMAGES:
         found.append(f"Only {image_count} image(s): use at least {MIN_IMAGES}, ideally 5–20 varied ones.")
-    if config.method == "dreambooth" and not config.method_config.with_prior_preservation:
-        found.append(
-            "DreamBooth without prior preservation: the class word drifts towards your subject "
-            "(every 'dog' becomes your dog). Turn on with_prior_preservation."
-        )
+    if spec.advice is not None:  # the method's own anti-patterns (DreamBooth without prior preservation)
+        found += spec.advice(config.method_config)
     trigger = trigger_word(config, dataset_trigger)
     if trigger and trigger.strip("<>").lower() in GENERIC_TRIGGERS:
         found.append(
             f"The trigger word '{trigger}' is a common word: the model already means something by it. "
             "Use a rare token such as 'sks' or 'zq'."
         )
-    elif config.method == "dreambooth" and not trigger:
-        found.append(
-            "The dataset has no trigger word, and this preset takes DreamBooth's trigger from it: set one on the "
-            "dataset, or type the trigger and instance prompt."
-        )
-    elif config.method == "lora" and not trigger:
-        found.append("The dataset has no trigger word: the LoRA changes everything it generates, not one concept.")
+    elif not trigger and spec.missing_trigger:
+        found.append(spec.missing_trigger)
     if image_count:
         repeats = training.steps * training.batch_size * training.gradient_accumulation / image_count
         if repeats > MAX_REPEATS:

@@ -12,6 +12,9 @@ the activations autograd keeps, counted on the meta device), and the machine's s
    size; a GPU's are the usual fraction of a current card's peak, and say so).
 
 The pocket model keeps its own measured per-step figures (its operations are too small for the rate to apply).
+
+What a method trains and writes comes from its registry entry (studio/train/methods/<name>/__init__.py: its
+MethodFacts), so this file knows no method by name.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.train.config import RunConfig
+from studio.train.methods import facts, get
 
 GB = 1e9
 # CPU, float32, one thread: the rate that fits both SD 1.5 runs measured on the studio's shared 2-core machine
@@ -47,7 +51,8 @@ ACTIVATION_FACTOR = 1.0
 # should cost less, but on this CPU it did not: an SD 1.5 LoRA step took as long per image as a full DreamBooth one
 BACKWARD = {"all": 2.0, "part": 2.0}
 ADAM_BYTES = {"adamw": 8, "adamw8bit": 2}  # optimizer state per trained parameter
-LORA_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
+EMBEDDING_WIDTH = 768  # one new token row of SD 1.5's text encoder
+WEIGHTS_PER_SINGULAR_VALUE = 4000  # SVDiff's shifts: 0.86 M for SD 1.5's UNet (BENCHMARKS.md)
 
 
 @dataclass
@@ -111,36 +116,29 @@ def training_device(config: RunConfig) -> str:
 
 
 def method_kind(config: RunConfig) -> str:
-    if config.method == "dreambooth" and config.method_config.use_lora:
-        return "dreambooth_lora"
-    return config.method
+    """What runs are compared by: the method, or its variant where that trains differently (DreamBooth-LoRA)."""
+    return facts(config).kind
 
 
 def trained_modules(config: RunConfig) -> tuple[str, ...] | None:
     """The UNet modules whose weights take gradients (None: all of them; (): none, Textual Inversion)."""
-    kind = method_kind(config)
-    if kind in ("dreambooth", "finetune", "svdiff"):
-        return None
-    if kind == "textual_inversion":
-        return ()
-    if kind == "dreambooth_lora":
-        return tuple(config.method_config.lora_target_modules)
-    return tuple(getattr(config.method_config, "target_modules", None) or LORA_ATTENTION)
+    return facts(config).unet_modules
 
 
 def trained_parameters(config: RunConfig, configs, unet: int, text: int) -> int:
     """Parameters the optimizer holds: the whole UNet, a few embedding rows, or the adapters (counted on the UNet)."""
     from studio.models import sizes
 
-    kind, method = method_kind(config), config.method_config
-    if kind in ("dreambooth", "finetune"):
-        return unet + (text if getattr(method, "train_text_encoder", False) else 0)
-    if kind == "textual_inversion":
-        return 768 * method.num_vectors
-    if kind == "svdiff":
-        return unet // 4000  # one shift per singular value: 0.86 M for SD 1.5 (BENCHMARKS.md)
-    rank = getattr(method, "lora_rank", None) or getattr(method, "rank", 16)
-    return sizes.adapter_parameters(configs, trained_modules(config), rank)
+    method = facts(config)
+    if method.trains == "model":
+        return unet + (text if method.text_encoder_learns else 0)
+    if method.trains == "embeddings":
+        return EMBEDDING_WIDTH * method.embedding_vectors
+    if method.trains == "shifts":
+        return unet // WEIGHTS_PER_SINGULAR_VALUE
+    if method.trains == "values":
+        return method.trained_values
+    return sizes.adapter_parameters(configs, method.unet_modules, method.adapter_rank)
 
 
 def _threads(device: str) -> int:
@@ -152,39 +150,35 @@ def _threads(device: str) -> int:
 def run_work(config: RunConfig, image_count: int = 4) -> Work:
     from studio.models import sizes
 
-    training, kind = config.training, method_kind(config)
+    training, method = config.training, facts(config)
     configs = sizes.model_configs(training.base_model)
     counts = sizes.parameters(configs)
     device = training_device(config)
-    prior = kind.startswith("dreambooth") and config.method_config.with_prior_preservation
-    batch = training.batch_size * training.gradient_accumulation * (2 if prior else 1)
-    trained = trained_modules(config)
+    batch = training.batch_size * training.gradient_accumulation * (2 if method.prior_preservation else 1)
+    trained = method.unet_modules
     profile = sizes.unet_step(configs, training.resolution, 1, trained, training.gradient_checkpointing)
     backward = BACKWARD["all" if trained is None else "part"]
     recompute = 1.0 if training.gradient_checkpointing else 0.0
     text = sizes.text_encoder_gflops(configs)
     step = batch * profile.forward_gflops * (1 + backward + recompute)
-    if kind == "textual_inversion" or getattr(config.method_config, "train_text_encoder", False):
+    if method.text_encoder_learns:
         step += batch * text * 3  # the text encoder forward and backward, every step
     encode, decode = sizes.vae_gflops(configs, training.resolution)
     if not training.cache_latents:
         step += batch * encode
     latents = image_count * encode * (2 if training.random_flip else 1) if training.cache_latents else 0.0
-    class_images = _class_images_to_draw(config)
-    class_steps = getattr(config.method_config, "class_image_steps", 0)
-    draw = class_images * (class_steps * 2 * profile.forward_gflops + decode)
+    draw = _images_to_draw(config) * (method.draw_steps * 2 * profile.forward_gflops + decode)
     renders = (training.steps // training.sample_every if training.sample_every else 0) * len(training.sample_prompts)
     samples = renders * (training.sample_steps * 2 * profile.forward_gflops + decode)
     check = _export_check_gflops(config, configs, profile.forward_gflops, decode)
     trained_count = trained_parameters(config, configs, counts.unet, counts.text_encoders)
     half = training.mixed_precision != "no" and device != "cpu"
     frozen = (counts.total - trained_count) * (2 if half else 4)
-    if getattr(config.method_config, "use_ema", False):  # the fine-tune's averaged copy of the UNet, in float32
+    if method.keeps_average:  # the fine-tune's averaged copy of the UNet, in float32
         frozen += counts.unet * 4
     adam = ADAM_BYTES[training.optimizer]
     checkpoint = trained_count * (4 + adam) / GB
-    full_model = kind in ("dreambooth", "finetune")
-    export = counts.total * (2 if half else 4) / GB if full_model else trained_count * 4 / GB
+    export = counts.total * (2 if half else 4) / GB if method.exports == "model" else trained_count * 4 / GB
     return Work(
         device=device,
         precision=training.mixed_precision,
@@ -208,21 +202,10 @@ def _held(profile) -> float:
     return profile.saved_gb + profile.recompute_gb - profile.attention_gb
 
 
-def _class_images_to_draw(config: RunConfig) -> int:
-    """DreamBooth's class images not drawn yet (they are cached per base model and prompt)."""
-    method = config.method_config
-    if not (config.method == "dreambooth" and method.with_prior_preservation):
-        return 0
-    try:
-        from studio.train.methods.dreambooth.method import class_images_dir
-
-        have = 0
-        for prompt, wanted in method.class_image_counts().items():
-            folder = class_images_dir(config.training.base_model, prompt, config.training.resolution)
-            have += min(wanted, len(list(folder.glob("*.png"))) if folder.is_dir() else 0)
-        return max(0, method.num_class_images - have)
-    except (OSError, TypeError, ValueError):  # an unreadable cache: assume all are drawn
-        return method.num_class_images
+def _images_to_draw(config: RunConfig) -> int:
+    """Images the run draws with the base model before training and has not cached (DreamBooth's class images)."""
+    count = get(config.method).images_to_draw
+    return count(config) if count is not None else 0
 
 
 def _export_check_gflops(config: RunConfig, configs, forward: float, decode: float) -> float:
@@ -232,10 +215,11 @@ def _export_check_gflops(config: RunConfig, configs, forward: float, decode: flo
     check = config.training.export_check
     if check == "skip":
         return 0.0
-    files = 2 if method_kind(config) in ("lora", "dreambooth_lora") else 1
+    lora = facts(config).exports == "lora"
+    files = 2 if lora else 1
     if check == "quick":
         small = forward * (check_resolution(config.training.resolution) / config.training.resolution) ** 2
-        return small * (1 + files) if method_kind(config) in ("lora", "dreambooth_lora") else 0.0
+        return small * (1 + files) if lora else 0.0
     return (1 + files) * (4 * 2 * forward + decode)  # a guided four-step render each, decoded
 
 
@@ -258,7 +242,7 @@ def memory(work: Work) -> tuple[float, float | None]:
 
 
 def from_config(config: RunConfig, image_count: int = 4, gflops_per_second: float | None = None) -> Estimate:
-    training = config.training
+    training, method = config.training, facts(config)
     work = run_work(config, image_count)
     rate = gflops_per_second or _gflops_per_second(work)
     bandwidth = CPU_MEMORY_GB_PER_S if work.device == "cpu" else GPU_MEMORY_GB_PER_S
@@ -273,11 +257,10 @@ def from_config(config: RunConfig, image_count: int = 4, gflops_per_second: floa
         "export": work.export_gb / WRITE_GB_PER_S
         + work.export_gflops / rate
         + _check_read_seconds(config, work)
-        + (LORA_EXPORT_SECONDS if method_kind(config) in ("lora", "dreambooth_lora") else 0.0),
+        + (LORA_EXPORT_SECONDS if method.exports == "lora" else 0.0),
     }
     ram, gpu = memory(work)
-    reloads_base = method_kind(config) == "svdiff" or getattr(config.method_config, "export_single_file", False)
-    if training.export_check == "full" or (training.export_check == "quick" and reloads_base):
+    if training.export_check == "full" or (training.export_check == "quick" and method.check_reloads_base):
         ram += model_gb  # a fresh float32 base on the CPU beside the trained one (full check: 11.7 GB, not 7.1)
     kept = min(training.keep_checkpoints, saves)
     basis = "from the model's configs and this device's measured speed"
@@ -301,7 +284,7 @@ def _check_read_seconds(config: RunConfig, work: Work) -> float:
     """A pipeline folder's quick check reads its weights back; full loads the base model again per file."""
     if config.training.export_check == "full":
         return 2 * work.total_params * 4 / GB / LOAD_GB_PER_S
-    if config.training.export_check == "quick" and method_kind(config) in ("dreambooth", "finetune"):
+    if config.training.export_check == "quick" and facts(config).exports == "model":
         return work.export_gb / READ_GB_PER_S
     return 0.0
 
@@ -374,11 +357,8 @@ def estimate(config: RunConfig, runs_root: Path | None = None, image_count: int 
     return from_config(config, image_count, statistics.median(rates) if rates else None)
 
 
-# Pocket model, 64 px, CPU with one training thread beside the UI (measured with the lora-pocket preset)
-POCKET_SECONDS_PER_IMAGE_STEP = {
-    "lora": 0.05, "dreambooth": 0.06, "dreambooth_lora": 0.05, "textual_inversion": 0.04, "finetune": 0.06,
-    "svdiff": 0.06,
-}  # fmt: skip
+# Pocket model, 64 px, CPU with one training thread beside the UI (each method's measured seconds per image-step
+# are its facts' pocket_seconds_per_image_step)
 POCKET_RESOLUTION = 64
 POCKET_LOAD_SECONDS = 12.0  # start the process, load the model, cache latents
 POCKET_EXPORT_SECONDS = 4.0  # write the exports and check them
@@ -392,13 +372,14 @@ def _pocket(config: RunConfig, history: list, image_count: int) -> Estimate:
     torch: the Train tab's estimate of the default model costs nothing."""
     import statistics
 
-    training, kind = config.training, method_kind(config)
+    training, method = config.training, facts(config)
+    kind = method.kind
     scale = (training.resolution / POCKET_RESOLUTION) ** 2
     same = [
         r for r in history if method_kind(r.config) == kind and r.config.training.base_model == "pocket"
         and r.config.training.resolution == training.resolution
     ]  # fmt: skip
-    per_image_step = POCKET_SECONDS_PER_IMAGE_STEP[kind] * scale
+    per_image_step = method.pocket_seconds_per_image_step * scale
     basis = "pocket model on a 2-core CPU"
     if same:
         per_image_step = statistics.median(r.seconds_per_image_step for r in same)
@@ -413,7 +394,7 @@ def _pocket(config: RunConfig, history: list, image_count: int) -> Estimate:
     }
     saves = (training.steps // training.checkpoint_every if training.checkpoint_every else 0) + 1
     kept = min(training.keep_checkpoints, saves)
-    checkpoint = POCKET_CHECKPOINT_GB[kind in ("dreambooth", "finetune")]
+    checkpoint = POCKET_CHECKPOINT_GB[method.trains == "model"]
     return Estimate(
         seconds=sum(parts.values()),
         memory_gb=POCKET_RAM_GB,

@@ -81,8 +81,7 @@ def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
     check_finite_weights(trainer)  # nothing inf or NaN is ever exported
     set_train_mode(trainer, False)
     prompt = trainer.training.sample_prompts[0] if trainer.training.sample_prompts else trainer.items[0].caption
-    if not trainer.training.sample_prompts and hasattr(trainer.method, "training_caption"):
-        # one that uses what was learnt
+    if not trainer.training.sample_prompts:  # one that uses what was learnt (a method's own wording, if it has one)
         prompt = trainer.method.training_caption(trainer.training.seed, 0, 0, trainer.items[0].caption)
     resolution = trainer.training.resolution
     reference = None
@@ -122,10 +121,11 @@ def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
 
 def full_difference(trainer: Any, file: Path, prompt: str, reference: np.ndarray) -> float:
     """The first check: a fresh base model with the file loaded renders four guided steps; the pixel difference."""
+    from studio.train.export_check import lora_exports
     from studio.train.loop import load_base_pipeline
 
     fresh = load_base_pipeline(trainer.training, "cpu", torch.float32)
-    if hasattr(trainer.method, "load_export"):  # a method whose files are not LoRA weights
+    if not lora_exports(trainer):  # a method whose files are not LoRA weights loads them itself
         trainer.method.load_export(fresh, file)
         return max_difference(reference, fresh, prompt, trainer.training.resolution)
     return verify_lora_file(reference, fresh, file, prompt, trainer.training.resolution)

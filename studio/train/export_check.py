@@ -122,14 +122,22 @@ def pipeline_folder_difference(pipe: Any, folder: Path, parts: tuple[str, ...] =
     return worst
 
 
+def lora_exports(trainer: Any) -> bool:
+    """Whether the run's method writes LoRA weights (checked by diffusers' loader) rather than files it loads."""
+    from studio.train.methods import facts
+
+    return facts(trainer.config).exports == "lora"
+
+
 def quick_difference(trainer: Any, file: Path, prompt: str, reference: np.ndarray) -> float:
     """The quick check of one exported file (see the module's docstring): the largest difference found."""
     method, resolution = trainer.method, trainer.training.resolution
     if not finite_file(file):
         return math.inf
-    if hasattr(method, "export_difference"):  # a method that can say what the file's tensors must be
-        return method.export_difference(trainer.pipe, file)
-    if not hasattr(method, "load_export"):  # LoRA weights, for diffusers' own loader
+    difference = method.export_difference(trainer.pipe, file)  # a method that can say what the tensors must be
+    if difference is not None:
+        return difference
+    if lora_exports(trainer):  # LoRA weights, for diffusers' own loader
         return lora_in_place(trainer.pipe, file, prompt, resolution, reference)
     from studio.train.loop import load_base_pipeline
 

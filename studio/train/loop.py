@@ -171,7 +171,7 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     distributed.refuse_unsupported(accelerator, pipe, params, config.method)
 
     # a method may give parts their own learning rate (SVDiff's text-encoder shifts); plain methods give one group
-    groups = method.parameter_groups(training.learning_rate) if hasattr(method, "parameter_groups") else params
+    groups = method.parameter_groups(training.learning_rate) or params
     optimizer = build_optimizer(groups, training, fused=not deepspeed and accelerator.device.type in ("cpu", "cuda"))
     engine = None
     if accelerator.distributed_type.value == "DEEPSPEED":
@@ -223,9 +223,9 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     # a save cut short (SIGKILL, power loss) left a hidden folder: never listed, cleared here
     for leftover in (run_dir / "checkpoints").glob(".step-*.tmp") if accelerator.is_main_process else []:
         shutil.rmtree(leftover, ignore_errors=True)
-    if hasattr(method, "prepare"):  # a method's own data (DreamBooth's class images), from the base model
-        with accelerator.main_process_first():  # the main process draws class images, the others reuse them
-            method.prepare(trainer)
+    # a method's own data (DreamBooth's class images), from the base model
+    with accelerator.main_process_first():  # the main process draws class images, the others reuse them
+        method.prepare(trainer)
     checkpoints = list_checkpoints(run_dir)
     if checkpoints:
         restore(trainer, load_checkpoint(checkpoints[-1]), checkpoints[-1])
@@ -275,8 +275,9 @@ def save(trainer: Trainer) -> Path | None:
 
 def micro_batch_loss(trainer: Trainer, position: int) -> torch.Tensor:
     """One micro-batch from pixels to loss."""
-    if hasattr(trainer.method, "micro_batch_loss"):  # a method with its own batches (DreamBooth's two halves)
-        return trainer.method.micro_batch_loss(trainer, position)
+    own = trainer.method.micro_batch_loss(trainer, position)  # a method's own batches (DreamBooth's two halves)
+    if own is not None:
+        return own
     training, pipe, generator = trainer.training, trainer.pipe, trainer.generator
     device = trainer.accelerator.device
     batch = batch_at(trainer.items, training.batch_size, training.seed, position)
@@ -297,12 +298,11 @@ def micro_batch_loss(trainer: Trainer, position: int) -> torch.Tensor:
 
     # caption dropout: some samples see an empty prompt, so the model keeps its unconditional branch for CFG
     drop = torch.rand(len(batch), generator=generator) < training.caption_dropout
-    captions = ["" if dropped else item.caption for item, dropped in zip(batch, drop.tolist())]
-    if hasattr(trainer.method, "training_caption"):  # Textual Inversion words the captions itself
-        captions = [
-            "" if dropped else trainer.method.training_caption(training.seed, position, i, item.caption)
-            for i, (item, dropped) in enumerate(zip(batch, drop.tolist()))
-        ]
+    # a method may word the captions itself (Textual Inversion); the others train with each image's own
+    captions = [
+        "" if dropped else trainer.method.training_caption(training.seed, position, i, item.caption)
+        for i, (item, dropped) in enumerate(zip(batch, drop.tolist()))
+    ]
     condition = text_embeddings(pipe, captions, trainer.text_caches, trainer.method.trains_text_encoder, device)
 
     with trainer.accelerator.autocast():
@@ -337,8 +337,7 @@ def optimizer_step(trainer: Trainer) -> float:
         if training.max_grad_norm:
             trainer.accelerator.clip_grad_norm_(trainer.params, training.max_grad_norm)
     trainer.optimizer.step()  # under DeepSpeed a no-op: the engine stepped in backward
-    if hasattr(trainer.method, "after_optimizer_step"):  # e.g. Textual Inversion restores the frozen rows
-        trainer.method.after_optimizer_step(trainer.pipe)
+    trainer.method.after_optimizer_step(trainer.pipe)  # e.g. Textual Inversion restores the frozen rows
     trainer.lr_scheduler.step()
     trainer.optimizer.zero_grad(set_to_none=True)
     trainer.step += 1
@@ -382,9 +381,7 @@ def render_samples(trainer: Trainer) -> None:
 
 def inference_weights(trainer: Trainer):
     """The weights samples and exports draw with: a method's EMA average when it keeps one, else the live ones."""
-    if hasattr(trainer.method, "inference_weights"):
-        return trainer.method.inference_weights(trainer.pipe)
-    return contextlib.nullcontext()
+    return trainer.method.inference_weights(trainer.pipe)
 
 
 def set_train_mode(trainer: Trainer, training: bool) -> None:

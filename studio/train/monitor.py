@@ -78,13 +78,18 @@ def _speed(step_events: list[dict]) -> float | None:
     return steps / seconds if steps > 0 and seconds > 0 else None
 
 
-KEY_SETTINGS = {
-    "training": ("learning_rate", "steps", "batch_size", "resolution", "base_model"),
-    "lora": ("variant", "rank", "alpha"),
-    "dreambooth": ("trigger", "with_prior_preservation", "use_lora"),
-    "textual_inversion": ("placeholder_token", "num_vectors"),
-    "svdiff": ("train_text_encoder",),
-}
+KEY_SETTINGS = ("learning_rate", "steps", "batch_size", "resolution", "base_model")  # the training section's
+
+
+def key_settings(section: str) -> tuple[str, ...]:
+    """The settings of a config section a watcher sees: the shared ones, or those a method names (its registry
+    entry's monitor_fields); none of a method this studio does not know (a run from another version)."""
+    from studio.train.methods import methods
+
+    if section == "training":
+        return KEY_SETTINGS
+    spec = methods().get(section)
+    return spec.monitor_fields if spec else ()
 
 
 def _config_facts(run_dir: Path) -> tuple[str, dict]:
@@ -95,7 +100,7 @@ def _config_facts(run_dir: Path) -> tuple[str, dict]:
     method = str(data.get("method", ""))
     settings = {}
     for section in ("training", method):
-        for name in KEY_SETTINGS.get(section, ()):
+        for name in key_settings(section):
             if name in (data.get(section) or {}):
                 settings[name] = data[section][name]
     return method, settings

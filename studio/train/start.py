@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 from studio import runs
 from studio.data.trigger import dataset_manifest_of, dataset_trigger, infer_trigger
+from studio.train import methods
 from studio.train.config import RunConfig
 from studio.train.data import dataset_manifest, load_training_images
 
@@ -30,10 +30,10 @@ def create_run(config: RunConfig, dataset: str | Path, run_id: str | None = None
     source_text = str(source.resolve()) if source.exists() else str(dataset)
     manifest = dataset_manifest(source_text, items)
     folder = runs.create_run_folder(config.to_yaml(), manifest, run_id or runs.new_run_id(config.method), root)
-    options = dataclasses.asdict(config.method_config)
-    trigger = run_names.run_trigger(options, source_text, [item.caption for item in items])
-    label = run_names.method_label(config.method, bool(options.get("use_lora", False)))
-    run_names.name_new_run(folder, label, source_text, trigger)
+    spec = methods.get(config.method)
+    own_trigger = getattr(config.method_config, spec.trigger_field) if spec.trigger_field else None
+    trigger = run_names.run_trigger(own_trigger, source_text, [item.caption for item in items])
+    run_names.name_new_run(folder, methods.facts(config).label or spec.label, source_text, trigger)
     return folder
 
 

@@ -7,6 +7,7 @@ a `RunConfig` through the same strict loader the CLI uses, so the form can never
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import gradio as gr
@@ -21,40 +22,55 @@ from studio.train.config import (
     config_from_dict,
     method_config_class,
 )
+from studio.train.methods import methods
 
-METHODS = {
-    "lora": "LoRA", "dreambooth": "DreamBooth", "textual_inversion": "Textual Inversion", "finetune": "Full fine-tune",
-    "svdiff": "SVDiff (spectral shifts)",
-}  # fmt: skip
-IMPORTANT = {
-    "training": ("base_model", "steps", "learning_rate", "batch_size", "resolution", "sample_every", "sample_prompts"),
-    "lora": ("variant", "rank", "alpha", "train_text_encoder"),
-    "dreambooth": (
-        "trigger",
-        "instance_prompt",
-        "class_prompt",
-        "with_prior_preservation",
-        "num_class_images",
-        "use_lora",
-    ),
-    "textual_inversion": ("placeholder_token", "initializer_token", "num_vectors", "learnable_property"),
-    "finetune": ("train_text_encoder", "use_ema"),
-    "svdiff": ("target_modules", "train_text_encoder"),
+TRAINING_IMPORTANT = (
+    "base_model",
+    "steps",
+    "learning_rate",
+    "batch_size",
+    "resolution",
+    "sample_every",
+    "sample_prompts",
+)
+TRAINING_CHOICES = {
+    "lr_scheduler": LR_SCHEDULERS,
+    "mixed_precision": MIXED_PRECISION,
+    "optimizer": OPTIMIZERS,
+    "device": ("auto", "cpu", "cuda"),
 }
 
 
-def _choices() -> dict[tuple[str, str], tuple[str, ...]]:
-    from studio.train.methods.lora.config import VARIANTS
-    from studio.train.methods.textual_inversion.config import LEARNABLE_PROPERTIES
+class _Sections(Mapping):
+    """A live view of the registered methods (studio/train/methods/registry.py), read on every use, so a method
+    registered after this module was imported is offered too. `pick` says what each section shows."""
 
-    return {
-        ("training", "lr_scheduler"): LR_SCHEDULERS,
-        ("training", "mixed_precision"): MIXED_PRECISION,
-        ("training", "optimizer"): OPTIMIZERS,
-        ("training", "device"): ("auto", "cpu", "cuda"),
-        ("lora", "variant"): VARIANTS,
-        ("textual_inversion", "learnable_property"): LEARNABLE_PROPERTIES,
-    }
+    def __init__(self, training, pick) -> None:
+        self.training, self.pick = training, pick
+
+    def _all(self) -> dict:
+        return ({} if self.training is None else {"training": self.training}) | {
+            name: self.pick(spec) for name, spec in methods().items()
+        }
+
+    def __getitem__(self, key: str):
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+METHODS: Mapping[str, str] = _Sections(None, lambda spec: spec.label)  # method -> what the dropdown shows
+IMPORTANT: Mapping[str, tuple[str, ...]] = _Sections(TRAINING_IMPORTANT, lambda spec: spec.important)
+CHOICES: Mapping[str, Mapping[str, tuple[str, ...]]] = _Sections(TRAINING_CHOICES, lambda spec: spec.choices)
+
+
+def method_hints() -> str:
+    """The method dropdown's hint: 'LoRA: small add-on · DreamBooth: a subject · …', from each method's summary."""
+    return " · ".join(f"{spec.label}: {spec.summary}" for spec in methods().values() if spec.summary)
 
 
 def section_class(section: str) -> type:
@@ -79,12 +95,12 @@ class FieldSpec:
 
 
 def field_specs(section: str) -> list[FieldSpec]:
-    choices = _choices()
+    choices = CHOICES[section]
     specs = []
     for f in dataclasses.fields(section_class(section)):
         kind = str(f.type)
         kind = "list" if kind.startswith("list") else kind if kind in ("bool", "int", "float") else "str"
-        specs.append(FieldSpec(section, f.name, kind, f.metadata.get("help", ""), choices.get((section, f.name))))
+        specs.append(FieldSpec(section, f.name, kind, f.metadata.get("help", ""), choices.get(f.name)))
     return specs
 
 

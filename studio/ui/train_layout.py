@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from studio.train.config import RunConfig, resolve_config
-from studio.ui.config_form import METHODS, ConfigForm
+from studio.ui.config_form import METHODS, ConfigForm, method_hints
 from studio.ui.run_view import RunView
 from studio.workspace import Workspaces
 
@@ -95,8 +95,7 @@ def _settings_column(form: ConfigForm, defaults: RunConfig, first_preset: str, b
     with gr.Row():
         method = gr.Dropdown(
             [(label, name) for name, label in METHODS.items()], value=defaults.method, label="Method",
-            info="LoRA: small add-on · DreamBooth: a subject · Textual Inversion: one new word · "
-            "Full fine-tune: a style · SVDiff: tiny spectral shifts",
+            info=method_hints(),
             elem_id="train-method",
         )  # fmt: skip
         preset = gr.Dropdown(

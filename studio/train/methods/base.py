@@ -1,7 +1,10 @@
-"""What the shared loop asks of every method (LoRA, DreamBooth, Textual Inversion, full fine-tune)."""
+"""What the shared loop asks of every method (LoRA, DreamBooth, Textual Inversion, full fine-tune, SVDiff), and the
+defaults of its optional hooks."""
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -9,6 +12,10 @@ import torch
 
 
 class TrainingMethod(Protocol):
+    """Every call the shared loop (loop.py), the export (export.py) and its check (export_check.py) make on a
+    method. The first group each method writes; the hooks after it have defaults in `MethodBase` that change
+    nothing, so a method overrides only those it needs."""
+
     name: ClassVar[str]
     config_class: ClassVar[type]
 
@@ -33,12 +40,68 @@ class TrainingMethod(Protocol):
     def export(self, pipe: Any, outputs: Path) -> list[Path]:
         """Write the user-facing files (safetensors only), each checked by reloading; return their paths."""
 
+    # ---------------------------------------------------------------- hooks (defaults in MethodBase)
 
-class FrozenVaeMethod:
-    """What every method so far shares: the VAE never learns (so latents may be cached), and the text encoder learns
-    only when the method's config says `train_text_encoder` (else text embeddings may be cached)."""
+    def prepare(self, trainer: Any) -> None:
+        """Before any checkpoint is restored, with the base model loaded: a method's own data (class images)."""
+
+    def parameter_groups(self, learning_rate: float) -> list[dict] | None:
+        """Optimizer groups with their own learning rates (SVDiff's text encoder); None: one group."""
+
+    def micro_batch_loss(self, trainer: Any, position: int) -> torch.Tensor | None:
+        """A method's own micro-batch from pixels to loss (DreamBooth's two halves); None: the loop's."""
+
+    def training_caption(self, seed: int, position: int, index: int, caption: str) -> str:
+        """The prompt an image trains with, from its caption (Textual Inversion's templates)."""
+
+    def after_optimizer_step(self, pipe: Any) -> None:
+        """Right after each optimizer step (Textual Inversion restores the frozen rows; fine-tune's EMA)."""
+
+    def inference_weights(self, pipe: Any) -> AbstractContextManager[None]:
+        """The weights samples and exports draw with while the context is open (full fine-tune: EMA)."""
+
+    def export_difference(self, pipe: Any, file: Path) -> float | None:
+        """The largest difference between an exported file's tensors and the trained ones; None: cannot say."""
+
+    def load_export(self, pipe: Any, file: Path) -> None:
+        """Load an exported file into a fresh base pipeline, to check that it reloads as what was trained."""
+
+
+class MethodBase:
+    """The defaults of the loop's hooks (see TrainingMethod): each does nothing special."""
 
     config: Any
+    export_check: str = "full"  # the run's training.export_check, set before export (a pipeline folder checks itself)
+
+    def prepare(self, trainer: Any) -> None:
+        return None
+
+    def parameter_groups(self, learning_rate: float) -> list[dict] | None:
+        return None
+
+    def micro_batch_loss(self, trainer: Any, position: int) -> torch.Tensor | None:
+        return None
+
+    def training_caption(self, seed: int, position: int, index: int, caption: str) -> str:
+        return caption
+
+    def after_optimizer_step(self, pipe: Any) -> None:
+        return None
+
+    def inference_weights(self, pipe: Any) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def export_difference(self, pipe: Any, file: Path) -> float | None:
+        return None
+
+    def load_export(self, pipe: Any, file: Path) -> None:
+        """LoRA weights, through diffusers' loader (the exports of methods whose facts say exports="lora")."""
+        pipe.load_lora_weights(str(file.parent), weight_name=file.name)
+
+
+class FrozenVaeMethod(MethodBase):
+    """What every method so far shares: the VAE never learns (so latents may be cached), and the text encoder learns
+    only when the method's config says `train_text_encoder` (else text embeddings may be cached)."""
 
     @property
     def trains_text_encoder(self) -> bool:
@@ -84,11 +147,3 @@ def load_parameters(params: dict[str, torch.nn.Parameter], state: dict[str, torc
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(state[name])
-
-
-# Optional hooks the loop calls when a method has them (Textual Inversion does):
-#   training_caption(seed, position, index, caption) -> str   the prompt for a sample, from its dataset caption
-#   after_optimizer_step(pipe) -> None                 runs right after each optimizer step
-#   load_export(pipe, file) -> None                    loads an exported file into a fresh pipeline to verify it
-#   inference_weights(pipe) -> context manager         the weights samples and exports use (full fine-tune: EMA)
-#   parameter_groups(learning_rate) -> list[dict]      optimizer groups with their own lr (SVDiff's text encoder)

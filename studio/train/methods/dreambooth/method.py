@@ -314,7 +314,7 @@ class DreamBoothMethod(FrozenVaeMethod):
         if self.lora is not None:
             return self.lora.export(pipe, outputs)
         folder = outputs / PIPELINE_FOLDER
-        difference = save_pipeline(pipe, folder, self.config.instance_prompt, getattr(self, "export_check", "full"))
+        difference = save_pipeline(pipe, folder, self.config.instance_prompt, self.export_check)
         if difference > 1e-3 and self.emit is not None:
             self.emit("warning", message=f"{folder.name} reloads with a difference of {difference}")
         return [folder]

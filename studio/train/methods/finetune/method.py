@@ -100,7 +100,7 @@ class FinetuneMethod(FrozenVaeMethod):
         folder = outputs / PIPELINE_FOLDER
         prompt = ""  # any prompt checks the reload; the loop's own check uses the run's sample prompt
         with self.inference_weights(pipe):
-            save_pipeline(pipe, folder, prompt, getattr(self, "export_check", "full"))
+            save_pipeline(pipe, folder, prompt, self.export_check)
             files = [folder]
             if self.config.export_single_file:
                 from studio.models import save_single_file

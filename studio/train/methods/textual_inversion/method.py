@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from studio.train.methods.base import MethodBase
 from studio.train.methods.textual_inversion.config import TextualInversionConfig
 
 # diffusers examples/textual_inversion/textual_inversion.py: imagenet_templates_small
@@ -101,7 +102,7 @@ def is_known_token(tokenizer: Any, word: str) -> bool:
     return len(ids) == 1 and ids[0] != tokenizer.unk_token_id
 
 
-class TextualInversionMethod:
+class TextualInversionMethod(MethodBase):
     name: ClassVar[str] = "textual_inversion"
     config_class: ClassVar[type] = TextualInversionConfig
 
