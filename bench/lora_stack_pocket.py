@@ -50,8 +50,7 @@ def train_run(preset: str, name: str, folder_writer, trigger: str, root: Path, o
     """Train `preset` on the folder `folder_writer(path)` writes, as a run called `name`; reuse a finished one."""
     from studio import runs
     from studio.train.config import parse_overrides, resolve_config
-    from studio.train.loop import run_training
-    from studio.train.start import create_run, put_trigger
+    from studio.train.start import create_run, put_trigger, run_training
 
     run_dir = root / "runs" / name
     if run_dir.is_dir() and runs.replay(run_dir).status == "finished":

@@ -36,8 +36,8 @@ def main() -> None:
     from studio.pocket.world import BASE_SHAPES, caption_for
     from studio.runtime import apply_thread_budget
     from studio.train.config import parse_overrides, resolve_config
-    from studio.train.loop import prepare_trainer, run_training
-    from studio.train.start import create_run
+    from studio.train.loop import prepare_trainer
+    from studio.train.start import create_run, run_training
 
     apply_thread_budget(args.threads)
     settings = {"sample_every": "0", "checkpoint_every": "0", "sample_prompts": "[a circle in zq style]"}

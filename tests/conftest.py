@@ -76,8 +76,7 @@ def two_subject_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     from studio.paths import POCKET_MODEL_DIR
     from studio.pocket.concept import Concept, write_concept_images
     from studio.train.config import resolve_config
-    from studio.train.loop import run_training
-    from studio.train.start import create_run, put_trigger
+    from studio.train.start import create_run, put_trigger, run_training
 
     if not (POCKET_MODEL_DIR / "model_index.json").is_file():
         pytest.skip("the pocket model is not built yet")

@@ -96,11 +96,11 @@ def _embedding(text: str) -> dict:
 
 def settings_from_args(args: argparse.Namespace, **overrides) -> GenerationSettings:
     from studio.adapters.stack import LoraSpec, SvdiffSpec
-    from studio.generate.fast import form_values
+    from studio.generate.engine import fast_form_values
 
     fast = bool(getattr(args, "fast", False))
     # fast mode's sampler / steps / guidance, except where the user chose their own
-    implied = form_values(True) if fast else {}
+    implied = fast_form_values(True) if fast else {}
     values = {
         "prompt": args.prompt,
         "negative_prompt": args.negative_prompt,

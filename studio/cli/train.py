@@ -111,7 +111,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _train(run_dir, no_progress: bool) -> int:
-    from studio.train.loop import TrainingStopped, run_training
+    from studio.train.loop import TrainingStopped
+    from studio.train.start import run_training
 
     _threads()
     try:

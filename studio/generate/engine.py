@@ -148,6 +148,16 @@ class GenerationSettings:
         return cls(**values)
 
 
+def fast_form_values(fast: bool) -> dict:
+    """The sampler, steps and guidance that go with fast mode on (fast.py), or back to the defaults when off."""
+    from studio.generate.fast import FAST_GUIDANCE, FAST_STEPS
+
+    if fast:
+        return {"sampler": "lcm", "steps": FAST_STEPS, "guidance": FAST_GUIDANCE}
+    defaults = GenerationSettings(prompt="-")
+    return {"sampler": defaults.sampler, "steps": defaults.steps, "guidance": defaults.guidance}
+
+
 @dataclass
 class GeneratedImage:
     image: Image.Image

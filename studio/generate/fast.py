@@ -1,7 +1,7 @@
 """Fast sampling: the shipped LCM-LoRA of the pocket model, the LCM sampler, 4 steps, no classifier-free guidance.
 
-The Playground's "Fast (LCM, 4 steps)" switch and `studio generate --fast` both come here: `form_values` says what
-the sampler / steps / guidance fields become, and the engine adds `pocket_lcm_lora()` to the stack while
+The Playground's "Fast (LCM, 4 steps)" switch and `studio generate --fast` both come here: `engine.fast_form_values` says
+what the sampler / steps / guidance fields become, and the engine adds `pocket_lcm_lora()` to the stack while
 `GenerationSettings.fast` is on. The LoRA comes from `studio distill lcm` (assets/pocket-lcm-lora/README.md).
 """
 
@@ -28,13 +28,3 @@ def check_fast_model(model: str) -> None:
             f"fast mode ships an LCM-LoRA for the pocket model only, not {model!r}; for SD 1.5 add an LCM-LoRA "
             "as a LoRA (a file or folder with 'lcm' in its name is sampled with LCM automatically)"
         )
-
-
-def form_values(fast: bool) -> dict:
-    """The sampler, steps and guidance that go with fast mode on, or back to the model's defaults when off."""
-    if fast:
-        return {"sampler": "lcm", "steps": FAST_STEPS, "guidance": FAST_GUIDANCE}
-    from studio.generate.engine import GenerationSettings
-
-    defaults = GenerationSettings(prompt="-")
-    return {"sampler": defaults.sampler, "steps": defaults.steps, "guidance": defaults.guidance}

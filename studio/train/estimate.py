@@ -335,7 +335,7 @@ def estimate(config: RunConfig, runs_root: Path | None = None, image_count: int 
     """The run's estimate from the most exact basis there is (see the module's docstring)."""
     import statistics
 
-    from studio.train.measured_runs import from_same_runs, measured_runs, same_run_shape
+    from studio.train.measured_runs import measured_runs
 
     history = measured_runs(runs_root) if runs_root and Path(runs_root).is_dir() else []
     if config.training.base_model == "pocket":
@@ -355,6 +355,39 @@ def estimate(config: RunConfig, runs_root: Path | None = None, image_count: int 
         images = run.config.training.batch_size * run.config.training.gradient_accumulation
         rates.append(work.step_gflops / images / run.seconds_per_image_step)
     return from_config(config, image_count, statistics.median(rates) if rates else None)
+
+
+def same_run_shape(a: RunConfig, b: RunConfig) -> bool:
+    keys = ("base_model", "resolution", "mixed_precision", "gradient_checkpointing", "device", "export_check")
+    return method_kind(a) == method_kind(b) and all(getattr(a.training, k) == getattr(b.training, k) for k in keys)
+
+
+def from_same_runs(config: RunConfig, same: list, image_count: int) -> Estimate:
+    """The model's estimate with what earlier runs of the same shape measured in place of its guesses."""
+    import statistics
+
+    def median(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if known else None
+
+    modelled = from_config(config, image_count)
+    training = config.training
+    images = training.batch_size * training.gradient_accumulation
+    parts = dict(modelled.parts)
+    steps_key = f"{training.steps} steps"
+    parts[steps_key] = training.steps * images * statistics.median(r.seconds_per_image_step for r in same)
+    parts["load"] = median([r.load_seconds for r in same]) or parts["load"]
+    # the tail is the final save and the export: measured as a whole
+    parts["export"] = median([r.tail_seconds for r in same]) or parts["export"]
+    ram, gpu = median([r.peak_ram_gb for r in same]), median([r.peak_gpu_gb for r in same])
+    modelled.parts, modelled.seconds = parts, sum(parts.values())
+    modelled.basis = f"measured on {len(same)} earlier run(s) of this model and method here"
+    if ram is not None and training.batch_size == same[0].config.training.batch_size:
+        modelled.ram_gb = ram
+    if gpu is not None and training.batch_size == same[0].config.training.batch_size:
+        modelled.gpu_gb = gpu
+    modelled.memory_gb = round(modelled.gpu_gb if modelled.gpu_gb is not None else modelled.ram_gb, 1)
+    return modelled
 
 
 # Pocket model, 64 px, CPU with one training thread beside the UI (each method's measured seconds per image-step

@@ -33,7 +33,6 @@ from studio.runs.checkpoints import (
     save_checkpoint,
     seed_everything,
 )
-from studio.runtime import pocket_training_threads
 from studio.train import distributed
 from studio.train.conditioning import Caches, predict, text_embeddings
 from studio.train.config import RunConfig, TrainingConfig, load_config_file
@@ -446,33 +445,3 @@ def train(trainer: Trainer) -> str:
     if not distributed.weights_in_sync(trainer.accelerator, trainer.params):
         trainer.emit("warning", message="the processes ended with different weights; do not trust this run's output")
     return "finished"
-
-
-def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, export: bool = True) -> str:
-    """The one entry point (CLI, UI subprocess, tests): train a run folder from its latest checkpoint, if any."""
-    run_dir = Path(run_dir)
-    try:
-        trainer = prepare_trainer(run_dir, on_event)
-    except (ValueError, FileNotFoundError, OSError) as error:
-        if int(os.environ.get("RANK", "0")) == 0:  # one writer, also before the accelerator exists
-            runs.append_event(run_dir, "failed", reason=str(error))
-        raise
-    if trainer.step >= trainer.training.steps and runs.replay(run_dir).status == "finished":
-        return "finished"
-    try:
-        with pocket_training_threads(trainer.training.base_model, trainer.accelerator.device.type):
-            outcome = train(trainer)
-        if outcome == "finished":
-            if export and trainer.accelerator.is_main_process:
-                from studio.train.export import export_trainer
-
-                export_trainer(trainer)
-            from studio.train.estimate import peak_memory
-
-            trainer.emit("finished", step=trainer.step, **peak_memory(trainer.accelerator.device.type))
-    except TrainingStopped:
-        raise
-    except Exception as error:
-        trainer.emit("failed", step=trainer.step, reason=f"{type(error).__name__}: {error}")
-        raise
-    return outcome

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.train.config import RunConfig
-from studio.train.estimate import Estimate, from_config, method_kind
 
 
 @dataclass(frozen=True)
@@ -60,35 +59,3 @@ def measured_runs(runs_root: Path) -> list[MeasuredRun]:
             )
         )
     return found
-
-
-def same_run_shape(a: RunConfig, b: RunConfig) -> bool:
-    keys = ("base_model", "resolution", "mixed_precision", "gradient_checkpointing", "device", "export_check")
-    return method_kind(a) == method_kind(b) and all(getattr(a.training, k) == getattr(b.training, k) for k in keys)
-
-
-def from_same_runs(config: RunConfig, same: list[MeasuredRun], image_count: int) -> Estimate:
-    import statistics
-
-    def median(values: list[float | None]) -> float | None:
-        known = [v for v in values if v is not None]
-        return statistics.median(known) if known else None
-
-    modelled = from_config(config, image_count)
-    training = config.training
-    images = training.batch_size * training.gradient_accumulation
-    parts = dict(modelled.parts)
-    steps_key = f"{training.steps} steps"
-    parts[steps_key] = training.steps * images * statistics.median(r.seconds_per_image_step for r in same)
-    parts["load"] = median([r.load_seconds for r in same]) or parts["load"]
-    # the tail is the final save and the export: measured as a whole
-    parts["export"] = median([r.tail_seconds for r in same]) or parts["export"]
-    ram, gpu = median([r.peak_ram_gb for r in same]), median([r.peak_gpu_gb for r in same])
-    modelled.parts, modelled.seconds = parts, sum(parts.values())
-    modelled.basis = f"measured on {len(same)} earlier run(s) of this model and method here"
-    if ram is not None and training.batch_size == same[0].config.training.batch_size:
-        modelled.ram_gb = ram
-    if gpu is not None and training.batch_size == same[0].config.training.batch_size:
-        modelled.gpu_gb = gpu
-    modelled.memory_gb = round(modelled.gpu_gb if modelled.gpu_gb is not None else modelled.ram_gb, 1)
-    return modelled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,10 +51,39 @@ def _located_base_lora(text: str) -> str:
     return f"{source.resolve()}:{weight:g}"
 
 
+def run_training(run_dir: Path, on_event: Callable[[dict], None] | None = None, export: bool = True) -> str:
+    """The one entry point (CLI, UI subprocess, tests): train a run folder from its latest checkpoint, if any."""
+    from studio.runtime import pocket_training_threads
+    from studio.train.estimate import peak_memory
+    from studio.train.export import export_trainer
+    from studio.train.loop import TrainingStopped, prepare_trainer, train  # torch: only when a run trains
+
+    run_dir = Path(run_dir)
+    try:
+        trainer = prepare_trainer(run_dir, on_event)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        if int(os.environ.get("RANK", "0")) == 0:  # one writer, also before the accelerator exists
+            runs.append_event(run_dir, "failed", reason=str(error))
+        raise
+    if trainer.step >= trainer.training.steps and runs.replay(run_dir).status == "finished":
+        return "finished"
+    try:
+        with pocket_training_threads(trainer.training.base_model, trainer.accelerator.device.type):
+            outcome = train(trainer)
+        if outcome == "finished":
+            if export and trainer.accelerator.is_main_process:
+                export_trainer(trainer)
+            trainer.emit("finished", step=trainer.step, **peak_memory(trainer.accelerator.device.type))
+    except TrainingStopped:
+        raise
+    except Exception as error:
+        trainer.emit("failed", step=trainer.step, reason=f"{type(error).__name__}: {error}")
+        raise
+    return outcome
+
+
 def resume_run(run: str | Path, on_event: Callable[[dict], None] | None = None) -> str:
     """Continue a cancelled or interrupted run from its latest checkpoint."""
-    from studio.train.loop import run_training
-
     run_dir = runs.resolve_run(run)
     status = runs.replay(run_dir).status
     if status == "running":

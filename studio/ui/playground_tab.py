@@ -17,9 +17,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.generate import fast as fast_sampling
 from studio.generate import library
-from studio.generate.engine import GenerationEngine, GenerationSettings, save_images
+from studio.generate.engine import GenerationEngine, GenerationSettings, fast_form_values, save_images
 from studio.generate.png_metadata import read_params
 from studio.generate.scoping import scope_to_prompt
 from studio.ui.errors import refusal
@@ -86,7 +85,7 @@ class _Handlers:
         self.engine, self.form, self.ui = engine, form, ui
 
     def fast_toggled(self, on: bool) -> dict:
-        values = fast_sampling.form_values(bool(on))
+        values = fast_form_values(bool(on))
         form = self.form
         return {form.sampler: values["sampler"], form.steps: values["steps"], form.guidance: values["guidance"]}
 

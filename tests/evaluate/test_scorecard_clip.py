@@ -62,8 +62,7 @@ def lora_run(tmp_path_factory, sd1_dir) -> Path:
     """Two LoRA steps on the tiny SD1 pipeline, a checkpoint after each; captions carry the trigger 'zq'."""
     from studio.pocket.world import Scene, render
     from studio.train.config import resolve_config
-    from studio.train.loop import run_training
-    from studio.train.start import create_run
+    from studio.train.start import create_run, run_training
 
     data = tmp_path_factory.mktemp("zq")
     for index, (shape, background) in enumerate([("star", "black"), ("star", "white")]):

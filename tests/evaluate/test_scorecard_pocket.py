@@ -28,8 +28,7 @@ def trained(tmp_path_factory) -> dict[str, Path]:
 
     from studio.pocket.world import Scene, render
     from studio.train.config import resolve_config
-    from studio.train.loop import run_training
-    from studio.train.start import create_run
+    from studio.train.start import create_run, run_training
 
     data = tmp_path_factory.mktemp("blue-star")
     for index, (cx, cy, size) in enumerate(PLACES):

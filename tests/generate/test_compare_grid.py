@@ -20,8 +20,7 @@ def finished_run(tmp_path_factory, sd1_dir):
     """A 2-step tiny LoRA run with a checkpoint at every step and its exports."""
     from studio.pocket.world import Scene, render
     from studio.train.config import resolve_config
-    from studio.train.loop import run_training
-    from studio.train.start import create_run
+    from studio.train.start import create_run, run_training
 
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("shapes")

@@ -7,7 +7,8 @@ import pytest
 
 from studio.cli import main
 from studio.generate import GenerationEngine, GenerationSettings, read_params
-from studio.generate.fast import FAST_GUIDANCE, FAST_STEPS, form_values, pocket_lcm_lora
+from studio.generate.engine import fast_form_values as form_values
+from studio.generate.fast import FAST_GUIDANCE, FAST_STEPS, pocket_lcm_lora
 from studio.paths import POCKET_LCM_LORA_DIR
 
 

@@ -8,8 +8,7 @@ import torch
 
 from studio.pocket.datasets import write_concept_folder
 from studio.train.config import resolve_config
-from studio.train.loop import run_training
-from studio.train.start import create_run
+from studio.train.start import create_run, run_training
 
 
 @pytest.fixture()

@@ -99,8 +99,7 @@ def final_weights(run_dir: Path) -> dict:
 @pytest.fixture(scope="session")
 def uninterrupted_weights(tmp_path_factory: pytest.TempPathFactory, sd1_dir: Path, shapes_folder: Path) -> dict:
     """The final adapter weights of a RESUME_SETTINGS run that was never interrupted."""
-    from studio.train.loop import run_training
-    from studio.train.start import create_run
+    from studio.train.start import create_run, run_training
 
     run_dir = create_run(
         tiny_config(sd1_dir, **RESUME_SETTINGS), shapes_folder, root=tmp_path_factory.mktemp("runs-reference")
@@ -121,8 +120,7 @@ def resumed_and_reference_weights(config, dataset: Path, root: Path) -> tuple[di
     """Train `config` twice: never interrupted, and cancelled after step 3 (between the checkpoints at 2 and 4, so
     the cancel itself must save) then resumed. Returns both runs' final trained weights: (resumed, reference)."""
     from studio import runs
-    from studio.train.loop import run_training
-    from studio.train.start import create_run, resume_run
+    from studio.train.start import create_run, resume_run, run_training
 
     reference = create_run(config, dataset, root=root / "reference")
     assert run_training(reference, export=False) == "finished"

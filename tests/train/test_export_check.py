@@ -7,8 +7,7 @@ from conftest import tiny_config, tiny_method_config
 
 from studio import runs
 from studio.train import loop
-from studio.train.loop import run_training
-from studio.train.start import create_run
+from studio.train.start import create_run, run_training
 
 
 def _count_base_loads(monkeypatch) -> list[int]:

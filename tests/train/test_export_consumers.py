@@ -116,8 +116,7 @@ def test_kohya_export_names_the_modules_sd_scripts_ignores(tiny_tokenizer, tmp_p
 
 def test_a_run_with_the_pocket_targets_warns_about_sd_scripts_at_export(tmp_path, sd1_dir, shapes_folder) -> None:
     from studio import runs
-    from studio.train.loop import run_training
-    from studio.train.start import create_run
+    from studio.train.start import create_run, run_training
 
     config = tiny_config(sd1_dir, steps=1, target_modules="[to_q,conv1,conv_in,conv_out]")
     run_dir = create_run(config, shapes_folder, root=tmp_path)
@@ -275,8 +274,7 @@ def test_a_runs_lora_exports_are_read_by_every_consumer(method, family, tmp_path
 
     from studio import runs
     from studio.models import load_pipeline
-    from studio.train.loop import run_training
-    from studio.train.start import create_run
+    from studio.train.start import create_run, run_training
 
     base_dir = request.getfixturevalue(f"{family}_dir")
     if method == "lora":

@@ -136,8 +136,7 @@ def test_the_toy_method_trains_two_steps_and_its_export_is_listed(toy, tmp_path,
     import torch
     from safetensors.torch import load_file
 
-    from studio.train.loop import run_training
-    from studio.train.start import create_run
+    from studio.train.start import create_run, run_training
 
     config = tiny_method_config(sd1_dir, "toy_bias", {"steps": 2, "learning_rate": 0.05, "sample_every": 0})
     assert run_training(create_run(config, shapes_folder, root=tmp_path)) == "finished"

@@ -7,8 +7,8 @@ import torch
 from conftest import RESOLUTION, tiny_config
 
 from studio import runs
-from studio.train.loop import prepare_trainer, run_training
-from studio.train.start import create_run
+from studio.train.loop import prepare_trainer
+from studio.train.start import create_run, run_training
 
 PROMPT = "a red circle"
 

@@ -60,8 +60,7 @@ def test_a_deepspeed_launch_without_deepspeed_fails_the_run_with_the_install_com
 ) -> None:
     import importlib.util
 
-    from studio.train.loop import run_training
-    from studio.train.start import create_run
+    from studio.train.start import create_run, run_training
 
     run_dir = create_run(tiny_config(sd1_dir), shapes_folder, root=tmp_path)
     real = importlib.util.find_spec

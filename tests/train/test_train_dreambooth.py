@@ -13,10 +13,10 @@ from conftest import RESOLUTION, assert_same_weights, resumed_and_reference_weig
 from studio import runs
 from studio.train.config import RunConfig, config_from_dict, load_config_file, resolve_config
 from studio.train.export import export_trainer
-from studio.train.loop import prepare_trainer, run_training, train
+from studio.train.loop import prepare_trainer, train
 from studio.train.methods.dreambooth.config import DreamBoothConfig
 from studio.train.methods.dreambooth.method import class_images_dir, prior_preservation_loss
-from studio.train.start import create_run
+from studio.train.start import create_run, run_training
 
 DREAMBOOTH = {
     "instance_prompt": "a photo of sks circle",

@@ -11,9 +11,9 @@ from conftest import RESOLUTION, assert_same_weights, resumed_and_reference_weig
 
 from studio import runs
 from studio.paths import POCKET_MODEL_DIR
-from studio.train.loop import prepare_trainer, run_training
+from studio.train.loop import prepare_trainer
 from studio.train.methods.finetune.config import FinetuneConfig
-from studio.train.start import create_run
+from studio.train.start import create_run, run_training
 
 RESUME = {
     "steps": 6,

@@ -9,8 +9,8 @@ import torch
 from conftest import RESOLUTION, tiny_config
 
 from studio import runs
-from studio.train.loop import TrainingStopped, prepare_trainer, run_training, train
-from studio.train.start import create_run
+from studio.train.loop import TrainingStopped, prepare_trainer, train
+from studio.train.start import create_run, run_training
 
 
 def _all_parameters(pipe) -> dict[str, torch.Tensor]:

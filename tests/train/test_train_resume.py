@@ -14,8 +14,7 @@ from conftest import RESUME_SETTINGS, assert_same_weights, final_weights, tiny_c
 
 from studio import runs
 from studio.runs.checkpoints import SLEEP_IN_SAVE_ENV, list_checkpoints
-from studio.train.loop import run_training
-from studio.train.start import create_run, resume_run
+from studio.train.start import create_run, resume_run, run_training
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

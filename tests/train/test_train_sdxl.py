@@ -8,8 +8,8 @@ import torch
 from conftest import RESOLUTION, tiny_config
 
 from studio import runs
-from studio.train.loop import prepare_trainer, run_training, train
-from studio.train.start import create_run
+from studio.train.loop import prepare_trainer, train
+from studio.train.start import create_run, run_training
 
 
 def test_lora_on_sdxl_trains_both_text_encoders_and_exports_reload(tmp_path, sdxl_dir, shapes_folder) -> None:

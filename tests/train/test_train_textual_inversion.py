@@ -15,7 +15,7 @@ from studio.train.config import resolve_config
 from studio.train.export import export_trainer
 from studio.train.methods.textual_inversion.config import TextualInversionConfig
 from studio.train.methods.textual_inversion.method import OBJECT_TEMPLATES, STYLE_TEMPLATES, TextualInversionMethod
-from studio.train.start import create_run, resume_run
+from studio.train.start import create_run, resume_run, run_training
 
 TOKEN = "<shape-x>"
 PROMPT = f"a {TOKEN} on a green background"
@@ -207,7 +207,7 @@ RESUME = {
 def test_cancel_then_resume_is_bit_identical(tmp_path, sd1_dir, shapes_folder) -> None:
     config = ti_config(sd1_dir, **RESUME)
     reference = create_run(config, shapes_folder, root=tmp_path / "reference")
-    assert loop.run_training(reference, export=False) == "finished"
+    assert run_training(reference, export=False) == "finished"
 
     run_dir = create_run(dataclasses.replace(config), shapes_folder, root=tmp_path / "cancelled")
 
@@ -215,7 +215,7 @@ def test_cancel_then_resume_is_bit_identical(tmp_path, sd1_dir, shapes_folder) -
         if event["type"] == "step" and event["step"] == 3:
             runs.send_command(run_dir, "cancel")
 
-    assert loop.run_training(run_dir, on_event=cancel_at_3, export=False) == "cancelled"
+    assert run_training(run_dir, on_event=cancel_at_3, export=False) == "cancelled"
     checkpoint = final_weights(run_dir)
     assert checkpoint.keys() == {"learned_embeds", "token_ids"} and checkpoint["learned_embeds"].shape[0] == 2
     assert resume_run(run_dir) == "finished"

@@ -12,8 +12,8 @@ from conftest import tiny_config
 
 from studio import runs
 from studio.data import files
-from studio.train.loop import TrainingStopped, run_training
-from studio.train.start import create_run
+from studio.train.loop import TrainingStopped
+from studio.train.start import create_run, run_training
 
 
 def test_a_checkpoint_that_does_not_fit_fails_the_run_and_leaves_no_tmp(tmp_path, sd1_dir, shapes_folder, monkeypatch):
