@@ -14,6 +14,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from studio.paths import is_pocket_model
+
 
 def cpu_cores() -> int:
     try:
@@ -75,8 +77,6 @@ def pocket_training_threads(base_model: str, device_type: str) -> Iterator[None]
     thread as on two. So the second core is free for the UI at no cost.
     """
     import torch
-
-    from studio.paths import is_pocket_model
 
     before = torch.get_num_threads()
     if device_type == "cpu" and is_pocket_model(base_model):

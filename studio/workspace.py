@@ -20,8 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from studio import runs
+from studio.adapters.stack import split_weight
+from studio.data.dataset import Dataset, list_datasets, validate_name
+from studio.data.validate import IMAGE_SUFFIXES
 from studio.queue.worker import QueueWorker
 from studio.train.jobs import JobManager, JobPool
+from studio.train.methods import get
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +79,6 @@ class PublicLimits:
             ("sample_steps", training.sample_steps, self.max_sample_steps),
         ]
         # the method's own sizes, as its registry entry names them (LoRA: rank; DreamBooth: lora_rank ...)
-        from studio.train.methods import get
 
         for name, cap in get(config.method).caps.items():
             capped.append((f"{config.method}.{name}", getattr(method, name), getattr(self, cap)))
@@ -87,8 +91,6 @@ def folder_bytes(folder: Path) -> int:
 
 def upload_size(files: list[str | Path]) -> tuple[int, int]:
     """(images, bytes) an upload would add: plain files as they are, zips by their declared contents."""
-    from studio.data.validate import IMAGE_SUFFIXES
-
     images = size = 0
     for file in map(Path, files):
         if file.suffix.lower() == ".zip" and zipfile.is_zipfile(file):
@@ -119,7 +121,6 @@ class Workspace:
         """Refuse an import that would take a dataset or this workspace over the public caps."""
         if self.limits is None:
             return
-        from studio.data.dataset import Dataset
 
         folder = self.dataset_path(dataset)
         present = len(Dataset.load(folder).items) if (folder / "manifest.json").is_file() else 0
@@ -151,7 +152,6 @@ class Workspace:
         from outside the workspace."""
         if self.limits is None:
             return
-        from studio.adapters.stack import split_weight
 
         training = config.training
         steps, base_model, base_loras = training.steps, training.base_model, training.base_loras
@@ -186,8 +186,6 @@ class Workspace:
 
     def dataset_path(self, name: str) -> Path:
         """A dataset folder by name; the name is checked, so it never points outside the workspace."""
-        from studio.data.dataset import validate_name
-
         return self.datasets_root / validate_name(name)
 
     def training_source(self, choice: str) -> Path:
@@ -204,8 +202,6 @@ class Workspace:
 
     def training_sources(self) -> list[tuple[str, str]]:
         """(label, choice) for every dataset and prepared copy, for a picker."""
-        from studio.data.dataset import list_datasets
-
         out = []
         for name in list_datasets(self.datasets_root):
             out.append((name, name))
@@ -363,8 +359,6 @@ class PublicWorkspaces(Workspaces):
 
     def cleanup(self, now: float | None = None) -> list[str]:
         """Delete the workspaces idle for longer than `limits.idle_hours` (none with a run training); their ids."""
-        from studio import runs
-
         now = time.time() if now is None else now
         removed = []
         for folder in sorted(self.root.glob("*")) if self.root.is_dir() else []:

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from studio.cli.generate import add_settings_arguments, engine_from_args, settings_from_args
-from studio.generate.grid import AXIS_KINDS
+from studio.generate.grid import AXIS_KINDS, Axis, best_checkpoint_axes, render_grid, save_grid
 from studio.paths import DATA_DIR
 
 
@@ -31,8 +31,6 @@ def register(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
-
-    from studio.generate.grid import Axis, best_checkpoint_axes, render_grid, save_grid
 
     if args.run:
         if args.x:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from studio.generate.engine import GenerationSettings
+from studio.adapters.stack import LoraSpec, SvdiffSpec
+from studio.generate.engine import GenerationEngine, GenerationSettings, fast_form_values, save_images
 from studio.generate.samplers import SAMPLERS
 from studio.generate.scoping import STACKING_MODES
 from studio.paths import DATA_DIR
@@ -95,9 +96,6 @@ def _embedding(text: str) -> dict:
 
 
 def settings_from_args(args: argparse.Namespace, **overrides) -> GenerationSettings:
-    from studio.adapters.stack import LoraSpec, SvdiffSpec
-    from studio.generate.engine import fast_form_values
-
     fast = bool(getattr(args, "fast", False))
     # fast mode's sampler / steps / guidance, except where the user chose their own
     implied = fast_form_values(True) if fast else {}
@@ -129,8 +127,6 @@ def settings_from_args(args: argparse.Namespace, **overrides) -> GenerationSetti
 
 
 def engine_from_args(args: argparse.Namespace):
-    from studio.generate.engine import GenerationEngine
-
     options = {"config_folder": args.config} if args.config else {}
     if args.allow_pickle:
         options["allow_pickle"] = True
@@ -139,8 +135,6 @@ def engine_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
-
-    from studio.generate.engine import save_images
 
     settings = settings_from_args(args)
     engine = engine_from_args(args)

@@ -5,6 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from studio.evaluate.report import text_table
+from studio.queue import QueueRunner, QueueStore, RunnerLock, add_entries, remove_entry, request_processing, retry_entry
+from studio.queue.plan import dataset_folders, parse_sweeps
+from studio.queue.table import QUEUE_HEADERS, format_sweep, queue_rows
+from studio.runs import runs_root
+from studio.train.config import parse_overrides, resolve_config
+
 
 def register(commands) -> None:
     queue = commands.add_parser("queue", help="Queue trainings (sweeps, one per dataset folder) and run them in turn.")
@@ -52,17 +59,10 @@ def register(commands) -> None:
 
 
 def _store():
-    from studio.queue import QueueStore
-    from studio.runs import runs_root
-
     return QueueStore(runs_root().parent)
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from studio.queue import add_entries
-    from studio.queue.plan import dataset_folders, parse_sweeps
-    from studio.train.config import parse_overrides, resolve_config
-
     sweeps = parse_sweeps(args.sweeps)
     overrides = parse_overrides(args.overrides)
     both = sorted(set(sweeps) & set(overrides))
@@ -80,9 +80,6 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     from dataclasses import asdict
-
-    from studio.evaluate.report import text_table
-    from studio.queue.table import QUEUE_HEADERS, queue_rows
 
     store = _store()
     state = store.load()
@@ -132,8 +129,6 @@ class _Printer:
 
 
 def run_run(args: argparse.Namespace) -> int:
-    from studio.queue import QueueRunner, RunnerLock, request_processing
-
     store = _store()
     lock = RunnerLock(store.data_dir)
     lock.acquire()
@@ -162,30 +157,22 @@ def run_run(args: argparse.Namespace) -> int:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from studio.queue import request_processing
-
     request_processing(_store(), False)
     print("asked the queue to stop; the running entry saves a checkpoint and resumes when the queue runs again")
     return 0
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from studio.queue import remove_entry
-
     print(remove_entry(_store(), args.entry))
     return 0
 
 
 def run_retry(args: argparse.Namespace) -> int:
-    from studio.queue import retry_entry
-
     print(retry_entry(_store(), args.entry))
     return 0
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from studio.queue.table import format_sweep
-
     store = _store()
     print(format_sweep(args.sweep, store.load().sweep(args.sweep), store.data_dir / "runs"))
     return 0

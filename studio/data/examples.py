@@ -15,6 +15,8 @@ from pathlib import Path
 from studio.data.dataset import Dataset
 from studio.data.importer import ImportOptions, import_dataset
 from studio.data.validate import ImageRules
+from studio.pocket.concept import Concept, write_concept_images
+from studio.pocket.datasets import write_style_folder
 
 SIDE = 64  # the pocket model's resolution
 
@@ -30,14 +32,10 @@ class Example:
 
 
 def _stars(folder: Path) -> None:
-    from studio.pocket.concept import Concept, write_concept_images
-
     write_concept_images(folder, Concept(), side=SIDE)
 
 
 def _pink_style(folder: Path) -> None:
-    from studio.pocket.datasets import write_style_folder
-
     write_style_folder(folder, "zq", count=32, side=SIDE)
 
 

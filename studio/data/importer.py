@@ -22,7 +22,7 @@ from studio.data.caption_text import TokenCounter, caption_issues, decode_captio
 from studio.data.concepts import Concept, concept_from_path
 from studio.data.dataset import Dataset, DatasetItem, datasets_root, parse_metadata_jsonl, validate_name
 from studio.data.files import WriteFailed, write_bytes_atomic
-from studio.data.fingerprints import NEAR_DUPLICATE_DISTANCE, nearest
+from studio.data.fingerprints import NEAR_DUPLICATE_DISTANCE, nearest, same_colours
 from studio.data.issues import Issue, RejectedFile
 from studio.data.names import slugify, unique_name
 from studio.data.sources import Entry, collect
@@ -159,8 +159,6 @@ class _Importer:
     def _same_colours(self, image, stored_file: str) -> bool:
         """Near in pHash (grey layout) and in colour too: only then is it "almost the same" as a kept image."""
         from PIL import Image
-
-        from studio.data.fingerprints import same_colours
 
         try:
             with Image.open(self.dataset.images_dir / stored_file) as stored:

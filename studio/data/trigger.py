@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
+from studio.data.dataset import datasets_root
 from studio.data.issues import Issue
+from studio.pocket.world import ALL_SHAPES, BASE_BACKGROUNDS, PALETTE
 
 
 class _Captioned(Protocol):
@@ -85,8 +87,6 @@ _POCKET_WORDS = {"a", "an", "on", "background", "the", "of", "in", "style"}
 
 
 def _pocket_vocabulary() -> set[str]:
-    from studio.pocket.world import ALL_SHAPES, BASE_BACKGROUNDS, PALETTE
-
     return _POCKET_WORDS | set(ALL_SHAPES) | set(BASE_BACKGROUNDS) | set(PALETTE)
 
 
@@ -103,8 +103,6 @@ def infer_trigger(captions: list[str]) -> str | None:
 def dataset_manifest_of(dataset: str | Path) -> dict | None:
     """The manifest of a dataset (a name under datasets/, its folder, or one of its prepared/<variant> folders);
     None for a plain folder of images."""
-    from studio.data.dataset import datasets_root
-
     path = Path(dataset)
     if not path.exists():
         path = datasets_root() / str(dataset)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.generate.fast import FAST_GUIDANCE, FAST_STEPS
+from studio.generate.samplers import make_scheduler
 from studio.pocket.quality import QualityReport, measure
 
 
@@ -21,8 +22,6 @@ class FastSamplingComparison:
 
 def measure_lcm(pipe, lora_path: str, combos, seeds, steps: int = FAST_STEPS, guidance: float = FAST_GUIDANCE):
     """Joint accuracy of `pipe` with the LCM-LoRA loaded and the LCM scheduler; the pipeline is restored after."""
-    from studio.generate.samplers import make_scheduler
-
     original = pipe.scheduler
     pipe.load_lora_weights(lora_path, adapter_name="lcm_eval")
     try:

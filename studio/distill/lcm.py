@@ -29,7 +29,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from studio.adapters.lora_files import baked_lora_layers
 from studio.distill.config import LcmDistillConfig
+from studio.models import load_pipeline
+from studio.pocket import world
+from studio.pocket.pretrain import _to_tensor
+from studio.runs.layout import LORA_FILE as DIFFUSERS_WEIGHTS
 
 STATE_FILE = "state.pt"
 LATENTS_FILE = "latents.pt"
@@ -84,9 +89,6 @@ def consistency_loss(prediction: torch.Tensor, target: torch.Tensor, cfg: LcmDis
 @torch.no_grad()
 def training_data(cfg: LcmDistillConfig, pipe, work: Path) -> dict:
     """Shapes-world latents (scaled for the UNet) and one text embedding per distinct caption, cached in work/."""
-    from studio.pocket import world
-    from studio.pocket.pretrain import _to_tensor
-
     path = work / LATENTS_FILE
     if path.exists():
         cached = torch.load(path, weights_only=True)
@@ -209,8 +211,6 @@ def distill(cfg: LcmDistillConfig, log=print, stop_after: int | None = None) -> 
     """Run (or resume) the distillation; returns the LoRA file, or None when `stop_after` steps ended it early."""
     from diffusers import DDPMScheduler
 
-    from studio.models import load_pipeline
-
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)  # the adapter's initial weights
     work = Path(cfg.work_dir)
@@ -270,9 +270,6 @@ def distill(cfg: LcmDistillConfig, log=print, stop_after: int | None = None) -> 
 def save_lcm_lora(pipe, folder: Path) -> Path:
     """The diffusers LoRA file in float16: half the bytes, and the rounding is far below what the evaluator sees.
     Its scale is in lora_B, as in every diffusers-format LoRA we write (older diffusers ignore the metadata)."""
-    from studio.adapters.lora_files import baked_lora_layers
-    from studio.runs.layout import LORA_FILE as DIFFUSERS_WEIGHTS
-
     layers, metadata = baked_lora_layers(pipe.unet, "unet")
     folder.mkdir(parents=True, exist_ok=True)
     type(pipe).save_lora_weights(

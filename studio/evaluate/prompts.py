@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from studio.evaluate.subject import Subject
+from studio.pocket.world import BASE_BACKGROUNDS, BASE_COLORS, BASE_SHAPES, PALETTE, caption_for
 
 GROUPS = ("subject", "context", "prior")
 
@@ -55,8 +56,6 @@ def _seeded(group: str, prompts: list[tuple[str, dict]], seeds: int, subject: Su
 
 def pocket_prompt_set(subject: Subject, trained: list[dict], seeds: int = 2) -> PromptSet:
     """`trained`: what the evaluator sees in each training image (shape, color, background)."""
-    from studio.pocket.world import BASE_BACKGROUNDS, BASE_COLORS, BASE_SHAPES, caption_for
-
     subject_prompts = [(p, named_attributes(p)) for p in subject.trained_prompts]
     seen = {(t["color"], t["background"]) for t in trained}
     # new colour x background pairs, spread over both lists and never one a training image shows
@@ -85,8 +84,6 @@ def named_attributes(prompt: str) -> dict[str, str]:
     """The colour and background a shapes-world prompt asks for ("a purple zq on a black background" -> purple,
     black), so a sample of it counts only when it shows them too."""
     import re
-
-    from studio.pocket.world import BASE_BACKGROUNDS, PALETTE
 
     named = {}
     background = re.search(r"\bon an? (\w+) background", prompt.lower())

@@ -16,8 +16,10 @@ from PIL import Image
 
 from studio import runs
 from studio.evaluate.prompts import EvalPrompt
+from studio.models import load_pipeline
 from studio.runs.checkpoints import TRAINABLE, list_checkpoints
 from studio.train.config import load_config_file
+from studio.train.methods import method_class
 
 BATCH = 8
 
@@ -44,9 +46,6 @@ def checkpoint_folder(run_dir: Path, step: int) -> Path:
 
 def load_run_pipeline(run_dir: Path, device: str = "cpu", steps: int | None = None) -> RunPipeline:
     """The base model with the run's method set up on it (no checkpoint loaded yet)."""
-    from studio.models import load_pipeline
-    from studio.train.methods import method_class
-
     config = load_config_file(run_dir / runs.CONFIG)
     pipe = load_pipeline(config.training.base_model, device=device, dtype=torch.float32).pipe
     pipe.set_progress_bar_config(disable=True)

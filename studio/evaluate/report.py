@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from studio.runs import resolve_run
+
 SCORECARD = "scorecard.json"  # <run>/eval/scorecard.json
 
 COLUMNS = (
@@ -121,7 +123,5 @@ def chart_points(card: dict) -> list[dict]:
 
 def read_scorecard(run: str | Path) -> dict | None:
     """The last scorecard written for a run (a run id or folder), or None when it was never evaluated."""
-    from studio.runs import resolve_run
-
     path = resolve_run(run) / "eval" / SCORECARD
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

@@ -15,7 +15,10 @@ import numpy as np
 from PIL import Image
 
 from studio import runs
+from studio.data.files import write_json_atomic
 from studio.evaluate import prompts as prompt_sets
+from studio.evaluate.embedding_metrics import EmbeddingJudge, embedding_scores
+from studio.evaluate.pocket_metrics import pocket_scores, subject_signature, training_attributes
 from studio.evaluate.render import (
     checkpoint_folder,
     checkpoint_steps,
@@ -132,8 +135,6 @@ def evaluate_run(
     pocket = is_pocket_model(base_model)
     judge = None
     if pocket:
-        from studio.evaluate.pocket_metrics import subject_signature, training_attributes
-
         trained = training_attributes(subject.images)
         signature = subject_signature(trained)
         prompt_set = prompt_sets.pocket_prompt_set(subject, trained, seeds)
@@ -143,7 +144,6 @@ def evaluate_run(
                 f"base model {base_model!r} is not the pocket model: pass a CLIP model (hub id or folder, e.g. "
                 "openai/clip-vit-base-patch32) for CLIP-I / CLIP-T, and optionally a DINO model"
             )
-        from studio.evaluate.embedding_metrics import EmbeddingJudge
 
         judge = EmbeddingJudge(clip_model, dino_model, device)
         signature = {}
@@ -153,12 +153,8 @@ def evaluate_run(
 
     def score(step: int, images: list[Image.Image], base_images: list[Image.Image], loss: float | None):
         if pocket:
-            from studio.evaluate.pocket_metrics import pocket_scores
-
             scores = pocket_scores(prompts, images, base_images, signature)
         else:
-            from studio.evaluate.embedding_metrics import embedding_scores
-
             scores = embedding_scores(judge, prompts, images, base_images, list(subject.images))
         memorised, nearest = _memorisation(prompts, images, training)
         prior_pairs = [(i, b) for p, i, b in zip(prompts, images, base_images) if p.group == "prior"]
@@ -219,8 +215,6 @@ def _subject_dict(subject: Subject, signature: dict) -> dict:
 
 
 def write_scorecard(run_dir: Path, card: Scorecard) -> Path:
-    from studio.data.files import write_json_atomic
-
     path = run_dir / "eval" / SCORECARD
     path.parent.mkdir(exist_ok=True)
     write_json_atomic(path, card.to_dict())

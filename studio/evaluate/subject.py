@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio import runs
-from studio.data.trigger import infer_trigger
+from studio.data.trigger import dataset_trigger, infer_trigger
 from studio.train.config import RunConfig, load_config_file
+from studio.train.data import load_training_images
 from studio.train.methods import get
 
 _LEADING = re.compile(r"^(a photo of |a picture of |an image of |a |an |the )+", re.IGNORECASE)
@@ -60,8 +61,6 @@ def run_subject(run_dir: Path, trigger: str | None = None) -> Subject:
 
 
 def _dataset_trigger(source: str) -> str | None:
-    from studio.data.trigger import dataset_trigger
-
     try:
         return dataset_trigger(source)
     except (OSError, ValueError):
@@ -70,8 +69,6 @@ def _dataset_trigger(source: str) -> str | None:
 
 def _training_image_paths(manifest: dict, resolution: int) -> list[Path]:
     """The files the run trained on, checked against the hashes it recorded."""
-    from studio.train.data import load_training_images
-
     items = load_training_images(manifest["source"], resolution)
     recorded = Counter(i["sha256"] for i in manifest["items"])
     found = [i.path for i in items if i.sha256 in recorded]

@@ -17,9 +17,12 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from studio.generate.engine import GenerationEngine, GenerationSettings
+from studio.generate.library import adapter_label
 from studio.generate.png_metadata import save_png
 from studio.generate.samplers import SAMPLERS
 from studio.generate.scoping import STACKING_MODES
+from studio.runs import read_config, resolve_run
+from studio.runs.checkpoints import list_checkpoints
 
 AXIS_KINDS = {
     "checkpoint": "Checkpoints of a run, or LoRA files (replace the chosen LoRA, keeping its weight; none = without it)",
@@ -127,8 +130,6 @@ class Axis:
 def _checkpoint_label(path: Path) -> str:
     """ "step 200" for a run's checkpoint folder; a run's exported LoRA by the run's name and trigger; another
     file by its name (a full path would fill the cell)."""
-    from studio.generate.library import adapter_label
-
     step = path.name.removeprefix("step-")
     return f"step {int(step)}" if path.name.startswith("step-") and step.isdigit() else adapter_label(path)
 
@@ -142,9 +143,6 @@ def _number(kind: str, text: str, kind_type: type):
 
 def checkpoint_axis(run: str | Path, with_base: bool = False) -> Axis:
     """Every saved checkpoint of a run, oldest first, labelled by step; `with_base` puts the base model first."""
-    from studio.runs import resolve_run
-    from studio.runs.checkpoints import list_checkpoints
-
     run_dir = resolve_run(run)
     checkpoints = list_checkpoints(run_dir)
     if not checkpoints:
@@ -169,8 +167,6 @@ def stack_axis(loras: list[dict], names: list[str] | None = None) -> Axis:
 def best_checkpoint_axes(run: str | Path) -> tuple[Axis, Axis, dict]:
     """ "Which checkpoint is best?": the base model and then every checkpoint across, the run's sample prompts down,
     so the first column shows what training started from."""
-    from studio.runs import read_config, resolve_run
-
     run_dir = resolve_run(run)
     training = read_config(run_dir)["training"]
     prompts = tuple(training.get("sample_prompts") or ()) or ("a photo",)

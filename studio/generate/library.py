@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.paths import data_dir
+from studio.runs import CONFIG, replay, runs_root
+from studio.runs.checkpoints import list_checkpoints
 from studio.runs.layout import EMBEDDING_FILE, KOHYA_FILE, LORA_FILE, LORA_FOLDER, OUTPUTS, SVDIFF_FILE
+from studio.runs.names import run_label as named
 
 
 def uploads_dir(kind: str) -> Path:
@@ -36,8 +39,6 @@ class Choice:
 
 
 def _runs() -> list[Path]:
-    from studio.runs import CONFIG, runs_root
-
     root = runs_root()
     if not root.is_dir():
         return []
@@ -46,8 +47,6 @@ def _runs() -> list[Path]:
 
 def run_label(run: Path) -> str:
     """How a run is named in every list of this module: its name and trigger word ('stars · LoRA · trigger zq')."""
-    from studio.runs.names import run_label as named
-
     return named(run)
 
 
@@ -104,9 +103,6 @@ def list_svdiffs() -> list[Choice]:
 def list_checkpoint_runs() -> list[Choice]:
     """Runs with at least one saved checkpoint, newest first, labelled with their status and checkpoint count; each
     choice's value is the run id (`find_run` reads it back), so a page holds no server path."""
-    from studio.runs import replay
-    from studio.runs.checkpoints import list_checkpoints
-
     choices = []
     for run in _runs():
         count = len(list_checkpoints(run))
@@ -119,8 +115,6 @@ def list_checkpoint_runs() -> list[Choice]:
 def listing_signature() -> tuple:
     """What the lists above depend on, cheaply (directory listings, no file read): it changes when a run saves a
     checkpoint or an export, or a file is uploaded, so a page can read the lists again only then."""
-    from studio.runs.checkpoints import list_checkpoints
-
     runs = tuple(
         (run.name, len(list_checkpoints(run)), tuple(sorted(p.name for p in (run / OUTPUTS).glob("*"))))
         for run in _runs()
@@ -134,8 +128,6 @@ def listing_signature() -> tuple:
 
 def find_run(text: str) -> Path:
     """The run folder that `text` names: a run id, `runs/<id>`, or a path to it inside the data folder."""
-    from studio.runs import CONFIG, runs_root
-
     text = (text or "").strip().rstrip("/")
     if not text:
         raise ValueError("pick a run with saved checkpoints (train one in the Train tab)")

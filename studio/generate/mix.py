@@ -9,22 +9,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+from studio.adapters.kohya import kohya_file_metadata
 from studio.adapters.merge import mix_state_dict
 from studio.adapters.stack import LoraSpec
+from studio.generate.library import adapter_label
+from studio.models.saving import save_safetensors
 
 
 def describe_mix(loras: list[LoraSpec]) -> str:
     """The switched-on LoRAs by the names a person knows them by: 'stars · LoRA · trigger zq 0.8, bold -0.5'."""
-    from studio.generate.library import adapter_label
-
     return ", ".join(f"{adapter_label(spec.path)} {spec.weight:g}" for spec in loras if spec.enabled)
 
 
 def save_mix(engine: Any, model: str, loras: list[LoraSpec], path: str | Path) -> Path:
     """Merge the enabled `loras` at their weights (on base `model`) into one .safetensors LoRA at `path`."""
-    from studio.adapters.kohya import kohya_file_metadata
-    from studio.models.saving import save_safetensors
-
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"a merged LoRA is saved as .safetensors, not {path.name}")

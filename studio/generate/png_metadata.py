@@ -11,6 +11,8 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
+from studio.data.files import write_bytes_atomic
+
 STUDIO_KEY = "studio"
 
 
@@ -38,8 +40,6 @@ def _png_info(params: dict) -> PngImagePlugin.PngInfo:
 
 
 def save_png(image: Image.Image, path: str | Path, params: dict) -> Path:
-    from studio.data.files import write_bytes_atomic
-
     path = Path(path)
     write_bytes_atomic(path, png_bytes(image, params))  # whole or not at all, also on a full disk
     return path

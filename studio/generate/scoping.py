@@ -22,6 +22,8 @@ from pathlib import Path
 
 from studio.adapters.stack import LoraSpec, lora_source
 from studio.data.trigger import has_trigger
+from studio.runs import CONFIG, DATASET
+from studio.runs.names import identity
 
 STACKING_MODES = ("composite", "scoped", "sum")
 METADATA_KEY = "modelspec.trigger_phrase"  # the SAI model-spec field other tools read trigger words from
@@ -69,8 +71,6 @@ def _triggers_of(source: str, _modified: int) -> tuple[str, ...]:
 
 def _run_folder(path: Path) -> Path | None:
     """The run a LoRA belongs to: the run folder itself, a checkpoint's run, or the run an export sits in."""
-    from studio.runs import CONFIG, DATASET
-
     for folder in [path, *list(path.parents)[:4]]:
         if (folder / CONFIG).is_file() and (folder / DATASET).is_file():
             return folder
@@ -79,6 +79,4 @@ def _run_folder(path: Path) -> Path | None:
 
 def run_trigger(run_dir: Path) -> str | None:
     """The word a run taught, as its name record says (DreamBooth's trigger, the dataset's, or the captions')."""
-    from studio.runs.names import identity
-
     return identity(run_dir).trigger

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from studio.models.family import Family
+from studio.models.family import Family, family_from_folder, family_from_single_file
+from studio.models.loader import resolve_source
 
 # The published configs' shapes (runwayml SD 1.5, stabilityai SD 2.1 and SDXL base 1.0); bench/random_models.py
 # builds random-weight models from the same numbers.
@@ -100,8 +101,6 @@ def _published(family: Family) -> ModelConfigs:
 
 
 def _from_folder(folder: Path) -> ModelConfigs:
-    from studio.models.family import family_from_folder
-
     def read(part: str) -> dict[str, Any]:
         return json.loads((folder / part / "config.json").read_text(encoding="utf-8"))
 
@@ -123,14 +122,10 @@ def _guess_family(name: str) -> Family:
 def model_configs(base_model: str) -> ModelConfigs:
     """The configs of `base_model` (pocket, a folder, a single file or a hub id) without loading a weight and
     without a network request: a hub model outside the cache gets its family's published configs."""
-    from studio.models.loader import resolve_source
-
     source = resolve_source(base_model)
     if source.kind in ("pocket", "folder"):
         return _from_folder(Path(source.location))
     if source.kind == "single_file":
-        from studio.models.family import family_from_single_file
-
         return _published(family_from_single_file(source.location))
     from huggingface_hub import try_to_load_from_cache
 

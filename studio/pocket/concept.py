@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.pocket.evaluator import judge
 from studio.pocket.phrasing import PARAPHRASES, article
-from studio.pocket.world import Scene, caption_for, render
+from studio.pocket.world import Scene, base_combinations, caption_for, render
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,6 @@ def concept_probes(concept: Concept = Concept()) -> list[Probe]:
 
 def phrasing_probes(per_style: int = 8, seed: int = 0) -> list[Probe]:
     """Each judged paraphrase applied to `per_style` base combinations (one sample each)."""
-    from studio.pocket.world import base_combinations
-
     rng = np.random.default_rng(seed)
     combos = base_combinations()
     probes = []
@@ -135,8 +134,6 @@ def judge_probes(
 
     `draw(prompts, seeds)` returns one PIL image per prompt; `pipeline_drawer` makes one from a diffusers pipeline.
     """
-    from studio.pocket.evaluator import judge
-
     figures = figures or Figures()
     repeated = len({p.name for p in probes}) < len(probes)
     jobs = [(p, i) for i, p in enumerate(probes)] if repeated else [(p, s) for p in probes for s in range(seeds)]

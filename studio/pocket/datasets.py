@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.pocket.world import BASE_BACKGROUNDS, BASE_COLORS, Scene, render
+from studio.pocket.world import BASE_BACKGROUNDS, BASE_COLORS, BASE_SHAPES, Scene, render
 
 
 def write_concept_folder(
@@ -52,8 +52,6 @@ STYLE_COLOUR, STYLE_BACKGROUND = "pink", "black"
 def write_style_folder(folder: Path, trigger: str, count: int = 96, side: int = 64, seed: int = 0) -> Path:
     """A captioned style dataset for a full fine-tune: every base shape drawn in a palette the pocket model never
     drew (pink shapes on black), captioned by content plus the style word: "a circle in zq style"."""
-    from studio.pocket.world import BASE_SHAPES
-
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
@@ -71,8 +69,6 @@ def write_color_folder(folder: Path, color: str, trigger: str, count: int = 8, s
     "a <trigger> <shape> on a <background> background": the trigger is a colour word. With an empty trigger the
     caption names no colour ("a circle on a black background"): a style LoRA that makes whatever is drawn pink,
     and stacks with a shape LoRA whose captions name no colour either."""
-    from studio.pocket.world import BASE_SHAPES
-
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):

@@ -28,8 +28,12 @@ from tqdm.auto import tqdm
 
 from studio.models.saving import save_pipeline_folder
 from studio.pocket import components, world
+from studio.pocket.concept import judge_probes, phrasing_probes, pipeline_drawer
 from studio.pocket.evaluator import judge
+from studio.pocket.model_card import write_model_card
+from studio.pocket.phrasing import PARAPHRASES, describe
 from studio.pocket.pretrain_config import PretrainConfig
+from studio.pocket.quality import measure
 from studio.pocket.tokenizer import build_tokenizer
 
 
@@ -225,8 +229,6 @@ def assemble_pipeline(vae, text_encoder, tokenizer, unet, scaling_factor: float)
 
 def _step_captions(cfg: PretrainConfig, tokenizer, cache: dict, index, dropped, step: int) -> torch.Tensor:
     """Token ids of this step's captions: each image described anew, the way people write (seeded by the step)."""
-    from studio.pocket.phrasing import describe
-
     rng = np.random.default_rng([cfg.seed, 2, step])
     colours = list(world.PALETTE)
     captions = [
@@ -364,8 +366,6 @@ def train_unet(cfg: PretrainConfig, vae, tokenizer, cache: dict, work: Path, log
 
 
 def _probe_with_ema(cfg, vae, tokenizer, unet, text_encoder, ema_unet, ema_text, scaling):
-    from studio.pocket.quality import measure
-
     ema_unet.store(unet.parameters())
     ema_text.store(text_encoder.parameters())
     ema_unet.copy_to(unet.parameters())
@@ -375,7 +375,6 @@ def _probe_with_ema(cfg, vae, tokenizer, unet, text_encoder, ema_unet, ema_text,
     try:
         pipe = assemble_pipeline(vae, text_encoder, tokenizer, unet, scaling)
         pipe.set_progress_bar_config(disable=True)
-        from studio.pocket.phrasing import PARAPHRASES
 
         combos = world.base_combinations()[::2]  # half the combinations: a quick look
         canonical = measure(pipe, combos, seeds=(0,), steps=20, guidance=cfg.guidance)
@@ -402,9 +401,6 @@ def _probe_with_ema(cfg, vae, tokenizer, unet, text_encoder, ema_unet, ema_text,
 
 def pretrain(cfg: PretrainConfig, log=print) -> dict:
     """Run (or resume) every stage and write the pipeline to `cfg.out_dir`."""
-    from studio.pocket.model_card import write_model_card
-    from studio.pocket.quality import measure
-
     torch.set_num_threads(cfg.threads)
     work = Path(cfg.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -420,7 +416,6 @@ def pretrain(cfg: PretrainConfig, log=print) -> dict:
     pipe.set_progress_bar_config(disable=True)
     report = measure(pipe, seeds=tuple(range(cfg.eval_seeds)), steps=cfg.eval_steps, guidance=cfg.guidance)
     log(f"final quality: {report.as_dict()}")
-    from studio.pocket.concept import judge_probes, phrasing_probes, pipeline_drawer
 
     phrasing = judge_probes(pipeline_drawer(pipe, steps=cfg.eval_steps, guidance=cfg.guidance), phrasing_probes())
     log(f"phrasing: {phrasing.as_dict()}")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from studio.paths import is_pocket_model
 from studio.train.config import RunConfig, override_config
+from studio.train.data import load_training_images
+from studio.train.start import fill_trigger
 
 
 @dataclass
@@ -103,8 +105,6 @@ def plan(base: RunConfig, datasets: list[str | Path], sweeps: dict[str, list[str
 def check_dataset(config: RunConfig, dataset: str | Path) -> str:
     """A run would accept this dataset (it exists and has images); returns it as the queue stores it (a folder
     as an absolute path, so `queue run` from another directory finds it; a dataset name as it is)."""
-    from studio.train.data import load_training_images
-
     load_training_images(dataset, config.training.resolution)
     path = Path(dataset)
     return str(path.resolve()) if path.exists() else str(dataset)
@@ -112,8 +112,6 @@ def check_dataset(config: RunConfig, dataset: str | Path) -> str:
 
 def check_trigger(config: RunConfig, dataset: str) -> None:
     """Sample prompts with <trigger> need a dataset that names its trigger word (create_run fills it in then)."""
-    from studio.train.start import fill_trigger
-
     fill_trigger(copy.deepcopy(config), dataset)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from studio import runs
 from studio.evaluate.report import SCORECARD
 from studio.queue.store import QueueEntry, QueueStore
+from studio.train.config import config_from_dict
 from studio.train.jobs import JobBusy, JobManager, training_environment
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,6 @@ class QueueRunner:
                     return self._finished(entry, run_dir)
                 self.jobs.resume(run_dir)
             else:
-                from studio.train.config import config_from_dict
-
                 self.jobs.start(config_from_dict(entry.config), entry.dataset, run_id=run_id)
         except JobBusy as busy:
             self.store.change(entry.id, status="queued", pid=None)

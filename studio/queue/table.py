@@ -12,6 +12,7 @@ from pathlib import Path
 from studio import runs
 from studio.evaluate.report import SCORECARD, text_table
 from studio.queue.store import QueueEntry, QueueState
+from studio.runs.names import run_label
 
 QUEUE_HEADERS = ["#", "sweep", "status", "dataset", "settings", "run", "step", "loss", "note"]
 SCORES = (
@@ -36,8 +37,6 @@ def _settings(entry: QueueEntry) -> str:
 
 def _run_name(entry: QueueEntry, runs_root: Path) -> str:
     """The run as every list names it (its name and trigger), with the id a file or a CLI call needs."""
-    from studio.runs.names import run_label
-
     return f"{run_label(runs_root / str(entry.run_id))} ({entry.run_id})"
 
 

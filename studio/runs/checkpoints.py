@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.data.files import writing_in
 from studio.runs.layout import CHECKPOINTS, STATE_JSON, TRAINABLE, TRAINING_STATE
 
 # Test hook, "STEP:SECONDS": sleep in the middle of saving the checkpoint of STEP, so a test can SIGKILL there.
@@ -72,8 +73,6 @@ def save_checkpoint(run_dir: Path, state: dict, keep: int, building: Path | None
 
     `building`: a folder from building_folder() that already holds files of its own (DeepSpeed's optimizer
     partitions, written by every process); they are fsynced and renamed with the rest."""
-    from studio.data.files import writing_in
-
     final = run_dir / CHECKPOINTS / checkpoint_name(state["step"])
     try:
         # a full disk makes torch.save fail with "[enforce fail at inline_container.cc]": say where and how much

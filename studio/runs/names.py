@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.data.files import write_json_atomic
+from studio.data.trigger import dataset_trigger, infer_trigger
+from studio.runs.folder import read_config
 from studio.runs.layout import DATASET, NAME_FILE
 
 MAX_NAME = 80
@@ -112,8 +114,6 @@ def run_label(run_dir: Path) -> str:
 
 def _worked_out(run_dir: Path) -> RunIdentity:
     """A run made before names existed: its dataset and method, and the trigger its config or dataset holds."""
-    from studio.runs.folder import read_config
-
     try:
         config = read_config(run_dir)
         manifest = json.loads((run_dir / DATASET).read_text(encoding="utf-8"))
@@ -132,8 +132,6 @@ def run_trigger(own_trigger: str | None, dataset: str | Path, captions: list[str
     """The word that calls up what a run learnt: the method's own trigger (its registered trigger field, e.g.
     DreamBooth's `trigger`), else the dataset's trigger word, else a word every caption shares that the shapes
     world does not use."""
-    from studio.data.trigger import dataset_trigger, infer_trigger
-
     if own_trigger:
         return str(own_trigger)
     try:

@@ -25,6 +25,7 @@ from studio.generate.png_metadata import png_bytes
 from studio.serve import service
 from studio.serve.admission import Admission, Busy
 from studio.serve.schemas import GenerateAnswer, GenerateBody, TrainAnswer, TrainBody, error_responses
+from studio.train.config import list_presets
 from studio.train.jobs import JobBusy
 from studio.workspace import Workspaces
 
@@ -160,8 +161,6 @@ def build_router(engine: GenerationEngine, workspaces: Workspaces, admission: Ad
     @router.get("/presets", responses=error_responses())
     def presets() -> dict:
         """Training presets by name."""
-        from studio.train.config import list_presets
-
         return {"presets": list_presets()}
 
     @router.get("/datasets", responses=error_responses(403))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio import runs
+from studio.adapters.stack import split_weight
 from studio.generate.engine import (
     MAX_PROMPT_BYTES,
     GeneratedImage,
@@ -18,6 +19,7 @@ from studio.generate.engine import (
     GenerationSettings,
     check_prompt_size,
 )
+from studio.generate.library import data_dir, inside_data
 from studio.serve.admission import Admission
 from studio.train.config import list_presets, resolve_config
 from studio.workspace import Workspace, Workspaces
@@ -58,8 +60,6 @@ class ApiAccess:
 
 def lora_path(name: str) -> str:
     """A LoRA named relative to the data folder ("runs/<id>", "loras/pink.safetensors"), never a path outside it."""
-    from studio.generate.library import data_dir, inside_data
-
     if not name.strip():
         raise ValueError("loras: a LoRA name is empty")
     path = inside_data(data_dir() / name)  # an absolute name or "../" lands outside and is refused
@@ -125,8 +125,6 @@ def start_from_preset(ws: Workspace, preset: str, dataset: str, settings: dict |
         raise ValueError(f"preset: no preset {preset!r}; known: {', '.join(list_presets())}")
     overrides = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (settings or {}).items()}
     config = resolve_config(preset=preset, overrides=overrides)
-    from studio.adapters.stack import split_weight
-    from studio.generate.library import inside_data
 
     for text in config.training.base_loras:  # as generate's LoRAs: the API reads no file outside the data folder
         try:

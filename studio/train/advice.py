@@ -11,9 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from studio.data.dataset import datasets_root
+from studio.data.trigger import dataset_trigger
+from studio.train import estimate as estimates
 from studio.train.config import RunConfig
+from studio.train.data import IMAGE_SUFFIXES
 from studio.train.estimate import Estimate
 from studio.train.methods import facts, get
+from studio.train.start import TRIGGER_PLACEHOLDER
 
 # a rate more than LR_FACTOR outside the method's usual range (its registry facts) is "far outside"
 LR_FACTOR = 3.0
@@ -31,7 +36,6 @@ def trigger_word(config: RunConfig, dataset_trigger: str | None) -> str | None:
     field = get(config.method).trigger_field
     if field is None:
         return dataset_trigger
-    from studio.train.start import TRIGGER_PLACEHOLDER
 
     word = getattr(config.method_config, field)  # a preset's <trigger> is the dataset's word, filled in at the start
     return dataset_trigger if word == TRIGGER_PLACEHOLDER else word
@@ -82,8 +86,6 @@ def risky_settings(config: RunConfig, image_count: int, dataset_trigger: str | N
 
 def estimate(config: RunConfig, runs_root: Path | None = None, image_count: int = 4) -> Estimate:
     """Time, memory (RAM and GPU) and disk of a run before it starts: studio/train/estimate.py."""
-    from studio.train import estimate as estimates
-
     return estimates.estimate(config, runs_root, image_count)
 
 
@@ -96,8 +98,6 @@ def report(config: RunConfig, dataset: str | Path, runs_root: Path | None = None
 
 def dataset_folder(dataset: str | Path) -> Path:
     """A dataset given as a folder, or by its name in the datasets folder."""
-    from studio.data.dataset import datasets_root
-
     path = Path(dataset)
     return path if path.exists() else datasets_root() / str(dataset)
 
@@ -106,15 +106,12 @@ def dataset_facts(folder: Path) -> tuple[int, str | None]:
     """Image count and trigger word of a dataset or prepared folder, read from its manifest (nothing is prepared)."""
     import json
 
-    from studio.data.trigger import dataset_trigger
-
     folder = Path(folder)
     for manifest in ("prepared.json", "manifest.json"):
         path = folder / manifest
         if path.is_file():
             items = json.loads(path.read_text(encoding="utf-8")).get("items", [])
             return len(items), dataset_trigger(folder)
-    from studio.train.data import IMAGE_SUFFIXES
 
     return sum(1 for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES), None
 

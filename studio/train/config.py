@@ -22,7 +22,9 @@ from typing import Any
 
 import yaml
 
+from studio.data.caption_text import MAX_PROMPT_BYTES, check_prompt_size
 from studio.paths import PROJECT_ROOT
+from studio.train.methods import config_class
 
 CONFIG_VERSION = 1
 PRESETS_DIR = PROJECT_ROOT / "presets"
@@ -169,7 +171,6 @@ class TrainingConfig:
             )
         if len(self.base_loras) > MAX_BASE_LORAS:
             raise ValueError(f"base_loras holds at most {MAX_BASE_LORAS} LoRAs, got {len(self.base_loras)}")
-        from studio.data.caption_text import MAX_PROMPT_BYTES, check_prompt_size
 
         for prompt in self.sample_prompts:
             check_prompt_size("a sample prompt", prompt, MAX_PROMPT_BYTES)
@@ -280,8 +281,6 @@ class RunConfig:
 
 
 def method_config_class(method: str) -> type:
-    from studio.train.methods import config_class
-
     return config_class(method)
 
 

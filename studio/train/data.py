@@ -9,6 +9,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from studio.data.crops import center_box
+from studio.data.dataset import Dataset, datasets_root
+from studio.data.prepare import PreparedDataset, PrepareSettings, bucket_batches, prepare_dataset
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
@@ -30,16 +34,12 @@ class TrainingImage:
         with Image.open(self.path) as image:
             rgb = image.convert("RGB")
             if rgb.size != self.bucket:
-                from studio.data.crops import center_box
-
                 rgb = rgb.resize(self.bucket, Image.Resampling.LANCZOS, box=center_box(rgb.size, self.bucket))
             array = np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0
         return array.transpose(2, 0, 1).copy()
 
 
 def _from_prepared(folder: Path) -> list[TrainingImage]:
-    from studio.data.prepare import PreparedDataset
-
     prepared = PreparedDataset.load(folder)
     return [
         TrainingImage(folder / i.file, i.caption, i.sha256, i.width, i.height, max(1, i.repeats))
@@ -61,8 +61,6 @@ def _from_plain_folder(folder: Path, resolution: int) -> list[TrainingImage]:
 
 def load_training_images(source: str | Path, resolution: int) -> list[TrainingImage]:
     """Resolve `source` (a path, or a dataset name under data/datasets) to the images a run trains on."""
-    from studio.data.dataset import Dataset, datasets_root
-
     path = Path(source)
     if not path.exists() and not any(sep in str(source) for sep in "/\\"):
         path = datasets_root() / str(source)
@@ -71,8 +69,6 @@ def load_training_images(source: str | Path, resolution: int) -> list[TrainingIm
     if (path / "prepared.json").is_file():
         items = _from_prepared(path)
     elif (path / "manifest.json").is_file():
-        from studio.data.prepare import PrepareSettings, prepare_dataset
-
         prepared = prepare_dataset(Dataset.load(path), PrepareSettings(resolution=resolution))
         items = _from_prepared(prepared.folder)
     else:
@@ -101,8 +97,6 @@ def dataset_manifest(source: str | Path, items: list[TrainingImage]) -> dict:
 
 def batch_at(items: list[TrainingImage], batch_size: int, seed: int, position: int) -> list[TrainingImage]:
     """The micro-batch at `position` (0, 1, 2, ... across epochs): a pure function, so resume needs only the index."""
-    from studio.data.prepare import bucket_batches
-
     first = bucket_batches(items, batch_size, seed=seed)
     epoch, index = divmod(position, len(first))
     # every epoch its own shuffle, seeded by (seed, epoch)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from studio.runs.checkpoints import building_folder
+
 
 def launched_processes() -> int:
     """How many processes a launcher started (accelerate launch and torchrun set WORLD_SIZE)."""
@@ -159,8 +161,6 @@ def save_deepspeed_checkpoint(accelerator: Any, engine: Any, run_dir: Path, step
 
     These are DeepSpeed's own torch files, read back only by DeepSpeed on resume; the user-facing weights of the
     checkpoint stay in trainable.safetensors."""
-    from studio.runs.checkpoints import building_folder
-
     box = [str(building_folder(run_dir, step)) if accelerator.is_main_process else None]
     if accelerator.num_processes > 1:
         from accelerate.utils import broadcast_object_list

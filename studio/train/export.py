@@ -16,7 +16,17 @@ import numpy as np
 import torch
 
 from studio.adapters.kohya import kohya_consumer_warnings
+from studio.data.files import WriteFailed, writing_in
 from studio.runs.layout import KOHYA_FILE, OUTPUTS
+from studio.train.export_check import lora_exports, one_step, quick_difference
+from studio.train.loop import (
+    check_finite_weights,
+    divergence_advice,
+    fail,
+    inference_weights,
+    load_base_pipeline,
+    set_train_mode,
+)
 
 
 def render(pipe: Any, prompt: str, resolution: int, seed: int = 0, steps: int = 4) -> np.ndarray:
@@ -59,9 +69,6 @@ def _remove_exports(files: list[Path]) -> None:
 
 def _write_exports(trainer: Any) -> list[Path]:
     """The method's export files in outputs/; on a full or read-only disk the run fails, with no new file left."""
-    from studio.data.files import WriteFailed, writing_in
-    from studio.train.loop import fail
-
     outputs = trainer.run_dir / OUTPUTS
     before = set(outputs.iterdir()) if outputs.is_dir() else set()
     try:
@@ -74,9 +81,6 @@ def _write_exports(trainer: Any) -> list[Path]:
 
 def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
     """Export the method's files into outputs/ and check each as training.export_check says (export_check.py)."""
-    from studio.train.export_check import one_step, quick_difference
-    from studio.train.loop import check_finite_weights, divergence_advice, fail, inference_weights, set_train_mode
-
     check = trainer.training.export_check if verify else "skip"
     check_finite_weights(trainer)  # nothing inf or NaN is ever exported
     set_train_mode(trainer, False)
@@ -121,9 +125,6 @@ def export_trainer(trainer: Any, verify: bool = True) -> list[Path]:
 
 def full_difference(trainer: Any, file: Path, prompt: str, reference: np.ndarray) -> float:
     """The first check: a fresh base model with the file loaded renders four guided steps; the pixel difference."""
-    from studio.train.export_check import lora_exports
-    from studio.train.loop import load_base_pipeline
-
     fresh = load_base_pipeline(trainer.training, "cpu", torch.float32)
     if not lora_exports(trainer):  # a method whose files are not LoRA weights loads them itself
         trainer.method.load_export(fresh, file)

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 
 from studio.adapters import kohya as lora_keys
+from studio.train.loop import load_base_pipeline
+from studio.train.methods import facts
 
 CHECK_ADAPTER = "export_check"  # the name a LoRA file is loaded under, beside the trained "default"
 # Convolutions and attention apply the same weights at any size, so a step at 128 px goes through every adapted
@@ -124,8 +126,6 @@ def pipeline_folder_difference(pipe: Any, folder: Path, parts: tuple[str, ...] =
 
 def lora_exports(trainer: Any) -> bool:
     """Whether the run's method writes LoRA weights (checked by diffusers' loader) rather than files it loads."""
-    from studio.train.methods import facts
-
     return facts(trainer.config).exports == "lora"
 
 
@@ -139,7 +139,6 @@ def quick_difference(trainer: Any, file: Path, prompt: str, reference: np.ndarra
         return difference
     if lora_exports(trainer):  # LoRA weights, for diffusers' own loader
         return lora_in_place(trainer.pipe, file, prompt, resolution, reference)
-    from studio.train.loop import load_base_pipeline
 
     pipe = load_base_pipeline(trainer.training, "cpu", torch.float32)  # the file changes its weights for good
     method.load_export(pipe, file)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from studio.paths import is_pocket_model
 from studio.train.config import RunConfig
 
 CPU_FIX = "mixed_precision no"  # what the fix sets, in the words of the form's field
@@ -42,8 +43,6 @@ def device_problem(config: RunConfig, gpu: bool | None = None) -> str | None:
 def device_warnings(config: RunConfig, gpu: bool | None = None) -> list[str]:
     """What the Train tab says about this machine before Start: the problem that stops the run, then a model too
     big for a CPU (it runs, for days)."""
-    from studio.paths import is_pocket_model
-
     gpu = gpu_available() if gpu is None else gpu
     found = [problem] if (problem := device_problem(config, gpu)) else []
     if trains_on_cpu(config, gpu) and not is_pocket_model(config.training.base_model):

@@ -20,6 +20,7 @@ from pathlib import Path
 from studio import runs
 from studio.runtime import thread_budget
 from studio.train.config import RunConfig
+from studio.train.start import create_run
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,6 @@ class JobManager:
 
     def start(self, config: RunConfig, dataset: str | Path, run_id: str | None = None) -> Path:
         """Write a new run folder and start training it. Raises JobBusy, or ValueError for a bad dataset."""
-        from studio.train.start import create_run
-
         # checked and counted under the lock, written outside it: the run folder (a prepared copy of the dataset)
         # takes seconds, and a second start waited that long for the lock before its 503 busy
         with self._lock:

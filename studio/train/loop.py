@@ -25,7 +25,9 @@ from typing import Any, NoReturn
 import torch
 
 from studio import runs
-from studio.data.files import WriteFailed
+from studio.adapters.merge import merge_into_base
+from studio.data.files import WriteFailed, write_bytes_atomic
+from studio.models import load_pipeline
 from studio.runs.checkpoints import (
     checkpoint_name,
     list_checkpoints,
@@ -38,6 +40,7 @@ from studio.train.conditioning import Caches, predict, text_embeddings
 from studio.train.config import RunConfig, TrainingConfig, load_config_file
 from studio.train.data import TrainingImage, batch_at, load_training_images
 from studio.train.latents import draw_flips, fill_caches, latent_distribution
+from studio.train.methods import method_class
 from studio.train.objective import diffusion_loss, sample_noise, training_target
 from studio.train.trainer_state import checkpoint_state, restore
 
@@ -109,12 +112,8 @@ def build_optimizer(params: list[torch.nn.Parameter] | list[dict], training: Tra
 
 def load_base_pipeline(training: TrainingConfig, device: str, dtype: torch.dtype) -> Any:
     """The base model with the config's `base_loras` merged in: what the method's weights learn on top of."""
-    from studio.models import load_pipeline
-
     pipe = load_pipeline(training.base_model, device=device, dtype=dtype).pipe
     if training.base_loras:
-        from studio.adapters.merge import merge_into_base
-
         merge_into_base(pipe, training.base_loras)
     return pipe
 
@@ -124,8 +123,6 @@ def prepare_trainer(run_dir: Path, on_event: Callable[[dict], None] | None = Non
     from accelerate import Accelerator
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_scheduler
-
-    from studio.train.methods import method_class
 
     watcher = runs.CommandWatcher(run_dir)
     config = load_config_file(run_dir / runs.CONFIG)
@@ -345,8 +342,6 @@ def optimizer_step(trainer: Trainer) -> float:
 
 def render_samples(trainer: Trainer) -> None:
     """Validation prompts with a fixed seed, so samples of successive steps are comparable."""
-    from studio.data.files import write_bytes_atomic
-
     training = trainer.training
     if not trainer.accelerator.is_main_process:  # one process renders; the others wait for it
         trainer.accelerator.wait_for_everyone()

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.train.config import RunConfig
+from studio import runs
+from studio.train.config import RunConfig, load_config_file
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,6 @@ class MeasuredRun:
 def measured_runs(runs_root: Path) -> list[MeasuredRun]:
     """Finished runs under `runs_root` with what they took, read from their config and events."""
     import statistics
-
-    from studio import runs
-    from studio.train.config import load_config_file
 
     found = []
     for state in runs.list_runs(runs_root):

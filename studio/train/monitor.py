@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 
 from studio import runs
+from studio.runs.names import RunIdentity, identity
+from studio.train.methods import methods
 
 SMOOTHING = 0.9  # weight of the past in the loss's moving average (TensorBoard's default slider value)
 SPEED_WINDOW = 20  # recent step events the speed is measured over
@@ -50,8 +52,6 @@ class RunSummary:
     @property
     def label(self) -> str:
         """The run as every list shows it: its name and trigger word (run_names.RunIdentity.label)."""
-        from studio.runs.names import RunIdentity
-
         return RunIdentity(self.run_id, self.name or self.run_id, self.trigger).label
 
     @property
@@ -84,8 +84,6 @@ KEY_SETTINGS = ("learning_rate", "steps", "batch_size", "resolution", "base_mode
 def key_settings(section: str) -> tuple[str, ...]:
     """The settings of a config section a watcher sees: the shared ones, or those a method names (its registry
     entry's monitor_fields); none of a method this studio does not know (a run from another version)."""
-    from studio.train.methods import methods
-
     if section == "training":
         return KEY_SETTINGS
     spec = methods().get(section)
@@ -121,8 +119,6 @@ def _dataset_name(run_dir: Path) -> str:
 
 
 def summarise(run_dir: Path) -> RunSummary:
-    from studio.runs.names import identity
-
     run_dir = Path(run_dir)
     state = runs.replay(run_dir)
     who = identity(run_dir)

@@ -6,6 +6,9 @@ import gradio as gr
 
 from studio.generate import library
 from studio.generate.engine import GenerationEngine
+from studio.paths import DATA_DIR
+from studio.runtime import apply_thread_budget, prepare_environment, thread_budget
+from studio.serve import rest
 from studio.serve.admission import Admission, ServeLimits
 from studio.ui import (
     api_endpoints,
@@ -61,8 +64,6 @@ def build_app(
     engine: GenerationEngine | None = None, workspaces: Workspaces | None = None, admission: Admission | None = None
 ) -> gr.Blocks:
     """The page and its `gradio_client` API; `admission` bounds API generation (shared with the REST API)."""
-    from studio.paths import DATA_DIR
-
     engine = engine or GenerationEngine()
     workspaces = workspaces or Workspaces(DATA_DIR)
     admission = admission or Admission()
@@ -135,10 +136,6 @@ def _watched(seen, changes: int):
 def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False, limits: ServeLimits | None = None) -> None:
     """Start the studio with its APIs; `public`: a workspace per visitor, with caps, and idle workspaces cleaned up
     (a Space); `limits`: how many generation requests the APIs run and hold at once."""
-    from studio.paths import DATA_DIR
-    from studio.runtime import apply_thread_budget, prepare_environment, thread_budget
-    from studio.serve import rest
-
     prepare_environment()
     # the UI shares the cores with a training process when one runs: it keeps one for previews and API generation
     apply_thread_budget(thread_budget("ui", sharing=True))

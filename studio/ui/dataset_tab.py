@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.data import captions
+from studio.data.caption_text import TokenCounter
 from studio.data.captioners import load_captioner
 from studio.data.dataset import Dataset, list_datasets
 from studio.data.examples import EXAMPLES, create_example
@@ -36,8 +37,6 @@ CAPTIONER_HELP = (
 
 def token_counter():
     """Caption lengths are counted with the pocket model's CLIP tokenizer (None if it is not shipped)."""
-    from studio.data.caption_text import TokenCounter
-
     folder = POCKET_MODEL_DIR / "tokenizer"
     return TokenCounter.from_folder(folder) if folder.is_dir() else None
 

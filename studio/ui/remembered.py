@@ -14,6 +14,8 @@ from typing import Any
 
 import gradio as gr
 
+from studio.data.dataset import list_datasets
+
 STORAGE_PREFIX = "diffusion-studio-"
 SECRET_FILE = ".browser-state-secret"
 
@@ -109,7 +111,6 @@ def _saver(memory: Memory, restored: gr.State) -> Callable[[dict], Any]:
 
 def dataset_memory(picked: gr.Dropdown, workspaces) -> Memory:
     """The dataset open in the Dataset tab, opened again after a reload if it is still there."""
-    from studio.data.dataset import list_datasets
 
     def write(name) -> dict:
         names = list_datasets(workspaces.get().datasets_root)

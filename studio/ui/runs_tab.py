@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio import runs
+from studio.evaluate import evaluate_run
 from studio.runs import names as run_names
 from studio.runs.downloads import delete_run, download_files
 from studio.train import monitor
@@ -188,8 +189,6 @@ class _Handlers:
 
     @friendly
     def on_score(self, run_id: str | None, clip: str, progress=gr.Progress()):
-        from studio.evaluate import evaluate_run
-
         if not run_id:
             raise ValueError("open a run first")
         run_dir = self.workspaces.get().run_path(run_id)

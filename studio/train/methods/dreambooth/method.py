@@ -20,8 +20,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from studio.data.files import write_bytes_atomic, write_json_atomic
+from studio.models.loader import resolve_source
+from studio.models.saving import save_pipeline_folder
+from studio.paths import data_dir
+from studio.train import export
 from studio.train.conditioning import predict, text_embeddings
 from studio.train.data import TrainingImage, batch_at
+from studio.train.export_check import pipeline_folder_difference
 from studio.train.latents import draw_flips, fill_caches, latent_distribution
 from studio.train.methods.base import FrozenVaeMethod, load_parameters, parameters_state_dict, unfreeze_whole_unet
 from studio.train.methods.dreambooth.config import DreamBoothConfig, has_word
@@ -67,16 +73,12 @@ def half_precision_autocast(pipe: Any):
 
 
 def class_images_root() -> Path:
-    from studio.paths import data_dir
-
     return data_dir() / "class-images"
 
 
 def base_model_fingerprint(base_model: str) -> list:
     """What names the base model's weights: its resolved location, and for local files their sizes and times,
     so a retrained model (the pocket model rebuilt in place) gets fresh class images instead of stale ones."""
-    from studio.models.loader import resolve_source
-
     source = resolve_source(base_model)
     location = Path(source.location)
     files = sorted(location.glob("unet/*.safetensors")) if location.is_dir() else [location]
@@ -139,8 +141,6 @@ def _draw_class_image(
     pipe: Any, base_model: str, prompt: str, config: DreamBoothConfig, resolution: int, folder: Path, images: list
 ) -> None:
     """One more class image for `prompt` (the next seed), written with the manifest that lists it."""
-    from studio.data.files import write_bytes_atomic, write_json_atomic
-
     pipe.unet.eval()
     pipe.text_encoder.eval()
     seed = max([i["seed"] for i in images], default=-1) + 1
@@ -165,8 +165,6 @@ def _draw_class_image(
 
 def record_class_images(run_dir: Path, items: list[TrainingImage]) -> None:
     """The run's own list of the class images it trains on (beside dataset.json); a resume must find the same."""
-    from studio.data.files import write_json_atomic
-
     folders = list(dict.fromkeys(str(i.path.parent) for i in items))  # one per class prompt
     listing = {
         "folder": folders[0],
@@ -323,10 +321,6 @@ class DreamBoothMethod(FrozenVaeMethod):
 def save_pipeline(pipe: Any, folder: Path, prompt: str, check: str = "full") -> float:
     """A diffusers pipeline folder (safetensors only); returns the largest difference its check found: the
     saved weights against those in memory (quick: no second model in memory), or a whole reload's pixels (full)."""
-    from studio.models.saving import save_pipeline_folder
-    from studio.train import export
-    from studio.train.export_check import pipeline_folder_difference
-
     resolution = pipe.unet.config.sample_size * pipe.vae_scale_factor
     save_pipeline_folder(pipe, folder)
     if check == "skip":

@@ -15,7 +15,9 @@ from typing import Any, ClassVar
 
 import torch
 
+from studio.models import load_pipeline, save_single_file
 from studio.train.methods.base import FrozenVaeMethod, load_parameters, parameters_state_dict, unfreeze_whole_unet
+from studio.train.methods.dreambooth.method import save_pipeline
 from studio.train.methods.finetune.config import FinetuneConfig
 
 PIPELINE_FOLDER = "pipeline"
@@ -95,23 +97,17 @@ class FinetuneMethod(FrozenVaeMethod):
     # ---------------------------------------------------------------- outputs
 
     def export(self, pipe: Any, outputs: Path) -> list[Path]:
-        from studio.train.methods.dreambooth.method import save_pipeline
-
         folder = outputs / PIPELINE_FOLDER
         prompt = ""  # any prompt checks the reload; the loop's own check uses the run's sample prompt
         with self.inference_weights(pipe):
             save_pipeline(pipe, folder, prompt, self.export_check)
             files = [folder]
             if self.config.export_single_file:
-                from studio.models import save_single_file
-
                 files.append(save_single_file(pipe, outputs / SINGLE_FILE))
         return files
 
     def load_export(self, pipe: Any, file: Path) -> None:
         """Verification of the single file: load it (configs from the exported folder) into a fresh pipeline."""
-        from studio.models import load_pipeline
-
         loaded = load_pipeline(
             str(file), device="cpu", dtype=torch.float32, config_folder=file.parent / PIPELINE_FOLDER
         )

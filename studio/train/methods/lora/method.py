@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from studio.adapters import kohya, lora_files
+from studio.runs.layout import KOHYA_FILE, LORA_FOLDER
 from studio.train.methods.base import FrozenVaeMethod, load_parameters, parameters_state_dict
 from studio.train.methods.lora.config import LoraConfig
 
@@ -79,9 +81,6 @@ class LoraMethod(FrozenVaeMethod):
         load_parameters(self.parameters(pipe), state, "adapter")
 
     def export(self, pipe: Any, outputs: Path) -> list[Path]:
-        from studio.adapters import kohya, lora_files
-        from studio.runs.layout import KOHYA_FILE, LORA_FOLDER
-
         if self.config.variant in ("loha", "lokr"):
             return [lora_files.save_peft_adapter(pipe, outputs / "peft")]
         files = [lora_files.save_lora_diffusers(pipe, outputs / LORA_FOLDER)]
