@@ -70,23 +70,39 @@ def shape_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def two_subject_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two finished `lora-pocket` runs on the shipped pocket model (~1 minute each, trained once per session): six
-    purple stars "zq" and six green hearts "vx", each on black, white and gray; keyed by trigger."""
+def subject_run(tmp_path_factory: pytest.TempPathFactory):
+    """`run_of(concept)`: a finished `lora-pocket` run (the preset as shipped, samples and checkpoints off) of a
+    `studio.pocket.concept.Concept` on the shipped pocket model. Each concept trains once per session, when first
+    asked for (~1 minute on 2 cores), and its run is shared by every test that asks for it."""
     from studio.paths import POCKET_MODEL_DIR
-    from studio.pocket.concept import Concept, write_concept_images
-    from studio.train.config import resolve_config
-    from studio.train.start import create_run, put_trigger, run_training
 
     if not (POCKET_MODEL_DIR / "model_index.json").is_file():
         pytest.skip("the pocket model is not built yet")
-    root = tmp_path_factory.mktemp("two-subjects")
-    runs = {}
-    for concept in (Concept(), Concept(shape="heart", color="green", trigger="vx")):
-        config = resolve_config("lora-pocket", overrides={"sample_every": "0", "checkpoint_every": "0"})
-        put_trigger(config, concept.trigger)
-        folder = write_concept_images(root / "data" / concept.trigger, concept)
-        run_dir = create_run(config, folder, run_id=concept.trigger, root=root / "runs")
-        assert run_training(run_dir) == "finished"
-        runs[concept.trigger] = run_dir
-    return runs
+    root = tmp_path_factory.mktemp("subjects")
+    finished: dict = {}
+
+    def run_of(concept) -> Path:
+        from studio.pocket.concept import write_concept_images
+        from studio.train.config import resolve_config
+        from studio.train.start import create_run, put_trigger, run_training
+
+        if concept not in finished:
+            config = resolve_config("lora-pocket", overrides={"sample_every": "0", "checkpoint_every": "0"})
+            put_trigger(config, concept.trigger)
+            folder = write_concept_images(root / "data" / concept.trigger, concept)
+            run_dir = create_run(config, folder, run_id=concept.trigger, root=root / "runs")
+            assert run_training(run_dir) == "finished"
+            finished[concept] = run_dir
+        return finished[concept]
+
+    return run_of
+
+
+@pytest.fixture(scope="session")
+def two_subject_runs(subject_run) -> dict[str, Path]:
+    """Two finished `lora-pocket` runs (`subject_run`): six purple stars "zq" (the issue-17 concept, also judged
+    alone by tests/train/test_train_pocket_concept.py) and six green hearts "vx", each on black, white and gray;
+    keyed by trigger."""
+    from studio.pocket.concept import Concept
+
+    return {c.trigger: subject_run(c) for c in (Concept(), Concept(shape="heart", color="green", trigger="vx"))}

@@ -38,15 +38,20 @@ def concept_figures(trainer, concept, names: tuple[str, ...], seeds: int = 8):
 
 @pytest.mark.slow
 @needs_pocket
-def test_lora_pocket_preset_teaches_a_concept_that_obeys_the_prompt(tmp_path) -> None:
+def test_lora_pocket_preset_teaches_a_concept_that_obeys_the_prompt(subject_run) -> None:
     """The shape under its trigger, on a training background and on the background it never saw, and a base
-    prompt without the trigger left as it was."""
-    from studio.train.pocket_concept import train_concept
+    prompt without the trigger left as it was. The run is the session's `subject_run` of the issue-17 concept (the
+    stacked-LoRA tests' "zq"), trained once for all of them."""
+    from studio.pocket.concept import Concept
+    from studio.train.loop import prepare_trainer, set_train_mode
 
-    trainer, concept = train_concept("lora-pocket", tmp_path)
+    concept = Concept()
+    trainer = prepare_trainer(subject_run(concept))  # the run's final weights, from its last checkpoint
+    set_train_mode(trainer, False)
     names = ("as trained", "new background", "drift: red circle")
     figures = concept_figures(trainer, concept, names)
     floors = LORA_FLOORS
+    print("lora-pocket:", figures.as_dict())
     assert all(figures.hits[name] >= floors[name] for name in names), figures.as_dict()
 
 
