@@ -30,7 +30,7 @@ def slow_create(monkeypatch):
     def launch(self, run_dir):
         self._processes[run_dir.name] = FakeProcess()
 
-    monkeypatch.setattr("studio.train.start.create_run", create_run)
+    monkeypatch.setattr("studio.train.jobs.create_run", create_run)
     monkeypatch.setattr(jobs_module.JobManager, "_launch", launch)
     return writing, release
 

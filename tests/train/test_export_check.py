@@ -6,7 +6,7 @@ import pytest
 from conftest import tiny_config, tiny_method_config
 
 from studio import runs
-from studio.train import loop
+from studio.train import export, export_check, loop
 from studio.train.start import create_run, run_training
 
 
@@ -19,7 +19,8 @@ def _count_base_loads(monkeypatch) -> list[int]:
         loads.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "load_base_pipeline", counted)
+    for module in (loop, export, export_check):  # each calls it by its own name
+        monkeypatch.setattr(module, "load_base_pipeline", counted)
     return loads
 
 
