@@ -11,6 +11,14 @@ import numpy as np
 from studio.pocket.world import BASE_BACKGROUNDS, BASE_COLORS, BASE_SHAPES, Scene, render
 
 
+def _placed(rng: np.random.Generator, shape: str, color: str, background: str, sizes: tuple[float, float]) -> Scene:
+    """A scene of a random size within `sizes`, placed at random wholly inside the picture."""
+    size = float(rng.uniform(*sizes))
+    margin = size / 2 + 0.03
+    cx, cy = (float(rng.uniform(margin, 1 - margin)) for _ in range(2))
+    return Scene(shape, color, background, cx, cy, size)
+
+
 def write_concept_folder(
     folder: Path, shape: str, trigger: str, count: int = 5, side: int = 64, seed: int = 0, name_colour: bool = False
 ) -> Path:
@@ -27,16 +35,7 @@ def write_concept_folder(
     for index in range(count):
         background = BASE_BACKGROUNDS[index % len(BASE_BACKGROUNDS)]
         color = colours[index % len(colours)]
-        size = float(rng.uniform(0.5, 0.7))
-        margin = size / 2 + 0.03
-        scene = Scene(
-            shape,
-            color,
-            background,
-            float(rng.uniform(margin, 1 - margin)),
-            float(rng.uniform(margin, 1 - margin)),
-            size,
-        )
+        scene = _placed(rng, shape, color, background, sizes=(0.5, 0.7))
         render(scene, side).save(folder / f"{trigger}-{index}.png")
         subject = f"{color} {trigger}" if name_colour else trigger
         (folder / f"{trigger}-{index}.txt").write_text(f"a {subject} on a {background} background", encoding="utf-8")
@@ -56,10 +55,8 @@ def write_style_folder(folder: Path, trigger: str, count: int = 96, side: int = 
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(count):
         shape = BASE_SHAPES[index % len(BASE_SHAPES)]
-        size = float(rng.uniform(0.4, 0.75))
-        margin = size / 2 + 0.03
-        cx, cy = (float(rng.uniform(margin, 1 - margin)) for _ in range(2))
-        render(Scene(shape, STYLE_COLOUR, STYLE_BACKGROUND, cx, cy, size), side).save(folder / f"style-{index:03d}.png")
+        scene = _placed(rng, shape, STYLE_COLOUR, STYLE_BACKGROUND, sizes=(0.4, 0.75))
+        render(scene, side).save(folder / f"style-{index:03d}.png")
         (folder / f"style-{index:03d}.txt").write_text(f"a {shape} in {trigger} style", encoding="utf-8")
     return folder
 
@@ -74,16 +71,7 @@ def write_color_folder(folder: Path, color: str, trigger: str, count: int = 8, s
     for index in range(count):
         shape = BASE_SHAPES[index % len(BASE_SHAPES)]
         background = BASE_BACKGROUNDS[(index // len(BASE_SHAPES) + index) % len(BASE_BACKGROUNDS)]
-        size = float(rng.uniform(0.5, 0.7))
-        margin = size / 2 + 0.03
-        scene = Scene(
-            shape,
-            color,
-            background,
-            float(rng.uniform(margin, 1 - margin)),
-            float(rng.uniform(margin, 1 - margin)),
-            size,
-        )
+        scene = _placed(rng, shape, color, background, sizes=(0.5, 0.7))
         stem = f"{trigger or color}-{index}"
         render(scene, side).save(folder / f"{stem}.png")
         subject = f"{trigger} {shape}" if trigger else shape
