@@ -11,6 +11,7 @@ import toy_method
 from conftest import tiny_method_config
 
 from studio import runs
+from studio.runs import names as run_names
 from studio.train import advice, estimate, monitor
 from studio.train.config import resolve_config
 from studio.train.methods import MethodFacts, MethodSpec, config_class, get, method_names, register, unregister
@@ -149,6 +150,8 @@ def test_the_toy_method_trains_two_steps_and_its_export_is_listed(toy, tmp_path,
     assert exported.shape == (toy_method.LATENT_CHANNELS,) and not torch.equal(exported, base.float())  # it learnt
     check = next(e for e in runs.read_events(run_dir) if e["type"] == "export")
     assert check["check"] == "quick" and check["max_difference"] < 1e-3  # reloaded by its own load_export
+    # every list reads the run by its method's own label
+    assert run_names.run_label(run_dir) == f"{shapes_folder.name} · Toy bias (tests)"
 
 
 def test_a_method_no_longer_registered_is_refused_by_name(toy) -> None:
