@@ -106,3 +106,14 @@ def two_subject_runs(subject_run) -> dict[str, Path]:
     from studio.pocket.concept import Concept
 
     return {c.trigger: subject_run(c) for c in (Concept(), Concept(shape="heart", color="green", trigger="vx"))}
+
+
+# Under pytest-xdist (./scripts/test runs two workers) a test file stays on one worker, so its module fixtures (often
+# a training) are made once; the files that share the session's pocket-subject runs stay on one worker together.
+SHARED_SESSION_RUNS = {"subject_run", "two_subject_runs"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        shares = SHARED_SESSION_RUNS & set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.xdist_group("pocket-subjects" if shares else item.nodeid.split("::")[0]))
