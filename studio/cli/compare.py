@@ -7,7 +7,7 @@ import time
 
 from studio.cli.generate import add_settings_arguments, engine_from_args, settings_from_args
 from studio.generate.grid import AXIS_KINDS, Axis, best_checkpoint_axes, render_grid, save_grid
-from studio.paths import DATA_DIR
+from studio.paths import data_dir
 
 
 def register(commands) -> None:
@@ -59,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         grid = render_grid(engine, base, x, y, z, on_cell=on_cell)
-    out = args.out or DATA_DIR / "outputs" / "grids" / f"grid-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    out = args.out or data_dir() / "outputs" / "grids" / f"grid-{time.strftime('%Y%m%d-%H%M%S')}.png"
     print(save_grid(grid, out))
     return 0

@@ -8,7 +8,7 @@ from studio.adapters.stack import LoraSpec, SvdiffSpec
 from studio.generate.engine import GenerationEngine, GenerationSettings, fast_form_values, save_images
 from studio.generate.samplers import SAMPLERS
 from studio.generate.scoping import STACKING_MODES
-from studio.paths import DATA_DIR
+from studio.paths import data_dir
 
 
 def register(commands) -> None:
@@ -17,7 +17,7 @@ def register(commands) -> None:
     )
     add_settings_arguments(p, prompt_required=True)
     p.add_argument("--count", "-c", type=int, default=1, help=_help("count"))
-    p.add_argument("--out", default=str(DATA_DIR / "outputs"), help="Folder for the PNGs (default: data/outputs).")
+    p.add_argument("--out", default=str(data_dir() / "outputs"), help="Folder for the PNGs (default: data/outputs).")
     p.set_defaults(handler=run)
 
 

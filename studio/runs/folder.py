@@ -1,4 +1,4 @@
-"""The run folder: everything about a run lives in `DATA_DIR/runs/<run-id>/`, so its state can be rebuilt from disk.
+"""The run folder: everything about a run lives in `<data folder>/runs/<run-id>/`, so its state can be rebuilt from disk.
 
 Layout (fixed roles, see docs/architecture):
     config.yaml     the resolved config (defaults -> preset -> user overrides), written once at creation

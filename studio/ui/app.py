@@ -6,7 +6,7 @@ import gradio as gr
 
 from studio.generate import library
 from studio.generate.engine import GenerationEngine
-from studio.paths import DATA_DIR
+from studio.paths import data_dir
 from studio.runtime import apply_thread_budget, prepare_environment, thread_budget
 from studio.serve import rest
 from studio.serve.admission import Admission, ServeLimits
@@ -65,7 +65,7 @@ def build_app(
 ) -> gr.Blocks:
     """The page and its `gradio_client` API; `admission` bounds API generation (shared with the REST API)."""
     engine = engine or GenerationEngine()
-    workspaces = workspaces or Workspaces(DATA_DIR)
+    workspaces = workspaces or Workspaces(data_dir())
     admission = admission or Admission()
     with gr.Blocks(title="Diffusion Studio") as app:
         gr.Markdown(
@@ -77,9 +77,9 @@ def build_app(
         visitor = visitors.visitor_state()
         loaded = app.load(visitors.visit_handler(workspaces), visitor, visitor, api_visibility="private")
         tab_bar, tabs, built = build_tabs(loaded, engine, workspaces)
-        data_dir = workspaces.root.parent if workspaces.public else workspaces.shared.data_dir
+        folder = workspaces.root.parent if workspaces.public else workspaces.shared.data_dir
         memories = [shown.memory for shown in built.values() if shown.memory is not None]
-        remembered.remember(loaded, memories, remembered.secret(data_dir), tab_bar, tabs)
+        remembered.remember(loaded, memories, remembered.secret(folder), tab_bar, tabs)
         for tab_id, shown in built.items():
             if shown.on_select is not None:
                 shown.on_select.attach(tabs[tab_id].select)
@@ -139,8 +139,9 @@ def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False, limi
     prepare_environment()
     # the UI shares the cores with a training process when one runs: it keeps one for previews and API generation
     apply_thread_budget(thread_budget("ui", sharing=True))
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    workspaces = visitors.public_workspaces(DATA_DIR) if public else Workspaces(DATA_DIR)
+    data = data_dir()
+    data.mkdir(parents=True, exist_ok=True)
+    workspaces = visitors.public_workspaces(data) if public else Workspaces(data)
     if public:
         workspaces.clean_periodically()  # now, then every hour
     else:
@@ -155,7 +156,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, public: bool = False, limi
         theme=theme(),
         footer_links=["api"],
         i18n=ANNOUNCEMENTS,
-        allowed_paths=visitors.served_paths(DATA_DIR, public),  # the data folder at most, nothing else
+        allowed_paths=visitors.served_paths(data, public),  # the data folder at most, nothing else
         max_file_size=workspaces.limits.max_workspace_bytes if public else None,
         app_kwargs=rest.app_kwargs(engine, workspaces, admission),  # /api/v1 on the same server
     )

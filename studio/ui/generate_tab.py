@@ -6,7 +6,7 @@ import gradio as gr
 
 from studio.generate.engine import MAX_COUNT, GenerationEngine, GenerationSettings
 from studio.generate.samplers import sampler_labels
-from studio.paths import DATA_DIR
+from studio.paths import data_dir
 from studio.serve.service import ApiAccess, generation_settings
 from studio.ui.errors import friendly, refusal
 from studio.ui.gallery import results_gallery, saved_for_page
@@ -34,7 +34,7 @@ def build(engine: GenerationEngine, workspaces: Workspaces | None = None) -> Bui
     """The Generate tab. Images go to the outputs/ folder of the visitor's workspace (the data folder's in a
     private studio); a public studio fixes the base models a visitor may load and caps the prompt. It keeps nothing
     across a reload and answers no page event: an empty `BuiltTab`."""
-    workspaces = workspaces or Workspaces(DATA_DIR)
+    workspaces = workspaces or Workspaces(data_dir())
     access = ApiAccess.of(workspaces)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):

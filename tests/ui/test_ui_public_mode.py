@@ -174,13 +174,13 @@ def test_an_api_client_is_a_visitor_of_its_own(tmp_path, shape_files, monkeypatc
     from gradio_client import Client
 
     from studio.ui import app as studio_app
-    from studio.ui import generate_tab, visitors
+    from studio.ui import visitors
 
     public = visitors.public_workspaces(tmp_path / "data")
     alice = public.get(ALICE)
     dataset_tab.import_files(alice, "shapes", shape_files, 64, "zq")
     _run_of(alice)
-    monkeypatch.setattr(generate_tab, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
     blocks = studio_app.build_app(workspaces=public).queue(default_concurrency_limit=1)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
