@@ -280,9 +280,16 @@ def show_pair(a: str | None, b: str | None):
     return (a, b) if a and b else None
 
 
+# On a narrow screen the results column comes after every control, far below the button pressed: bring it into
+# view when a grid is asked for (on a wide one it is beside the buttons, and "nearest" then moves nothing or little)
+SHOW_RESULTS = "() => { document.getElementById('cmp-results')?.scrollIntoView({behavior: 'smooth', block: 'nearest'}); }"
+
+
 def _wire_grids(handlers: _Handlers) -> None:
     """The three ways to a grid: a run's checkpoints, the grid builder, stacked vs each alone."""
     form, ui = handlers.form, handlers.ui
+    for button in (ui.best, ui.render, ui.stack_alone):
+        button.click(None, js=SHOW_RESULTS, api_visibility="private")
     base = {*form.fields.values(), form.extras}
     axes = {c for row in form.axes.values() for c in (row.kind, row.values, row.run)}
     ui.best.click(handlers.compare_checkpoints, inputs=form.run, outputs=ui.grid_outputs, concurrency_id="engine",

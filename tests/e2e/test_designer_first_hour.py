@@ -229,6 +229,16 @@ def test_compare_draws_every_checkpoint_of_a_picked_run_and_names_the_weighted_l
     narrow.get_by_role("tab", name="Compare").click()
     narrow.locator("#cmp-best").wait_for()
     _shot(narrow, "compare-800")
+    # on a narrow screen the results come after every control: asking for a grid brings them into view
+    grid_top = narrow.locator("#cmp-grid").bounding_box()["y"]
+    assert grid_top > 900, "the grid already sits in the first screen: this check would prove nothing"
+    _choose(narrow, "cmp-run", f"{_label(data_dir, RUN_ID)} (finished, {len(STEPS)} checkpoints)")
+    _press_and_read(narrow, "#cmp-best", "images in")
+    narrow.locator("#cmp-grid img").wait_for()
+    narrow.wait_for_timeout(800)  # the smooth scroll ends
+    box = narrow.locator("#cmp-grid").bounding_box()
+    assert 0 <= box["y"] < 900, f"the grid is out of view at y={box['y']}"
+    _shot(narrow, "compare-800-after-compare")
 
 
 def test_lists_follow_the_disk_and_a_refusal_is_one_sentence(open_page, stocked) -> None:
