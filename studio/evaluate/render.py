@@ -7,6 +7,8 @@ so the base model's images come from the same pipeline before any checkpoint's w
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,9 +64,37 @@ def load_checkpoint_weights(run: RunPipeline, folder: Path) -> None:
     run.method.load_trainable_state_dict(run.pipe, load_file(str(folder / TRAINABLE)))
 
 
+@contextmanager
+def merged_adapters(pipe: Any) -> Iterator[int]:
+    """The pipeline's adapter layers (LoRA, DoRA, LoHa, LoKr) merged into their base weights while it renders, then
+    the base weights put back exactly from a copy (unmerging alone subtracts, which leaves rounding behind, and the
+    next checkpoint must start from the same numbers). Merged, a step costs what the base model's does: on the
+    pocket model scoring a LoRA run's checkpoints took half the time. Yields how many layers were merged."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    parts = [getattr(pipe, name, None) for name in ("unet", "text_encoder", "text_encoder_2")]
+    layers = [m for part in parts if part is not None for m in part.modules() if isinstance(m, BaseTunerLayer)]
+    # the copy waits in host memory: on a GPU the base weights are not held twice
+    saved = [{n: p.detach().to("cpu", copy=True) for n, p in layer.get_base_layer().named_parameters()} for layer in layers]
+    for layer in layers:
+        layer.merge()
+    try:
+        yield len(layers)
+    finally:
+        for layer, weights in zip(layers, saved):
+            layer.unmerge()
+            for name, param in layer.get_base_layer().named_parameters():
+                param.data.copy_(weights[name])
+
+
 @torch.no_grad()
 def render_prompts(run: RunPipeline, prompts: list[EvalPrompt], guidance: float = 6.0) -> list[Image.Image]:
     """One image per prompt, each from its own seeded generator: the same whatever the batch size."""
+    with merged_adapters(run.pipe):
+        return _render(run, prompts, guidance)
+
+
+def _render(run: RunPipeline, prompts: list[EvalPrompt], guidance: float) -> list[Image.Image]:
     images: list[Image.Image] = []
     for start in range(0, len(prompts), BATCH):
         chunk = prompts[start : start + BATCH]

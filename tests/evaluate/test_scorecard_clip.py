@@ -98,3 +98,34 @@ def test_real_model_without_clip_or_with_an_absent_one_says_what_to_pass(lora_ru
         evaluate_run(lora_run, checkpoint=2, seeds=1, clip_model="nobody/no-such-clip", save=False)
     with pytest.raises(ValueError, match="no checkpoint at step 7"):
         evaluate_run(lora_run, checkpoint=7, seeds=1, save=False)
+
+
+def test_scoring_renders_with_the_lora_merged_and_puts_the_base_weights_back_exactly(lora_run) -> None:
+    """Merged for speed, the images are the adapter's images, and the next checkpoint starts from the same base."""
+    import numpy as np
+    import torch
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from studio.evaluate.prompts import EvalPrompt
+    from studio.evaluate.render import (
+        _render,
+        checkpoint_folder,
+        load_checkpoint_weights,
+        load_run_pipeline,
+        merged_adapters,
+        render_prompts,
+    )
+
+    run = load_run_pipeline(lora_run, steps=2)
+    load_checkpoint_weights(run, checkpoint_folder(lora_run, 2))
+    layers = [m for m in run.pipe.unet.modules() if isinstance(m, BaseTunerLayer)]
+    before = {id(m): m.get_base_layer().weight.detach().clone() for m in layers}
+    prompts = [EvalPrompt("trained", "a zq on a black background", seed, "a star") for seed in (0, 1)]
+    unmerged = [np.asarray(image, dtype=np.int16) for image in _render(run, prompts, 6.0)]
+    with merged_adapters(run.pipe) as count:
+        assert count == len(layers) > 0 and all(m.merged for m in layers)
+        assert any(not torch.equal(m.get_base_layer().weight, before[id(m)]) for m in layers)  # the LoRA is in
+    merged = [np.asarray(image, dtype=np.int16) for image in render_prompts(run, prompts)]
+    assert max(int(np.abs(a - b).max()) for a, b in zip(unmerged, merged)) <= 2  # rounding, not another model
+    assert not any(m.merged for m in layers)
+    assert all(torch.equal(m.get_base_layer().weight, before[id(m)]) for m in layers)  # bit for bit
