@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,31 +70,45 @@ def shape_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return files
 
 
+def _shared_by_workers(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder every pytest-xdist worker of this session sees (their own temp folders are siblings)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def subject_run(tmp_path_factory: pytest.TempPathFactory):
     """`run_of(concept)`: a finished `lora-pocket` run (the preset as shipped, samples and checkpoints off) of a
-    `studio.pocket.concept.Concept` on the shipped pocket model. Each concept trains once per session, when first
-    asked for (~1 minute on 2 cores), and its run is shared by every test that asks for it."""
+    `studio.pocket.concept.Concept` on the shipped pocket model. Each concept trains once per test session, when
+    first asked for (~1 minute on 2 cores), and its run is shared by every test that asks for it, on whichever
+    worker (./scripts/test runs two): the first trains under a file lock, the others wait and read its run."""
+    from filelock import FileLock
+
     from studio.paths import POCKET_MODEL_DIR
 
     if not (POCKET_MODEL_DIR / "model_index.json").is_file():
         pytest.skip("the pocket model is not built yet")
-    root = tmp_path_factory.mktemp("subjects")
-    finished: dict = {}
+    root = _shared_by_workers(tmp_path_factory, "subjects")
 
     def run_of(concept) -> Path:
+        from studio import runs
         from studio.pocket.concept import write_concept_images
         from studio.train.config import resolve_config
         from studio.train.start import create_run, put_trigger, run_training
 
-        if concept not in finished:
+        run_dir = root / "runs" / concept.trigger
+        with FileLock(str(root / f"{concept.trigger}.lock")):
+            if run_dir.is_dir() and runs.replay(run_dir).status == "finished":
+                return run_dir
+            shutil.rmtree(run_dir, ignore_errors=True)  # a run a killed worker left half-made
             config = resolve_config("lora-pocket", overrides={"sample_every": "0", "checkpoint_every": "0"})
             put_trigger(config, concept.trigger)
             folder = write_concept_images(root / "data" / concept.trigger, concept)
             run_dir = create_run(config, folder, run_id=concept.trigger, root=root / "runs")
             assert run_training(run_dir) == "finished"
-            finished[concept] = run_dir
-        return finished[concept]
+        return run_dir
 
     return run_of
 
@@ -106,14 +121,3 @@ def two_subject_runs(subject_run) -> dict[str, Path]:
     from studio.pocket.concept import Concept
 
     return {c.trigger: subject_run(c) for c in (Concept(), Concept(shape="heart", color="green", trigger="vx"))}
-
-
-# Under pytest-xdist (./scripts/test runs two workers) a test file stays on one worker, so its module fixtures (often
-# a training) are made once; the files that share the session's pocket-subject runs stay on one worker together.
-SHARED_SESSION_RUNS = {"subject_run", "two_subject_runs"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        shares = SHARED_SESSION_RUNS & set(getattr(item, "fixturenames", ()))
-        item.add_marker(pytest.mark.xdist_group("pocket-subjects" if shares else item.nodeid.split("::")[0]))
