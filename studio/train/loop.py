@@ -18,7 +18,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -37,12 +36,12 @@ from studio.runs.checkpoints import (
 )
 from studio.train import distributed
 from studio.train.conditioning import Caches, predict, text_embeddings
-from studio.train.config import RunConfig, TrainingConfig, load_config_file
-from studio.train.data import TrainingImage, batch_at, load_training_images
+from studio.train.config import TrainingConfig, load_config_file
+from studio.train.data import batch_at, load_training_images
 from studio.train.latents import draw_flips, fill_caches, latent_distribution
 from studio.train.methods import method_class
 from studio.train.objective import diffusion_loss, sample_noise, training_target
-from studio.train.trainer_state import checkpoint_state, restore
+from studio.train.trainer_state import Trainer, checkpoint_state, restore
 
 OOM_ADVICE = (
     "out of GPU memory: lower batch_size (use gradient_accumulation to keep the effective batch), "
@@ -52,46 +51,6 @@ OOM_ADVICE = (
 
 class TrainingStopped(Exception):
     """The run stopped with a recorded reason (failed event already written)."""
-
-
-# ------------------------------------------------------------------ the trainer
-
-
-@dataclass
-class Trainer:
-    """Everything a running loop holds. Built by `prepare_trainer`; `train` runs it."""
-
-    run_dir: Path
-    config: RunConfig
-    pipe: Any
-    method: Any
-    noise_scheduler: Any
-    items: list[TrainingImage]
-    accelerator: Any
-    optimizer: Any
-    lr_scheduler: Any
-    params: list[torch.nn.Parameter]
-    generator: torch.Generator
-    caches: Caches | None
-    text_caches: Caches
-    step: int = 0
-    on_event: Callable[[dict], None] | None = None
-    # commands count from the moment this process began preparing: a cancel sent while the model loads still counts
-    watcher: runs.CommandWatcher | None = None
-    # the DeepSpeed engine around pipe.unet when launched with a DeepSpeed config (distributed.py), else None
-    engine: Any = None
-
-    @property
-    def training(self) -> TrainingConfig:
-        return self.config.training
-
-    def emit(self, kind: str, **fields: Any) -> dict:
-        if not self.accelerator.is_main_process:  # one writer per run folder (see distributed.py)
-            return {"type": kind, **fields}
-        event = runs.append_event(self.run_dir, kind, **fields)
-        if self.on_event:
-            self.on_event(event)
-        return event
 
 
 def build_optimizer(params: list[torch.nn.Parameter] | list[dict], training: TrainingConfig, fused: bool = True):
