@@ -34,7 +34,7 @@ from studio.distill.config import LcmDistillConfig
 from studio.models import load_pipeline
 from studio.pocket import world
 from studio.pocket.pretrain import _to_tensor
-from studio.runs.layout import LORA_FILE as DIFFUSERS_WEIGHTS
+from studio.runs.layout import LORA_FILE
 
 STATE_FILE = "state.pt"
 LATENTS_FILE = "latents.pt"
@@ -278,4 +278,4 @@ def save_lcm_lora(pipe, folder: Path) -> Path:
         unet_lora_adapter_metadata=metadata,
         safe_serialization=True,
     )
-    return folder / DIFFUSERS_WEIGHTS
+    return folder / LORA_FILE

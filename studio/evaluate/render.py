@@ -75,7 +75,9 @@ def merged_adapters(pipe: Any) -> Iterator[int]:
     parts = [getattr(pipe, name, None) for name in ("unet", "text_encoder", "text_encoder_2")]
     layers = [m for part in parts if part is not None for m in part.modules() if isinstance(m, BaseTunerLayer)]
     # the copy waits in host memory: on a GPU the base weights are not held twice
-    saved = [{n: p.detach().to("cpu", copy=True) for n, p in layer.get_base_layer().named_parameters()} for layer in layers]
+    saved = [
+        {n: p.detach().to("cpu", copy=True) for n, p in layer.get_base_layer().named_parameters()} for layer in layers
+    ]
     for layer in layers:
         layer.merge()
     try:

@@ -61,7 +61,7 @@ def adapter_label(path: str | Path) -> str:
         return path.stem
     run = next((p for p in path.parents if p.parent.name == "runs"), None)  # a run's export, in any of its forms
     if run is not None:
-        return run_label(run) + (" (kohya)" if path.name == "lora-kohya.safetensors" else "")
+        return run_label(run) + (" (kohya)" if path.name == KOHYA_FILE else "")
     return path.stem if path.suffix == ".safetensors" else path.name
 
 

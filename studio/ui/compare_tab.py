@@ -282,7 +282,9 @@ def show_pair(a: str | None, b: str | None):
 
 # On a narrow screen the results column comes after every control, far below the button pressed: bring it into
 # view when a grid is asked for (on a wide one it is beside the buttons, and "nearest" then moves nothing or little)
-SHOW_RESULTS = "() => { document.getElementById('cmp-results')?.scrollIntoView({behavior: 'smooth', block: 'nearest'}); }"
+SHOW_RESULTS = (
+    "() => { document.getElementById('cmp-results')?.scrollIntoView({behavior: 'smooth', block: 'nearest'}); }"
+)
 
 
 def _wire_grids(handlers: _Handlers) -> None:

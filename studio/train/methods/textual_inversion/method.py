@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from studio.runs.layout import EMBEDDING_FILE
 from studio.train.methods.base import MethodBase
 from studio.train.methods.textual_inversion.config import TextualInversionConfig
 
@@ -72,7 +73,7 @@ STYLE_TEMPLATES = [
 ]
 TEMPLATES = {"object": OBJECT_TEMPLATES, "style": STYLE_TEMPLATES}
 
-DIFFUSERS_FILE = "learned_embeds.safetensors"
+DIFFUSERS_FILE = EMBEDDING_FILE  # the run layout names every file (studio.runs.layout)
 
 
 def placeholder_tokens(config: TextualInversionConfig) -> list[str]:
