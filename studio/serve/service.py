@@ -12,14 +12,10 @@ from pathlib import Path
 
 from studio import runs
 from studio.adapters.stack import split_weight
-from studio.generate.engine import (
-    MAX_PROMPT_BYTES,
-    GeneratedImage,
-    GenerationEngine,
-    GenerationSettings,
-    check_prompt_size,
-)
-from studio.generate.library import data_dir, inside_data
+from studio.data.caption_text import MAX_PROMPT_BYTES, check_prompt_size
+from studio.generate.engine import GeneratedImage, GenerationEngine, GenerationSettings
+from studio.generate.library import inside_data
+from studio.paths import data_dir
 from studio.serve.admission import Admission
 from studio.train.config import list_presets, resolve_config
 from studio.workspace import Workspace, Workspaces

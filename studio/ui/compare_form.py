@@ -15,6 +15,7 @@ import gradio as gr
 from studio.generate import library
 from studio.generate.engine import GenerationSettings
 from studio.generate.grid import NO_LORA, Axis, checkpoint_axis, stack_axis
+from studio.paths import data_dir
 from studio.ui.remembered import Memory
 
 # everything the Playground sends besides the fields shown here: the adapters and how they are applied
@@ -101,7 +102,7 @@ def base_settings(fields: dict, extras: dict | None) -> GenerationSettings:
 
 def _data_file(text: str) -> str:
     """A LoRA named by a path inside the data folder, absolute or relative to it."""
-    return str(library.inside_data(library.data_dir() / text.strip()))
+    return str(library.inside_data(data_dir() / text.strip()))
 
 
 def axis(kind: str, values: str, run: str | None, target: int, extras: dict | None) -> Axis | None:

@@ -17,6 +17,7 @@ from studio.generate import library
 from studio.generate.engine import GenerationEngine, GenerationSettings
 from studio.generate.grid import AXIS_KINDS, Grid, best_checkpoint_axes, render_grid, save_cells, save_grid
 from studio.generate.samplers import sampler_labels
+from studio.paths import data_dir
 from studio.ui.compare_form import (
     CHECKPOINT_HINT,
     DEFAULT_AXES,
@@ -192,13 +193,13 @@ class _Handlers:
     def finish(self, grid: Grid, started: float) -> dict:
         ui = self.ui
         stamp = time.strftime("%Y%m%d-%H%M%S-") + f"{time.time_ns() // 1_000_000 % 1000:03d}"  # two a second
-        folder = library.data_dir() / "outputs" / "grids"
+        folder = data_dir() / "outputs" / "grids"
         path = save_grid(grid, folder / f"grid-{stamp}.png")
         cell_paths = [str(p) for p in save_cells(grid, folder / f"grid-{stamp}-cells")]
         pairs = list(zip(grid.labels, cell_paths))
         first, second = cell_paths[0], cell_paths[-1]
         count = f"{len(cell_paths)} image{'s' if len(cell_paths) != 1 else ''}"
-        note = f"{count} in {time.perf_counter() - started:.1f} s, seed {grid.cells[0]['seed']}. Saved to `{path.relative_to(library.data_dir())}`."
+        note = f"{count} in {time.perf_counter() - started:.1f} s, seed {grid.cells[0]['seed']}. Saved to `{path.relative_to(data_dir())}`."
         return {
             ui.grid_image: str(path),
             ui.status: note,

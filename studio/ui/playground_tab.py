@@ -21,6 +21,7 @@ from studio.generate import library
 from studio.generate.engine import GenerationEngine, GenerationSettings, fast_form_values, save_images
 from studio.generate.png_metadata import read_params
 from studio.generate.scoping import scope_to_prompt
+from studio.paths import data_dir
 from studio.ui.errors import refusal
 from studio.ui.playground_form import (
     SLOTS,
@@ -97,7 +98,7 @@ class _Handlers:
             results = engine.generate(settings, on_step=lambda done, total: progress(done / total, desc="denoising"))
         except (ValueError, OSError) as error:
             raise refusal(str(error)) from error
-        paths = save_images(results, library.data_dir() / "outputs")
+        paths = save_images(results, data_dir() / "outputs")
         params = [r.params for r in results]
         tokens = [t for _, t in engine.adapters(engine.load(settings.model, settings.quantize).pipe).embeddings]
         note = generation_note(settings, params[0]["seconds"], len(paths), tokens)

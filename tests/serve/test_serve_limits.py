@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from studio.cli import main
-from studio.generate.engine import MAX_PROMPT_BYTES, GenerationEngine, GenerationSettings
+from studio.data.caption_text import MAX_PROMPT_BYTES
+from studio.generate.engine import GenerationEngine, GenerationSettings
 from studio.serve import rest, service
 from studio.serve.admission import Admission
 from studio.ui import generate_tab, visitors
